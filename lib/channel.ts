@@ -1,0 +1,321 @@
+/**
+ * A framed, optionally sealed, byte channel over one TCP connection.
+ *
+ * Reads go through one fixed buffer (no allocation per frame, no more memory than one record
+ * whatever the peer declares). Every read and write has an idle timeout: a peer that goes
+ * silent, or stops reading, gets its connection closed. After {@linkcode Channel.seal} every
+ * record is ChaCha20-Poly1305 sealed with a per-direction key and a counter nonce, the 4-byte
+ * length header as associated data.
+ *
+ * @module
+ */
+
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import {
+  checkRecordLength,
+  decodeError,
+  encodeError,
+  FRAME_ERROR,
+  frameName,
+  MAX_PLAIN_BODY,
+  MAX_RECORD_BODY,
+  RECORD_HEADER_SIZE,
+  TAG_SIZE,
+} from "../protocol.ts";
+import {
+  ConnectionError,
+  errorFromWire,
+  IntegrityError,
+  ProtocolError,
+  WIRE,
+  type WireCode,
+} from "./errors.ts";
+
+/** Options for {@linkcode Channel}. */
+export interface ChannelOptions {
+  /**
+   * Milliseconds a single read or write may wait for the peer before the connection is closed.
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
+}
+
+/** A received frame. `payload` is a view into the channel's buffer, valid until the next recv. */
+export interface Frame {
+  type: number;
+  payload: Uint8Array;
+}
+
+const AEAD = "chacha20-poly1305";
+
+/** One direction of the sealed channel: a key and a 64-bit counter used as the nonce. */
+class Direction {
+  #key: Uint8Array;
+  #counter = 0n;
+  #nonce = new Uint8Array(12);
+  #nonceView = new DataView(this.#nonce.buffer);
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+  nextNonce(): Uint8Array {
+    this.#nonceView.setBigUint64(4, this.#counter);
+    this.#counter++;
+    return this.#nonce;
+  }
+  get key(): Uint8Array {
+    return this.#key;
+  }
+}
+
+/** Framed channel over a Deno connection. */
+export class Channel {
+  readonly conn: Deno.Conn;
+  #idleMs: number;
+  #in = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY + 64 * 1024);
+  #start = 0;
+  #end = 0;
+  #out = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY);
+  #outView = new DataView(this.#out.buffer);
+  #send?: Direction;
+  #recv?: Direction;
+  #closed = false;
+  #timedOut = false;
+  #eof = false;
+  /** The peer's protocol version, once its preamble has been accepted. */
+  peerVersion?: number;
+  /** Bytes read from and written to the socket so far. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
+    this.conn = conn;
+    this.#idleMs = options.idleTimeoutMs ?? 30_000;
+  }
+
+  /** Changes the idle timeout (the handshake uses a shorter one than the transfer). */
+  setIdleTimeout(ms: number): void {
+    this.#idleMs = ms;
+  }
+
+  /** From now on every record is sealed with `sendKey` and opened with `recvKey`. */
+  seal(sendKey: Uint8Array, recvKey: Uint8Array): void {
+    this.#send = new Direction(sendKey);
+    this.#recv = new Direction(recvKey);
+  }
+
+  get sealed(): boolean {
+    return this.#send !== undefined;
+  }
+
+  /** True once the peer has closed its side cleanly. */
+  get eof(): boolean {
+    return this.#eof;
+  }
+
+  /** Runs one socket operation under the idle timeout. */
+  async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
+    const timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.close();
+    }, this.#idleMs);
+    try {
+      return await op();
+    } catch (err) {
+      if (this.#timedOut) {
+        throw new ConnectionError(
+          `peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`,
+          WIRE.TIMEOUT,
+        );
+      }
+      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+        throw new ConnectionError(`connection closed while ${what}`);
+      }
+      if (
+        err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+        err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.NotConnected
+      ) {
+        throw new ConnectionError(`connection lost while ${what}`, WIRE.CANCELLED, { cause: err });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Reads until at least `n` bytes are buffered; returns false on a clean EOF before any. */
+  async #fill(n: number, what: string): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#in.length - this.#start < n) {
+      this.#in.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const got = await this.#guard(what, () => this.conn.read(this.#in.subarray(this.#end)));
+      if (got === null) {
+        this.#eof = true;
+        if (this.#end === this.#start) return false;
+        throw new ConnectionError(
+          `connection ended in the middle of ${what} (${this.#end - this.#start} of ${n} bytes)`,
+        );
+      }
+      this.#end += got;
+      this.bytesIn += got;
+    }
+    return true;
+  }
+
+  /** Reads exactly `n` raw bytes (used for the preamble). The view is valid until the next read. */
+  async readExact(n: number, what: string): Promise<Uint8Array> {
+    if (!(await this.#fill(n, what))) {
+      throw new ConnectionError(`peer closed the connection before ${what}`);
+    }
+    const view = this.#in.subarray(this.#start, this.#start + n);
+    this.#start += n;
+    return view;
+  }
+
+  /** Writes raw bytes (the preamble). */
+  async writeRaw(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) {
+      done += await this.#guard("sending", () => this.conn.write(bytes.subarray(done)));
+    }
+    this.bytesOut += bytes.length;
+  }
+
+  /**
+   * Receives the next frame, or null if the peer closed cleanly between frames. An ERROR frame
+   * from the peer is thrown as the matching local error.
+   */
+  async recvOrEnd(): Promise<Frame | null> {
+    if (!(await this.#fill(RECORD_HEADER_SIZE, "a frame header"))) return null;
+    const header = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
+    const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
+    // The length is checked before a single byte more is read or allocated.
+    checkRecordLength(length, this.sealed);
+    await this.#fill(RECORD_HEADER_SIZE + length, "a frame");
+    // Filling may have moved the buffered bytes, so the header is looked up again.
+    const sealedHeader = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
+    const body = this.#in.subarray(
+      this.#start + RECORD_HEADER_SIZE,
+      this.#start + RECORD_HEADER_SIZE + length,
+    );
+    const plain = this.#recv ? this.#open(sealedHeader, body) : body;
+    this.#start += RECORD_HEADER_SIZE + length;
+    const frame = { type: plain[0]!, payload: plain.subarray(1) };
+    if (frame.type === FRAME_ERROR) {
+      const error = decodeError(frame.payload);
+      throw errorFromWire(error.code, error.message);
+    }
+    return frame;
+  }
+
+  /** Receives the next frame; the peer closing here is an error. */
+  async recv(): Promise<Frame> {
+    const frame = await this.recvOrEnd();
+    if (frame === null) {
+      throw new ConnectionError("peer closed the connection before the transfer finished");
+    }
+    return frame;
+  }
+
+  /** Receives the next frame and insists on its type. */
+  async expect(type: number): Promise<Uint8Array> {
+    const frame = await this.recv();
+    if (frame.type !== type) {
+      throw new ProtocolError(
+        `Cannot continue: expected ${frameName(type)}, received ${frameName(frame.type)}`,
+      );
+    }
+    return frame.payload;
+  }
+
+  #open(header: Uint8Array, body: Uint8Array): Uint8Array {
+    const dir = this.#recv!;
+    const decipher = createDecipheriv(AEAD, dir.key, dir.nextNonce(), { authTagLength: TAG_SIZE });
+    decipher.setAAD(header, { plaintextLength: body.length - TAG_SIZE });
+    decipher.setAuthTag(body.subarray(body.length - TAG_SIZE));
+    const plain = decipher.update(body.subarray(0, body.length - TAG_SIZE));
+    try {
+      decipher.final();
+    } catch {
+      throw new IntegrityError(
+        "a frame failed authentication (modified, replayed or reordered in transit)",
+      );
+    }
+    return plain;
+  }
+
+  /**
+   * Sends one frame: `type` followed by the concatenation of `parts`, sealed if the channel is.
+   * The whole record goes out in one write from one reused buffer.
+   */
+  async send(type: number, ...parts: Uint8Array[]): Promise<void> {
+    let plainLength = 1;
+    for (const part of parts) plainLength += part.length;
+    if (plainLength > MAX_PLAIN_BODY) {
+      throw new RangeError(`Cannot send frame: ${plainLength} bytes exceeds ${MAX_PLAIN_BODY}`);
+    }
+    const out = this.#out;
+    const bodyLength = plainLength + (this.#send ? TAG_SIZE : 0);
+    this.#outView.setUint32(0, bodyLength);
+    const typeByte = new Uint8Array([type]);
+    if (this.#send) {
+      const dir = this.#send;
+      const cipher = createCipheriv(AEAD, dir.key, dir.nextNonce(), { authTagLength: TAG_SIZE });
+      cipher.setAAD(out.subarray(0, RECORD_HEADER_SIZE), { plaintextLength: plainLength });
+      let at = RECORD_HEADER_SIZE;
+      out.set(cipher.update(typeByte), at);
+      at += 1;
+      for (const part of parts) {
+        out.set(cipher.update(part), at);
+        at += part.length;
+      }
+      cipher.final();
+      out.set(cipher.getAuthTag(), at);
+    } else {
+      out[RECORD_HEADER_SIZE] = type;
+      let at = RECORD_HEADER_SIZE + 1;
+      for (const part of parts) {
+        out.set(part, at);
+        at += part.length;
+      }
+    }
+    await this.writeRaw(out.subarray(0, RECORD_HEADER_SIZE + bodyLength));
+  }
+
+  /** Tells the peer why we stop, if the connection still takes it. Never throws. */
+  async sendError(code: WireCode, message: string): Promise<void> {
+    if (this.#closed) return;
+    try {
+      this.setIdleTimeout(Math.min(this.#idleMs, 2000));
+      await this.send(FRAME_ERROR, encodeError({ code, message }));
+    } catch {
+      // The peer may be gone already; the local error is what matters now.
+    }
+  }
+
+  /** Half-closes our side so the peer reads EOF after our last frame. */
+  async closeWrite(): Promise<void> {
+    try {
+      await this.conn.closeWrite();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * File digests: XXH3-128 through hash-wasm.
+ *
+ * Why not SHA-256: every frame is already authenticated by ChaCha20-Poly1305, which is what
+ * stops an attacker. The per-file digest guards against everything else (a bug, a bad disk, a
+ * file that changed while being sent, a resumed prefix that differs). On our 2-core test machine
+ * (no SHA extensions) SHA-256 ran at ~0.3 GB/s and XXH3-128 at ~3 GB/s: SHA-256 alone would
+ * have made an encrypted transfer 3x slower.
+ *
+ * @module
+ */
+
+import { createXXHash128, type IHasher } from "hash-wasm";
+import { DIGEST_SIZE } from "../protocol.ts";
+
+export type { IHasher };
+
+/** Name shown next to digests in events and messages. */
+export const DIGEST_NAME = "xxh128";
+
+/** A fresh, initialised hasher. */
+export async function createDigest(): Promise<IHasher> {
+  const hasher = await createXXHash128();
+  hasher.init();
+  return hasher;
+}
+
+/** Finishes a hasher into DIGEST_SIZE bytes. */
+export function finishDigest(hasher: IHasher): Uint8Array {
+  const digest = hasher.digest("binary");
+  if (digest.length !== DIGEST_SIZE) {
+    throw new RangeError(`Unexpected digest size ${digest.length}`);
+  }
+  return digest;
+}
+
+/** Lower-case hex of a digest, as printed and sent in --json events. */
+export function digestHex(digest: Uint8Array): string {
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Feeds the first `length` bytes of the file at `path` into `hasher` (used for resume: both
+ * sides hash the prefix the receiver already has). Returns the bytes actually hashed.
+ */
+export async function hashPrefix(path: string, length: number, hasher: IHasher): Promise<number> {
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(Math.min(1 << 20, Math.max(length, 1)));
+  let done = 0;
+  while (done < length) {
+    const got = await file.read(buf.subarray(0, Math.min(buf.length, length - done)));
+    if (got === null) break;
+    hasher.update(buf.subarray(0, got));
+    done += got;
+  }
+  return done;
+}
+
+/** True if two digests are the same bytes. */
+export function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,353 @@
+/**
+ * The command lines of sender.ts and receiver.ts: flags, help texts, addresses, the code
+ * phrase's source, and the one place that turns a thrown error into a line and an exit code.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { DEFAULT_PORT } from "../protocol.ts";
+import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
+import { ConnectionError, EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import { DEFAULT_MAX_FILES } from "./receive.ts";
+
+/** Exit codes as printed in --help and README.md. */
+export const EXIT_CODES_HELP = `EXIT CODES:
+  0    everything was sent and verified
+  1    the transfer failed (protocol error, I/O error)
+  2    bad command line
+  3    could not connect, or the peer went away or stopped answering
+  4    wrong code phrase (or too many wrong guesses)
+  5    integrity failure: data did not match its size, digest or seal
+  6    refused by the receiver (exists, unsafe name, too large, no space, busy)
+  130  interrupted (Ctrl-C); partial files are kept as NAME.part for resume`;
+
+const ENVIRONMENT_HELP = `ENVIRONMENT:
+  FERRY_CODE    the code phrase; safer than --code, which other users can see with ps
+  FERRY_DEBUG   set to 1 for stack traces on errors
+  NO_COLOR      set to disable colour`;
+
+export const SENDER_HELP = `ferry sender: send files and folders, encrypted and verified.
+
+USAGE:
+  sender.ts HOST[:PORT] PATH... [OPTIONS]
+  sender.ts --listen [--port N] PATH... [OPTIONS]
+
+  PATH is a file, a folder (sent recursively), or - for standard input (with --name).
+
+OPTIONS:
+  --code PHRASE       code phrase shown by the listening side (prefer FERRY_CODE)
+  --compress MODE     auto, zstd, gzip or none                       [default: auto]
+  --name NAME         name for a single PATH or for stdin            [default: base name]
+  --listen            wait for a receiver instead of connecting; prints address and code
+  --host ADDR         with --listen, the address to listen on        [default: 0.0.0.0]
+  -p, --port N        port to connect to or listen on (0: any free)  [default: ${DEFAULT_PORT}]
+  --once              with --listen, exit after the first receiver
+  --timeout SECONDS   give up on a peer silent for this long         [default: 30]
+  --legacy            the Python tutorial's plaintext wire (one file, no encryption)
+  --json              one JSON event per line on stdout, no bars
+  -q, --quiet         print nothing but errors
+  -h, --help          show this help
+
+EXAMPLES:
+  receiver.ts                                   # prints: listening on ... code 7-absurd-ribbon-castle
+  FERRY_CODE=7-absurd-ribbon-castle sender.ts 192.168.1.20 report.pdf photos/
+  tar c dir | FERRY_CODE=... sender.ts 192.168.1.20 - --name dir.tar
+  sender.ts --listen big.iso                    # then: receiver.ts --connect HOST --code ...
+  sender.ts --legacy 192.168.1.20:5001 data.csv # to the tutorial's receiver.py
+
+${EXIT_CODES_HELP}
+
+${ENVIRONMENT_HELP}`;
+
+export const RECEIVER_HELP =
+  `ferry receiver: receive files, encrypted and verified, from many senders at once.
+
+USAGE:
+  receiver.ts [OPTIONS]
+  receiver.ts --connect HOST[:PORT] [OPTIONS]
+
+OPTIONS:
+  --host ADDR         address to listen on                           [default: 0.0.0.0]
+  -p, --port N        port to listen on (0: any free port)           [default: ${DEFAULT_PORT}]
+  -d, --dir DIR       folder to write into                           [default: .]
+  --code PHRASE       use this code phrase instead of a fresh one (prefer FERRY_CODE)
+  --once              exit after the first transfer
+  --overwrite         replace existing files (atomically); default is to refuse them
+  --connect HOST[:PORT]  fetch from a sender started with --listen
+  --stdout            write the single received file to standard output
+  --max-size BYTES    refuse transfers larger than this (suffixes K, M, G)  [default: none]
+  --max-files N       refuse offers with more entries                [default: ${DEFAULT_MAX_FILES}]
+  --max-connections N  senders served at once                        [default: 64]
+  --timeout SECONDS   give up on a peer silent for this long         [default: 30]
+  --legacy            the Python tutorial's plaintext wire
+  --json              one JSON event per line on stdout, no bars
+  -q, --quiet         print nothing but errors (and the code, if one was generated)
+  -h, --help          show this help
+
+EXAMPLES:
+  receiver.ts --dir downloads                   # prints the address and a code phrase
+  FERRY_CODE=7-absurd-ribbon-castle receiver.ts --connect 192.168.1.20
+  receiver.ts --once --stdout > file.tar
+  receiver.ts --legacy                          # for the tutorial's sender.py
+
+${EXIT_CODES_HELP}
+
+${ENVIRONMENT_HELP}`;
+
+/** Options both scripts share. */
+export interface CommonOptions {
+  host: string;
+  port: number;
+  code?: string;
+  legacy: boolean;
+  json: boolean;
+  quiet: boolean;
+  once: boolean;
+  timeoutMs: number;
+}
+
+/** Parsed sender command line. */
+export interface SenderOptions extends CommonOptions {
+  paths: string[];
+  listen: boolean;
+  compress: CompressMode;
+  name?: string;
+}
+
+/** Parsed receiver command line. */
+export interface ReceiverOptions extends CommonOptions {
+  dir: string;
+  overwrite: boolean;
+  connect?: { host: string; port: number };
+  stdout: boolean;
+  maxSize: number;
+  maxFiles: number;
+  maxConnections: number;
+}
+
+const COMMON_FLAGS = {
+  code: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  once: { type: "boolean" },
+  timeout: { type: "string" },
+  legacy: { type: "boolean" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function parse<T extends Record<string, { type: "string" | "boolean"; short?: string }>>(
+  args: string[],
+  flags: T,
+) {
+  try {
+    return parseArgs({ args, options: flags, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
+  }
+}
+
+/** Parses the sender's arguments; `help` is returned as null. */
+export function parseSenderArgs(args: string[]): SenderOptions | null {
+  const { values, positionals } = parse(args, {
+    ...COMMON_FLAGS,
+    compress: { type: "string" },
+    name: { type: "string" },
+    listen: { type: "boolean" },
+  });
+  if (values.help) return null;
+  const listen = values.listen ?? false;
+  let host = values.host ?? "0.0.0.0";
+  let port = parsePort(values.port ?? String(DEFAULT_PORT));
+  let paths = positionals;
+  if (!listen) {
+    if (positionals.length < 2) {
+      throw new UsageError("usage: sender.ts HOST[:PORT] PATH... (see --help)");
+    }
+    const address = parseAddress(positionals[0]!, values.port ? port : DEFAULT_PORT);
+    host = address.host;
+    port = address.port;
+    paths = positionals.slice(1);
+  } else if (positionals.length < 1) {
+    throw new UsageError("usage: sender.ts --listen PATH... (see --help)");
+  }
+  const compress = (values.compress ?? "auto") as CompressMode;
+  if (!COMPRESS_MODES.includes(compress)) {
+    throw new UsageError(`--compress must be one of ${COMPRESS_MODES.join(", ")}`);
+  }
+  const stdinCount = paths.filter((p) => p === "-").length;
+  if (stdinCount > 1) throw new UsageError("stdin (-) can be sent only once");
+  return {
+    ...common(values),
+    host,
+    port,
+    paths,
+    listen,
+    compress,
+    once: (values.once ?? false) || stdinCount > 0,
+    ...(values.name !== undefined ? { name: values.name } : {}),
+  };
+}
+
+/** Parses the receiver's arguments; `help` is returned as null. */
+export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
+  const { values, positionals } = parse(args, {
+    ...COMMON_FLAGS,
+    dir: { type: "string", short: "d" },
+    overwrite: { type: "boolean" },
+    connect: { type: "string" },
+    stdout: { type: "boolean" },
+    "max-size": { type: "string" },
+    "max-files": { type: "string" },
+    "max-connections": { type: "string" },
+  });
+  if (values.help) return null;
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument: ${positionals[0]} (see --help)`);
+  }
+  const stdout = values.stdout ?? false;
+  return {
+    ...common(values),
+    host: values.host ?? "0.0.0.0",
+    port: parsePort(values.port ?? String(DEFAULT_PORT)),
+    dir: values.dir ?? ".",
+    overwrite: values.overwrite ?? false,
+    stdout,
+    // Standard output can take one file only.
+    once: (values.once ?? false) || stdout,
+    maxSize: values["max-size"] ? parseSize(values["max-size"]) : Infinity,
+    maxFiles: parseCount(values["max-files"], DEFAULT_MAX_FILES, "--max-files"),
+    maxConnections: parseCount(values["max-connections"], 64, "--max-connections"),
+    ...(values.connect ? { connect: parseAddress(values.connect, DEFAULT_PORT) } : {}),
+  };
+}
+
+function common(values: {
+  code?: string | undefined;
+  legacy?: boolean | undefined;
+  json?: boolean | undefined;
+  quiet?: boolean | undefined;
+  timeout?: string | undefined;
+}): Omit<CommonOptions, "host" | "port" | "once"> {
+  const code = values.code ?? readEnv("FERRY_CODE");
+  const timeout = values.timeout === undefined ? 30 : Number(values.timeout);
+  if (!(timeout > 0)) throw new UsageError("--timeout must be a positive number of seconds");
+  if (values.legacy && code !== undefined && values.code !== undefined) {
+    throw new UsageError("--legacy is plaintext and takes no --code");
+  }
+  return {
+    legacy: values.legacy ?? false,
+    json: values.json ?? false,
+    quiet: values.quiet ?? false,
+    timeoutMs: timeout * 1000,
+    ...(code !== undefined && code !== "" ? { code } : {}),
+  };
+}
+
+/** Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address. */
+export function parseAddress(text: string, defaultPort: number): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (bracketed) {
+    return {
+      host: bracketed[1]!,
+      port: bracketed[2] ? parsePort(bracketed[2]) : defaultPort,
+    };
+  }
+  const colons = text.split(":").length - 1;
+  if (colons === 1) {
+    const [host, port] = text.split(":") as [string, string];
+    if (host === "") throw new UsageError(`missing host in ${text}`);
+    return { host, port: parsePort(port) };
+  }
+  if (text === "") throw new UsageError("missing host");
+  return { host: text, port: defaultPort };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`invalid port: ${text}`);
+  return port;
+}
+
+function parseCount(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1) throw new UsageError(`${flag} must be a positive whole number`);
+  return n;
+}
+
+/** Parses `1000`, `10K`, `5M`, `2G` (powers of 1024). */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  if (!match) throw new UsageError(`invalid size: ${text} (examples: 500M, 2G)`);
+  const power = " KMGT".indexOf((match[2] || " ").toUpperCase());
+  return Math.floor(Number(match[1]) * 1024 ** power);
+}
+
+/** Reads an environment variable if we are allowed to, without ever prompting. */
+export function readEnv(name: string): string | undefined {
+  const status = Deno.permissions.querySync({ name: "env", variable: name });
+  return status.state === "granted" ? Deno.env.get(name) : undefined;
+}
+
+/** Connects, turning the runtime's errors into a one-line ConnectionError (exit 3). */
+export async function connect(host: string, port: number): Promise<Deno.TcpConn> {
+  try {
+    return await Deno.connect({ hostname: host, port });
+  } catch (err) {
+    const why = err instanceof Deno.errors.ConnectionRefused
+      ? "connection refused (is the other side running and listening?)"
+      : (err as Error).message.replace(/ \(os error \d+\)/, "");
+    throw new ConnectionError(`could not connect to ${formatHost(host, port)}: ${why}`);
+  }
+}
+
+/** `host:port`, with brackets around IPv6. */
+export function formatHost(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Runs a script's main(): prints its error as one `ferry:` line (never the code phrase, a stack
+ * only with FERRY_DEBUG=1) and exits with the documented code. Ctrl-C exits 130.
+ */
+export async function runMain(
+  main: () => Promise<number>,
+  secrets: () => readonly string[],
+  help: string,
+): Promise<never> {
+  Deno.addSignalListener("SIGINT", () => {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode("\nferry: interrupted; partial files are kept as NAME.part\n"),
+    );
+    Deno.exit(EXIT.INTERRUPTED);
+  });
+  let code: number;
+  try {
+    code = await main();
+  } catch (err) {
+    if (readEnv("FERRY_DEBUG") === "1") console.error(err);
+    const line = formatError(err, secrets());
+    const exitCode = exitCodeOf(err);
+    if (Deno.args.includes("--json")) {
+      Deno.stdout.writeSync(new TextEncoder().encode(
+        JSON.stringify({
+          event: "error",
+          message: line.replace(/^ferry: /, ""),
+          exit_code: exitCode,
+        }) +
+          "\n",
+      ));
+    }
+    Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
+    if (err instanceof UsageError && !line.includes("--help")) {
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(`ferry: ${help.split(":")[0]} --help shows usage\n`),
+      );
+    }
+    code = exitCode;
+  }
+  Deno.exit(code);
+}

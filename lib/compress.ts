@@ -1,0 +1,91 @@
+/**
+ * Per-chunk compression. `auto` tries zstd (level 1, fast) and keeps a chunk compressed only if
+ * it saves at least 10%; after a chunk that does not pay it stops trying for a while, so
+ * incompressible data (video, archives, random bytes) costs one trial every 32 chunks.
+ *
+ * The receiver never expands a chunk past CHUNK_SIZE: a zip bomb is refused, not inflated.
+ *
+ * @module
+ */
+
+import * as zlib from "node:zlib";
+import { CAP_GZIP, CAP_ZSTD, CHUNK_SIZE, CODEC_GZIP, CODEC_RAW, CODEC_ZSTD } from "../protocol.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** What `--compress` accepts. */
+export type CompressMode = "auto" | "zstd" | "gzip" | "none";
+export const COMPRESS_MODES: readonly CompressMode[] = ["auto", "zstd", "gzip", "none"];
+
+/** Our compression capabilities, announced in HELLO. */
+export const COMPRESS_CAPS = CAP_ZSTD | CAP_GZIP;
+
+/** Smallest chunk worth trying. */
+const MIN_TRY = 512;
+/** Chunks skipped after one that did not compress, in `auto`. */
+const BACKOFF_CHUNKS = 32;
+/** A compressed chunk is kept only below this fraction of the original. */
+const KEEP_RATIO = 0.9;
+
+const ZSTD_OPTIONS = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
+const GZIP_OPTIONS = { level: 1 };
+
+/** Encoded chunk: the codec byte for DATA and the bytes to send. */
+export interface Compressed {
+  codec: number;
+  data: Uint8Array;
+}
+
+/** Compresses chunks for one transfer; remembers whether compression has been paying. */
+export class ChunkCompressor {
+  #codec: number;
+  #auto: boolean;
+  #skip = 0;
+  /** Bytes before and after compression, for reporting. */
+  rawBytes = 0;
+  wireBytes = 0;
+
+  /** @param peerCaps The peer's HELLO capabilities: we only use a codec it announced. */
+  constructor(mode: CompressMode, peerCaps: number) {
+    this.#auto = mode === "auto";
+    if ((mode === "auto" || mode === "zstd") && peerCaps & CAP_ZSTD) this.#codec = CODEC_ZSTD;
+    else if (mode === "gzip" && peerCaps & CAP_GZIP) this.#codec = CODEC_GZIP;
+    else this.#codec = CODEC_RAW;
+  }
+
+  compress(chunk: Uint8Array): Compressed {
+    this.rawBytes += chunk.length;
+    let result: Compressed = { codec: CODEC_RAW, data: chunk };
+    if (this.#codec !== CODEC_RAW && chunk.length >= MIN_TRY) {
+      if (this.#skip > 0) {
+        this.#skip--;
+      } else {
+        const packed = this.#codec === CODEC_ZSTD
+          ? zlib.zstdCompressSync(chunk, ZSTD_OPTIONS)
+          : zlib.gzipSync(chunk, GZIP_OPTIONS);
+        if (packed.length <= chunk.length * KEEP_RATIO) {
+          result = { codec: this.#codec, data: packed };
+        } else if (this.#auto) {
+          this.#skip = BACKOFF_CHUNKS;
+        }
+      }
+    }
+    this.wireBytes += result.data.length;
+    return result;
+  }
+}
+
+/** Decodes one DATA payload body; never produces more than `limit` bytes. */
+export function decompressChunk(codec: number, data: Uint8Array, limit = CHUNK_SIZE): Uint8Array {
+  if (codec === CODEC_RAW) return data;
+  const options = { maxOutputLength: limit };
+  try {
+    if (codec === CODEC_ZSTD) return zlib.zstdDecompressSync(data, options);
+    if (codec === CODEC_GZIP) return zlib.gunzipSync(data, options);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new ProtocolError(`Cannot decompress chunk: it expands beyond ${limit} bytes`);
+    }
+    throw new ProtocolError("Cannot decompress chunk: corrupt compressed data");
+  }
+  throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
+}

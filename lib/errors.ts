@@ -1,0 +1,222 @@
+/**
+ * Errors and exit codes: the one place that decides what a failure is called, which exit code
+ * it gets, and how it is printed (one line, starting with `ferry:`).
+ *
+ * @module
+ */
+
+/** Exit codes, documented in README.md and in `--help`. */
+export const EXIT = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  CONNECTION: 3,
+  AUTH: 4,
+  INTEGRITY: 5,
+  REFUSED: 6,
+  INTERRUPTED: 130,
+} as const;
+
+/** Error codes carried on the wire in ERROR frames and per-file results (see PROTOCOL.md). */
+export const WIRE = {
+  PROTOCOL: 1,
+  VERSION: 2,
+  WRONG_CODE: 3,
+  TOO_MANY_ATTEMPTS: 4,
+  TIMEOUT: 5,
+  BUSY: 6,
+  INTEGRITY: 7,
+  EXISTS: 8,
+  BAD_NAME: 9,
+  TOO_LARGE: 10,
+  NO_SPACE: 11,
+  WRITE_FAILED: 12,
+  SYMLINK: 13,
+  DUPLICATE: 14,
+  CANCELLED: 15,
+  READ_FAILED: 16,
+} as const;
+
+/** A wire error code, one of the values of {@linkcode WIRE}. */
+export type WireCode = typeof WIRE[keyof typeof WIRE];
+
+/** The message each wire code stands for, worded for the person at either end. */
+export const WIRE_MESSAGES: Record<WireCode, string> = {
+  [WIRE.PROTOCOL]: "protocol error",
+  [WIRE.VERSION]: "unsupported protocol version",
+  [WIRE.WRONG_CODE]: "wrong code",
+  [WIRE.TOO_MANY_ATTEMPTS]: "too many wrong codes; the listener stopped accepting guesses",
+  [WIRE.TIMEOUT]: "timed out",
+  [WIRE.BUSY]: "receiver is busy (too many connections); try again later",
+  [WIRE.INTEGRITY]: "integrity check failed",
+  [WIRE.EXISTS]: "already exists on the receiver (the receiver can pass --overwrite)",
+  [WIRE.BAD_NAME]: "unsafe file name",
+  [WIRE.TOO_LARGE]: "too large for the receiver's --max-size",
+  [WIRE.NO_SPACE]: "receiver has no space left; the partial file is kept for resume",
+  [WIRE.WRITE_FAILED]: "receiver could not write the file",
+  [WIRE.SYMLINK]: "path goes through a symlink on the receiver",
+  [WIRE.DUPLICATE]: "duplicate entry",
+  [WIRE.CANCELLED]: "cancelled by the peer",
+  [WIRE.READ_FAILED]: "sender could not read the file",
+};
+
+/** Base class: a failure with an exit code and, where the peer should hear of it, a wire code. */
+export class FerryError extends Error {
+  /** Process exit code for this failure. */
+  readonly exitCode: number;
+  /** Code sent to the peer in an ERROR frame. */
+  readonly wireCode: WireCode;
+  /** True if the peer reported this error to us (so we do not echo it back). */
+  fromPeer = false;
+  constructor(message: string, exitCode: number, wireCode: WireCode, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FerryError";
+    this.exitCode = exitCode;
+    this.wireCode = wireCode;
+  }
+}
+
+/** Bad command line (exit 2). */
+export class UsageError extends FerryError {
+  constructor(message: string) {
+    super(message, EXIT.USAGE, WIRE.PROTOCOL);
+    this.name = "UsageError";
+  }
+}
+
+/** Could not connect, the peer went away, or it stopped answering (exit 3). */
+export class ConnectionError extends FerryError {
+  constructor(message: string, wireCode: WireCode = WIRE.CANCELLED, options?: ErrorOptions) {
+    super(message, EXIT.CONNECTION, wireCode, options);
+    this.name = "ConnectionError";
+  }
+}
+
+/** Wrong code phrase, or too many wrong guesses (exit 4). */
+export class AuthError extends FerryError {
+  constructor(message = "wrong code", wireCode: WireCode = WIRE.WRONG_CODE) {
+    super(message, EXIT.AUTH, wireCode);
+    this.name = "AuthError";
+  }
+}
+
+/** Bytes that do not match what was declared, hashed or sealed (exit 5). */
+export class IntegrityError extends FerryError {
+  constructor(message: string) {
+    super(message, EXIT.INTEGRITY, WIRE.INTEGRITY);
+    this.name = "IntegrityError";
+  }
+}
+
+/** The receiver said no: exists, too large, no space, unsafe name (exit 6). */
+export class RefusedError extends FerryError {
+  constructor(message: string, wireCode: WireCode) {
+    super(message, EXIT.REFUSED, wireCode);
+    this.name = "RefusedError";
+  }
+}
+
+/** The peer broke the protocol: garbage, bad lengths, frames out of place (exit 1). */
+export class ProtocolError extends FerryError {
+  constructor(message: string, wireCode: WireCode = WIRE.PROTOCOL) {
+    super(message, EXIT.FAILED, wireCode);
+    this.name = "ProtocolError";
+  }
+}
+
+/** Turns a wire code and message received from the peer into the matching local error. */
+export function errorFromWire(code: number, detail: string): FerryError {
+  const err = localErrorFor(code, detail);
+  err.fromPeer = true;
+  return err;
+}
+
+function localErrorFor(code: number, detail: string): FerryError {
+  const known = (WIRE_MESSAGES as Record<number, string>)[code];
+  const text = known ?? `peer reported error ${code}`;
+  const message = detail && detail !== known ? `${text}: ${detail}` : text;
+  switch (code) {
+    case WIRE.WRONG_CODE:
+    case WIRE.TOO_MANY_ATTEMPTS:
+      return new AuthError(text, code);
+    case WIRE.INTEGRITY:
+      return new IntegrityError(message);
+    case WIRE.EXISTS:
+    case WIRE.BAD_NAME:
+    case WIRE.TOO_LARGE:
+    case WIRE.NO_SPACE:
+    case WIRE.SYMLINK:
+    case WIRE.DUPLICATE:
+    case WIRE.BUSY:
+      return new RefusedError(message, code);
+    case WIRE.TIMEOUT:
+    case WIRE.CANCELLED:
+      return new ConnectionError(`peer: ${message}`, code);
+    default:
+      return new ProtocolError(`peer: ${message}`);
+  }
+}
+
+/** The exit code for any thrown value: ours carry one, anything else is a failed transfer. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof FerryError) return err.exitCode;
+  if (err instanceof Deno.errors.ConnectionRefused) return EXIT.CONNECTION;
+  if (err instanceof Deno.errors.ConnectionReset) return EXIT.CONNECTION;
+  if (err instanceof Deno.errors.BrokenPipe) return EXIT.CONNECTION;
+  return EXIT.FAILED;
+}
+
+/**
+ * Makes text safe for a terminal: control characters (ANSI escapes, newlines, bidi overrides)
+ * are shown as `\xNN` / `\u{NNNN}` instead of being interpreted.
+ *
+ * @example Escape a hostile file name
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * assertEquals(escapeForTerminal("a\x1b[2Jb"), "a\\x1b[2Jb");
+ * ```
+ */
+export function escapeForTerminal(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+      out += `\\x${cp.toString(16).padStart(2, "0")}`;
+    } else if (isInvisibleFormatChar(cp)) {
+      out += `\\u{${cp.toString(16)}}`;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+/** Bidi overrides, isolates and zero-width characters: they make a name display as another. */
+export function isInvisibleFormatChar(cp: number): boolean {
+  return (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+    (cp >= 0x2066 && cp <= 0x2069) || cp === 0xfeff;
+}
+
+/**
+ * One line for the user: `ferry: what happened`. Never a stack trace (unless FERRY_DEBUG=1),
+ * never a secret: every string in `secrets` is blanked out.
+ */
+export function formatError(err: unknown, secrets: readonly string[] = []): string {
+  let text: string;
+  if (err instanceof FerryError) text = err.message;
+  else if (err instanceof Deno.errors.ConnectionRefused) {
+    text = "could not connect: connection refused (is the other side running?)";
+  } else if (err instanceof Deno.errors.NotFound) text = `not found: ${stripErrno(err.message)}`;
+  else if (err instanceof Deno.errors.PermissionDenied) {
+    text = `permission denied: ${stripErrno(err.message)}`;
+  } else if (err instanceof Error) text = stripErrno(err.message);
+  else text = String(err);
+  for (const secret of secrets) {
+    if (secret) text = text.replaceAll(secret, "[code]");
+  }
+  return `ferry: ${escapeForTerminal(text.split("\n")[0] ?? "")}`;
+}
+
+function stripErrno(message: string): string {
+  return message.replace(/ \(os error \d+\)/, "");
+}

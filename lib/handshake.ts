@@ -1,0 +1,143 @@
+/**
+ * The handshake: preamble, HELLO, SPAKE2 key shares, key confirmation, then sealed frames.
+ *
+ * Both sides speak first (preamble, HELLO, PAKE) without waiting for each other, so the whole
+ * handshake costs about one and a half round trips. Nothing about the files is said until both
+ * confirmation MACs have been checked.
+ *
+ * @module
+ */
+
+import { hkdfSync } from "node:crypto";
+import {
+  decodeHello,
+  decodePreamble,
+  encodeHello,
+  encodePreamble,
+  FRAME_CONFIRM,
+  FRAME_HELLO,
+  FRAME_PAKE,
+  PREAMBLE_SIZE,
+  ROLE_RECEIVER,
+  ROLE_SENDER,
+} from "../protocol.ts";
+import type { Channel } from "./channel.ts";
+import { AuthError, ProtocolError, WIRE } from "./errors.ts";
+import { concat, confirmMatches, finishSpake2, startSpake2 } from "./spake2.ts";
+
+/** SPAKE2 identities: they bind the roles, so a sender cannot be reflected back as receiver. */
+export const ID_SENDER: Uint8Array = new TextEncoder().encode("ferry sender");
+export const ID_RECEIVER: Uint8Array = new TextEncoder().encode("ferry receiver");
+const CONFIRM_LABEL = new TextEncoder().encode("ferry/1 hello");
+const KEY_INFO_S2R = new TextEncoder().encode("ferry/1 sender to receiver");
+const KEY_INFO_R2S = new TextEncoder().encode("ferry/1 receiver to sender");
+
+/** Default seconds the peer gets to complete the handshake. */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/**
+ * Counts wrong guesses across connections. A connection counts as a wrong guess from the moment
+ * its key share arrives until its confirmation checks out, so a peer that hangs up after seeing
+ * our confirmation is still counted.
+ */
+export class AttemptLimiter {
+  readonly max: number;
+  #failures = 0;
+  /** @param max Wrong guesses allowed before the listener refuses all further attempts. */
+  constructor(max = 10) {
+    this.max = max;
+  }
+  get failures(): number {
+    return this.#failures;
+  }
+  get exhausted(): boolean {
+    return this.#failures >= this.max;
+  }
+  /** Counts one attempt as failed; the returned function takes it back on success. */
+  begin(): () => void {
+    this.#failures++;
+    let undone = false;
+    return () => {
+      if (!undone) this.#failures--;
+      undone = true;
+    };
+  }
+}
+
+/** Options for {@linkcode handshake}. */
+export interface HandshakeOptions {
+  /** Our role. The sender is SPAKE2's A, the receiver B, whoever listens. */
+  role: "sender" | "receiver";
+  /** Password scalar from {@linkcode passwordScalar}. */
+  w: bigint;
+  /** Our capability bits. */
+  caps: number;
+  /** Shared wrong-guess counter (listeners only). */
+  limiter?: AttemptLimiter;
+  /** Milliseconds the peer gets for each step. @default {15000} */
+  timeoutMs?: number;
+}
+
+/** What the handshake learned about the peer. */
+export interface Session {
+  peerCaps: number;
+}
+
+/**
+ * Runs the handshake on `channel`; on success the channel is sealed. Throws AuthError (exit 4)
+ * on a wrong code, after telling the peer.
+ */
+export async function handshake(channel: Channel, options: HandshakeOptions): Promise<Session> {
+  channel.setIdleTimeout(options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+  const isSender = options.role === "sender";
+  const myHello = encodeHello({ role: isSender ? ROLE_SENDER : ROLE_RECEIVER, caps: options.caps });
+  const spake = startSpake2(isSender ? "A" : "B", options.w);
+
+  // Say everything we can say before hearing from the peer: preamble, hello, key share.
+  await channel.writeRaw(encodePreamble());
+  await channel.send(FRAME_HELLO, myHello);
+  await channel.send(FRAME_PAKE, spake.share);
+
+  // The peer must speak ferry v1 and take the other role.
+  channel.peerVersion = decodePreamble(
+    await channel.readExact(PREAMBLE_SIZE, "the protocol preamble"),
+  );
+  const peerHelloBytes = (await channel.expect(FRAME_HELLO)).slice();
+  const peerHello = decodeHello(peerHelloBytes);
+  if (peerHello.role === (isSender ? ROLE_SENDER : ROLE_RECEIVER)) {
+    throw new ProtocolError(`Cannot pair: both sides are ${options.role}s`);
+  }
+
+  // From the moment the peer's share arrives, this connection counts as a guess.
+  if (options.limiter?.exhausted) {
+    throw new AuthError(
+      "too many wrong codes; no longer accepting guesses",
+      WIRE.TOO_MANY_ATTEMPTS,
+    );
+  }
+  const success = options.limiter?.begin();
+  const peerShare = (await channel.expect(FRAME_PAKE)).slice();
+
+  // Both hellos go into the confirmation keys, so a tampered version or capability fails here.
+  const [senderHello, receiverHello] = isSender
+    ? [myHello, peerHelloBytes]
+    : [peerHelloBytes, myHello];
+  const keys = finishSpake2(spake, peerShare, {
+    idA: ID_SENDER,
+    idB: ID_RECEIVER,
+    aad: concat(CONFIRM_LABEL, senderHello, receiverHello),
+  });
+  await channel.send(FRAME_CONFIRM, keys.myConfirm);
+  const peerConfirm = await channel.expect(FRAME_CONFIRM);
+  if (!confirmMatches(keys.peerConfirm, peerConfirm)) {
+    throw new AuthError();
+  }
+  success?.();
+
+  // One key per direction, so a frame can never be reflected back to its sender.
+  const s2r = new Uint8Array(hkdfSync("sha256", keys.ke, new Uint8Array(0), KEY_INFO_S2R, 32));
+  const r2s = new Uint8Array(hkdfSync("sha256", keys.ke, new Uint8Array(0), KEY_INFO_R2S, 32));
+  if (isSender) channel.seal(s2r, r2s);
+  else channel.seal(r2s, s2r);
+  return { peerCaps: peerHello.caps };
+}

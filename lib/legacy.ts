@@ -1,0 +1,296 @@
+/**
+ * `--legacy`: the classic Python tutorial's plaintext wire, so ferry talks to `sender.py` and
+ * `receiver.py` as they were written.
+ *
+ * The sender writes `name<SEPARATOR>size` in one send, then the raw file bytes, then closes.
+ * There is no framing, no reply, no encryption and no checksum: the only check is the size.
+ *
+ * @module
+ */
+
+import {
+  ConnectionError,
+  EXIT,
+  IntegrityError,
+  ProtocolError,
+  RefusedError,
+  UsageError,
+  WIRE,
+} from "./errors.ts";
+import { KIND_FILE } from "../protocol.ts";
+import type { SourceEntry } from "./manifest.ts";
+import { writeAll, type Writer } from "./io.ts";
+import type { Reporter } from "./report.ts";
+import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
+import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
+
+/** The tutorial's separator between name and size. */
+export const SEPARATOR = "<SEPARATOR>";
+/** The tutorial reads its header with one recv() of this many bytes. */
+export const LEGACY_BUFFER_SIZE = 4096;
+/** Digits in the size field, at most (a 64-bit size). */
+const MAX_SIZE_DIGITS = 20;
+/** Pause after the header so the tutorial's single recv() gets it alone. */
+export const HEADER_PAUSE_MS = 250;
+
+const encoder = new TextEncoder();
+const SEPARATOR_BYTES = encoder.encode(SEPARATOR);
+
+/** Options for {@linkcode sendLegacy}. */
+export interface LegacySendOptions {
+  reporter: Reporter;
+  /** @default {HEADER_PAUSE_MS} */
+  headerPauseMs?: number;
+}
+
+/** Sends one regular file the tutorial's way. */
+export async function sendLegacy(
+  conn: Deno.Conn,
+  entries: readonly SourceEntry[],
+  options: LegacySendOptions,
+): Promise<void> {
+  const entry = entries[0];
+  if (entries.length !== 1 || !entry || entry.kind !== KIND_FILE || entry.source === null) {
+    throw new UsageError(
+      "--legacy sends exactly one regular file (the tutorial's wire has no more)",
+    );
+  }
+  const reporter = options.reporter;
+  await writeAll(conn, encoder.encode(`${entry.name}${SEPARATOR}${entry.size}`));
+  // The tutorial's receiver takes its header from a single recv(4096): if file bytes arrived in
+  // the same read, its int(filesize) would fail. A short pause lets the header travel alone.
+  await new Promise((resolve) => setTimeout(resolve, options.headerPauseMs ?? HEADER_PAUSE_MS));
+  reporter.start("1", 1, entry.size);
+  reporter.fileStart("1", entry.name, entry.size, 0);
+  using file = await Deno.open(entry.source, { read: true });
+  const buffer = new Uint8Array(1 << 20);
+  let sent = 0;
+  while (sent < entry.size) {
+    const got = await file.read(buffer.subarray(0, Math.min(buffer.length, entry.size - sent)));
+    if (got === null) break;
+    try {
+      await writeAll(conn, buffer.subarray(0, got));
+    } catch (err) {
+      throw new ConnectionError("receiver closed the connection", WIRE.CANCELLED, { cause: err });
+    }
+    sent += got;
+    reporter.progress("1", got);
+  }
+  reporter.fileDone("1", { name: entry.name, size: entry.size, status: "ok" });
+  reporter.finish("1", { files: 1, bytes: sent, failed: 0, exitCode: EXIT.OK });
+}
+
+/** The parsed tutorial header. */
+export interface LegacyHeader {
+  name: string;
+  size: number;
+  /** The size digits as received, kept to resolve a header glued to digit file bytes. */
+  digits: string;
+  /** File bytes that arrived in the same read as the header. */
+  rest: Uint8Array;
+}
+
+/**
+ * Parses `name<SEPARATOR>size` from the first bytes of a connection; bytes after the size
+ * digits are file data that came in the same read. Returns undefined if more bytes are needed.
+ */
+export function parseLegacyHeader(buf: Uint8Array, eof: boolean): LegacyHeader | undefined {
+  const at = indexOf(buf, SEPARATOR_BYTES);
+  if (at < 0) {
+    if (buf.length > LEGACY_BUFFER_SIZE || eof) {
+      throw new ProtocolError("Cannot read legacy header: no <SEPARATOR> in the first 4096 bytes");
+    }
+    return undefined;
+  }
+  let end = at + SEPARATOR_BYTES.length;
+  while (end < buf.length && end - at - SEPARATOR_BYTES.length < MAX_SIZE_DIGITS) {
+    const byte = buf[end]!;
+    if (byte < 0x30 || byte > 0x39) break;
+    end++;
+  }
+  const digits = new TextDecoder().decode(buf.subarray(at + SEPARATOR_BYTES.length, end));
+  if (digits === "") {
+    if (end === buf.length && !eof) return undefined;
+    throw new ProtocolError("Cannot read legacy header: the size is not a number");
+  }
+  let rawName: string;
+  try {
+    rawName = new TextDecoder("utf-8", { fatal: true }).decode(buf.subarray(0, at));
+  } catch {
+    throw new ProtocolError("Cannot read legacy header: the name is not valid UTF-8");
+  }
+  // Like the tutorial: keep only the base name.
+  const name = rawName.includes("/") ? rawName.slice(rawName.lastIndexOf("/") + 1) : rawName;
+  const size = Number(digits);
+  if (!Number.isSafeInteger(size)) {
+    throw new ProtocolError("Cannot read legacy header: size too large");
+  }
+  return { name, size, digits, rest: buf.subarray(end) };
+}
+
+/**
+ * When the header and the first file bytes arrive in one read and the file starts with digits,
+ * the greedy parse takes some of them as the size. Given everything received, finds the split
+ * for which the size matches the bytes that followed it; returns how many digits belong to it.
+ */
+export function resolveGluedDigits(digits: string, bytesAfterDigits: number): number | undefined {
+  for (let k = digits.length - 1; k >= 1; k--) {
+    if (Number(digits.slice(0, k)) === digits.length - k + bytesAfterDigits) return k;
+  }
+  return undefined;
+}
+
+/** Options for {@linkcode receiveLegacy}. */
+export interface LegacyReceiveOptions {
+  dir: string;
+  overwrite?: boolean;
+  stdout?: Writer;
+  maxSize?: number;
+  reporter: Reporter;
+  id?: string;
+  /** @default {60000} */
+  idleTimeoutMs?: number;
+}
+
+/** Receives one file the tutorial's way: header, then bytes until the sender closes. */
+export async function receiveLegacy(
+  conn: Deno.Conn,
+  options: LegacyReceiveOptions,
+): Promise<ReceiveSummary> {
+  const id = options.id ?? "1";
+  const reporter = options.reporter;
+  const idleMs = options.idleTimeoutMs ?? 60_000;
+  const buf = new Uint8Array(1 << 20);
+  let filled = 0;
+  let header: LegacyHeader | undefined;
+  let eof = false;
+  while (!header) {
+    const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), idleMs);
+    if (got === null) eof = true;
+    else filled += got;
+    header = parseLegacyHeader(buf.subarray(0, filled), eof);
+    if (eof && !header) throw new ConnectionError("sender closed before sending a header");
+  }
+  const problem = nameProblem(header.name);
+  if (problem) {
+    throw new RefusedError(`unsafe file name from legacy sender (${problem})`, WIRE.BAD_NAME);
+  }
+  if (header.size > (options.maxSize ?? Infinity)) {
+    throw new RefusedError(
+      `${header.name}: ${header.size} bytes is over --max-size`,
+      WIRE.TOO_LARGE,
+    );
+  }
+  const target = `${options.dir}/${header.name}`;
+  const part = target + PART_SUFFIX;
+  if (!options.stdout) {
+    const existing = await lstatOrUndefined(target);
+    if (existing && (!options.overwrite || !existing.isFile)) {
+      throw new RefusedError(
+        `${header.name} already exists (pass --overwrite to replace it)`,
+        WIRE.EXISTS,
+      );
+    }
+    if ((await lstatOrUndefined(part))?.isSymlink) {
+      throw new RefusedError(`${header.name}.part is a symlink`, WIRE.SYMLINK);
+    }
+  }
+  reporter.start(id, 1, header.size);
+  reporter.fileStart(id, header.name, header.size, 0);
+  const out = options.stdout ??
+    await Deno.open(part, { write: true, create: true, truncate: true, mode: 0o600 });
+  let received = 0;
+  let excess = false;
+  try {
+    // Everything after the header, until the sender closes, is the file.
+    let chunk = header.rest;
+    while (true) {
+      if (received + chunk.length > header.size) {
+        excess = true;
+        break;
+      }
+      await writeAll(out, chunk);
+      received += chunk.length;
+      reporter.progress(id, chunk.length);
+      const got = await readIdle(conn, buf, idleMs);
+      if (got === null) break;
+      chunk = buf.subarray(0, got);
+    }
+  } finally {
+    if (out !== options.stdout) (out as Deno.FsFile).close();
+  }
+  if (!excess && received !== header.size && !options.stdout) {
+    const k = resolveGluedDigits(header.digits, received);
+    if (k !== undefined) {
+      await prependBytes(part, encoder.encode(header.digits.slice(k)));
+      received = Number(header.digits.slice(0, k));
+      header.size = received;
+    }
+  }
+  if (excess || received > header.size) {
+    if (!options.stdout) await Deno.remove(part).catch(() => {});
+    throw new IntegrityError(
+      `${header.name}: the sender sent more than the ${header.size} bytes it declared`,
+    );
+  }
+  if (received < header.size) {
+    throw new IntegrityError(
+      `${header.name}: connection closed after ${received} of ${header.size} bytes` +
+        (options.stdout ? "" : `; partial data kept in ${header.name}${PART_SUFFIX}`),
+    );
+  }
+  if (!options.stdout) {
+    await Deno.chmod(part, 0o644);
+    const status = await moveIntoPlace(part, target, options.overwrite ?? false);
+    if (status !== 0) throw new RefusedError(`${header.name} already exists`, WIRE.EXISTS);
+  }
+  reporter.fileDone(id, { name: header.name, size: header.size, status: "ok" });
+  reporter.finish(id, { files: 1, bytes: received, failed: 0, exitCode: EXIT.OK });
+  return { exitCode: EXIT.OK, files: 1, failed: 0, bytes: received };
+}
+
+/** Rewrites `path` with `prefix` in front, streaming (no whole-file buffer). */
+async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
+  const fixed = `${path}.fix`;
+  {
+    using src = await Deno.open(path, { read: true });
+    using dst = await Deno.open(fixed, { write: true, create: true, truncate: true, mode: 0o600 });
+    await writeAll(dst, prefix);
+    const buf = new Uint8Array(1 << 20);
+    while (true) {
+      const got = await src.read(buf);
+      if (got === null) break;
+      await writeAll(dst, buf.subarray(0, got));
+    }
+  }
+  await Deno.rename(fixed, path);
+}
+
+async function readIdle(conn: Deno.Conn, buf: Uint8Array, idleMs: number): Promise<number | null> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, idleMs);
+  try {
+    return await conn.read(buf);
+  } catch (err) {
+    if (timedOut) {
+      throw new ConnectionError(
+        `legacy sender stopped sending for ${idleMs / 1000} s`,
+        WIRE.TIMEOUT,
+      );
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}

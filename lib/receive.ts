@@ -1,0 +1,550 @@
+/**
+ * The receiver's half of a transfer, after the handshake: read the offer, decide for every
+ * entry at once (send, resume, already have it, refuse), then write the files as they stream
+ * in, each to `NAME.part`, renamed into place only after its size and digest check out.
+ *
+ * @module
+ */
+
+import {
+  CHUNK_SIZE,
+  decodeFileEnd,
+  decodeFileStart,
+  decodeIndex,
+  decodeOffer,
+  decodeOfferEnd,
+  encodeDone,
+  encodeReplies,
+  encodeResult,
+  type Entry,
+  FRAME_DATA,
+  FRAME_DONE,
+  FRAME_FILE,
+  FRAME_FILE_END,
+  FRAME_OFFER,
+  FRAME_OFFER_END,
+  FRAME_REPLY,
+  FRAME_RESULT,
+  FRAME_SKIP,
+  frameName,
+  KIND_DIR,
+  KIND_STREAM,
+  MAX_ENTRIES,
+  type Reply,
+  REPLY_HAVE,
+  REPLY_REFUSE,
+  REPLY_RESUME,
+  REPLY_SEND,
+  RESULT_IDENTICAL,
+  RESULT_OK,
+} from "../protocol.ts";
+import type { Channel } from "./channel.ts";
+import {
+  createDigest,
+  digestHex,
+  finishDigest,
+  hashPrefix,
+  type IHasher,
+  sameDigest,
+} from "./checksum.ts";
+import { decompressChunk } from "./compress.ts";
+import {
+  EXIT,
+  IntegrityError,
+  ProtocolError,
+  RefusedError,
+  WIRE,
+  WIRE_MESSAGES,
+  type WireCode,
+} from "./errors.ts";
+import { writeAll, type Writer } from "./io.ts";
+import type { FileStatus, Reporter } from "./report.ts";
+import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
+import { worse } from "./send.ts";
+
+/** Suffix of partial files, kept for resume. */
+export const PART_SUFFIX = ".part";
+/** Default most entries accepted in one offer (`--max-files`). */
+export const DEFAULT_MAX_FILES = 100_000;
+/** Most bytes of names accepted in one offer. */
+export const MAX_OFFER_NAME_BYTES = 64 * 1024 * 1024;
+
+/** Options for {@linkcode receiveEntries}. */
+export interface ReceiveOptions {
+  /** Target folder (`--dir`). */
+  dir: string;
+  /** Replace existing files atomically (`--overwrite`). @default {false} */
+  overwrite?: boolean;
+  /** Write the single offered file here instead of into `dir` (`--stdout`). */
+  stdout?: Writer;
+  /** Most bytes accepted in one transfer (`--max-size`). @default {Infinity} */
+  maxSize?: number;
+  /** Most entries accepted in one offer (`--max-files`). @default {100000} */
+  maxFiles?: number;
+  reporter: Reporter;
+  /** Label for events from this connection. @default {"1"} */
+  id?: string;
+  /** Idle timeout once the transfer runs. @default {60000} */
+  idleTimeoutMs?: number;
+  /** Target paths other connections are writing right now (shared by all connections). */
+  claims?: Set<string>;
+}
+
+/** How a transfer went, from the receiver's side. */
+export interface ReceiveSummary {
+  exitCode: number;
+  files: number;
+  failed: number;
+  bytes: number;
+}
+
+/** What the receiver decided for one entry, and what became of it. */
+interface Plan {
+  entry: Entry;
+  reply: Reply;
+  target: string;
+  /** Hasher state after the resumed prefix. */
+  prefixState?: Uint8Array;
+  started: boolean;
+  status?: number;
+}
+
+interface Current {
+  index: number;
+  plan: Plan;
+  file: Deno.FsFile | null;
+  part: string;
+  written: number;
+  offset: number;
+}
+
+/** Runs the receiver's side of one transfer on a sealed channel. */
+export async function receiveEntries(
+  channel: Channel,
+  options: ReceiveOptions,
+): Promise<ReceiveSummary> {
+  const id = options.id ?? "1";
+  const reporter = options.reporter;
+  const claims = options.claims ?? new Set<string>();
+  channel.setIdleTimeout(options.idleTimeoutMs ?? 60_000);
+
+  // 1. Read the whole offer, bounded in entries and in name bytes.
+  const entries = await readOffer(channel, options.maxFiles ?? DEFAULT_MAX_FILES);
+
+  // 2. Decide for every entry at once and answer in one go: no round trip per file.
+  const root = new SafeRoot(options.dir);
+  const hasher = await createDigest();
+  const plans: Plan[] = [];
+  const myClaims: string[] = [];
+  try {
+    await planEntries(entries, root, options, hasher, claims, myClaims, plans);
+    for (const batch of encodeReplies(plans.map((p) => p.reply))) {
+      await channel.send(FRAME_REPLY, batch);
+    }
+    let toReceive = 0;
+    let files = 0;
+    for (const plan of plans) {
+      if (plan.entry.kind === KIND_DIR) continue;
+      files++;
+      if (plan.reply.action !== REPLY_REFUSE) toReceive += plan.entry.size;
+    }
+    reporter.start(id, files, toReceive);
+
+    // 3. Files stream in back to back; each is verified before it is renamed into place.
+    const bytes = await receiveFiles(channel, plans, options, hasher, id);
+
+    // 4. Whatever the sender did not send or skip gets its verdict now.
+    for (let index = 0; index < plans.length; index++) {
+      const plan = plans[index]!;
+      if (plan.entry.kind === KIND_DIR || plan.status !== undefined) continue;
+      if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
+      else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
+      else plan.status = WIRE.PROTOCOL;
+      if (plan.reply.action !== REPLY_REFUSE) {
+        await channel.send(FRAME_RESULT, encodeResult({ index, status: plan.status }));
+      }
+    }
+    await applyFolderTimes(plans, root);
+    let failed = 0;
+    let exitCode: number = EXIT.OK;
+    for (const plan of plans) {
+      if (plan.entry.kind === KIND_DIR) continue;
+      if (plan.status === RESULT_OK || plan.status === RESULT_IDENTICAL) continue;
+      failed++;
+      exitCode = worse(exitCode, exitCodeForStatus(plan.status!));
+      if (plan.reply.action === REPLY_REFUSE || plan.status === WIRE.EXISTS) {
+        report(reporter, id, plan, "refused");
+      }
+    }
+    await channel.send(FRAME_DONE, encodeDone({ files: files - failed, bytes }));
+    return { exitCode, files, failed, bytes };
+  } finally {
+    for (const claim of myClaims) claims.delete(claim);
+  }
+}
+
+async function readOffer(channel: Channel, maxFiles: number): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  let nameBytes = 0;
+  while (true) {
+    const frame = await channel.recv();
+    if (frame.type === FRAME_OFFER_END) {
+      const end = decodeOfferEnd(frame.payload);
+      if (end.count !== entries.length) {
+        throw new ProtocolError(
+          `Cannot accept offer: it announced ${end.count} entries but listed ${entries.length}`,
+        );
+      }
+      return entries;
+    }
+    if (frame.type !== FRAME_OFFER) {
+      throw new ProtocolError(`Cannot accept offer: unexpected ${frameName(frame.type)}`);
+    }
+    nameBytes += frame.payload.length;
+    for (const entry of decodeOffer(frame.payload)) entries.push(entry);
+    if (entries.length > Math.min(maxFiles, MAX_ENTRIES)) {
+      throw new RefusedError(
+        `Cannot accept offer: more than ${Math.min(maxFiles, MAX_ENTRIES)} entries (--max-files)`,
+        WIRE.TOO_LARGE,
+      );
+    }
+    if (nameBytes > MAX_OFFER_NAME_BYTES) {
+      throw new RefusedError("Cannot accept offer: the list of names is too large", WIRE.TOO_LARGE);
+    }
+  }
+}
+
+function refuse(reason: WireCode): Reply {
+  return { action: REPLY_REFUSE, offset: 0, digest: new Uint8Array(0), reason };
+}
+
+const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
+
+async function planEntries(
+  entries: readonly Entry[],
+  root: SafeRoot,
+  options: ReceiveOptions,
+  hasher: IHasher,
+  claims: Set<string>,
+  myClaims: string[],
+  plans: Plan[],
+): Promise<void> {
+  const names = new Set<string>();
+  const fileNames = new Set<string>();
+  const maxSize = options.maxSize ?? Infinity;
+  let accepted = 0;
+  const toStdout = options.stdout !== undefined;
+  const fileCount = entries.filter((e) => e.kind !== KIND_DIR).length;
+  for (const entry of entries) {
+    const plan: Plan = { entry, reply: SEND, target: "", started: false };
+    plans.push(plan);
+    if (nameProblem(entry.name) !== undefined) {
+      plan.reply = refuse(WIRE.BAD_NAME);
+      continue;
+    }
+    if (names.has(entry.name)) {
+      plan.reply = refuse(WIRE.DUPLICATE);
+      continue;
+    }
+    names.add(entry.name);
+    if (insideAFile(entry.name, fileNames)) {
+      plan.reply = refuse(WIRE.BAD_NAME);
+      continue;
+    }
+    if (toStdout) {
+      // --stdout takes exactly one file and no folders.
+      plan.reply = entry.kind === KIND_DIR || fileCount !== 1 ? refuse(WIRE.BAD_NAME) : SEND;
+      continue;
+    }
+    if (entry.kind === KIND_DIR) {
+      const refusal = await root.ensureDir(entry.name);
+      if (refusal) plan.reply = refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
+      plan.target = root.path(entry.name);
+      continue;
+    }
+    fileNames.add(entry.name);
+    if (accepted + entry.size > maxSize) {
+      plan.reply = refuse(WIRE.TOO_LARGE);
+      continue;
+    }
+    const parentRefusal = await root.ensureParent(entry.name);
+    if (parentRefusal) {
+      plan.reply = refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
+      continue;
+    }
+    plan.target = root.path(entry.name);
+    if (claims.has(plan.target)) {
+      plan.reply = refuse(WIRE.BUSY);
+      continue;
+    }
+    plan.reply = await decide(entry, plan, options.overwrite ?? false, hasher);
+    if (plan.reply.action !== REPLY_REFUSE) {
+      claims.add(plan.target);
+      myClaims.push(plan.target);
+      accepted += entry.size;
+    }
+  }
+}
+
+/** True if some ancestor folder of `name` was offered as a file. */
+function insideAFile(name: string, fileNames: Set<string>): boolean {
+  let cut = name.indexOf("/");
+  while (cut >= 0) {
+    if (fileNames.has(name.slice(0, cut))) return true;
+    cut = name.indexOf("/", cut + 1);
+  }
+  return false;
+}
+
+/** Send, resume, already-have or refuse, from what is on disk now. */
+async function decide(
+  entry: Entry,
+  plan: Plan,
+  overwrite: boolean,
+  hasher: IHasher,
+): Promise<Reply> {
+  const existing = await lstatOrUndefined(plan.target);
+  if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
+  if (existing?.isDirectory) return refuse(WIRE.EXISTS);
+  if (existing && !overwrite) {
+    if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
+    hasher.init();
+    await hashPrefix(plan.target, existing.size, hasher);
+    return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(hasher), reason: 0 };
+  }
+  const part = await lstatOrUndefined(plan.target + PART_SUFFIX);
+  if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
+  if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
+    hasher.init();
+    await hashPrefix(plan.target + PART_SUFFIX, part.size, hasher);
+    plan.prefixState = hasher.save();
+    return { action: REPLY_RESUME, offset: part.size, digest: finishDigest(hasher), reason: 0 };
+  }
+  return SEND;
+}
+
+async function receiveFiles(
+  channel: Channel,
+  plans: Plan[],
+  options: ReceiveOptions,
+  hasher: IHasher,
+  id: string,
+): Promise<number> {
+  const reporter = options.reporter;
+  const maxSize = options.maxSize ?? Infinity;
+  let total = 0;
+  let current: Current | null = null;
+  let keepPart = true;
+  try {
+    while (true) {
+      const frame = await channel.recv();
+      if (frame.type === FRAME_DONE) {
+        if (current) throw new ProtocolError("Cannot finish: a file was left open");
+        return total;
+      }
+      if (frame.type === FRAME_FILE) {
+        if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
+        const start = decodeFileStart(frame.payload);
+        const plan = plans[start.index];
+        if (
+          !plan || plan.started || plan.entry.kind === KIND_DIR ||
+          (plan.reply.action !== REPLY_SEND && plan.reply.action !== REPLY_RESUME)
+        ) {
+          throw new ProtocolError(`Cannot start file ${start.index}: it was not accepted`);
+        }
+        const resuming = plan.reply.action === REPLY_RESUME && start.offset === plan.reply.offset;
+        if (start.offset !== 0 && !resuming) {
+          throw new ProtocolError(`Cannot start file ${start.index} at byte ${start.offset}`);
+        }
+        plan.started = true;
+        hasher.init();
+        if (resuming) hasher.load(plan.prefixState!);
+        const part = plan.target + PART_SUFFIX;
+        const file = options.stdout ? null : await Deno.open(part, {
+          write: true,
+          create: true,
+          truncate: !resuming,
+          mode: 0o600,
+        });
+        if (file && resuming) await file.seek(start.offset, Deno.SeekMode.Start);
+        current = {
+          index: start.index,
+          plan,
+          file,
+          part,
+          written: start.offset,
+          offset: start.offset,
+        };
+        reporter.fileStart(id, plan.entry.name, plan.entry.size, start.offset);
+        continue;
+      }
+      if (frame.type === FRAME_DATA) {
+        if (!current) throw new ProtocolError("Cannot take DATA: no file is open");
+        if (frame.payload.length < 1) throw new ProtocolError("Cannot take DATA: empty frame");
+        const data = decompressChunk(frame.payload[0]!, frame.payload.subarray(1), CHUNK_SIZE);
+        const limit = current.plan.entry.kind === KIND_STREAM ? maxSize : current.plan.entry.size;
+        if (current.written + data.length > limit) {
+          keepPart = false;
+          throw current.plan.entry.kind === KIND_STREAM
+            ? new RefusedError(`${current.plan.entry.name}: larger than --max-size`, WIRE.TOO_LARGE)
+            : new IntegrityError(
+              `${current.plan.entry.name}: the sender sent more bytes than it declared`,
+            );
+        }
+        hasher.update(data);
+        await writeAll(current.file ?? options.stdout!, data);
+        current.written += data.length;
+        total += data.length;
+        reporter.progress(id, data.length);
+        continue;
+      }
+      if (frame.type === FRAME_FILE_END) {
+        if (!current) throw new ProtocolError("Cannot end a file: none is open");
+        const end = decodeFileEnd(frame.payload);
+        const done = current;
+        current = null;
+        done.file?.close();
+        const status = await finishFile(done, end.size, end.digest, finishDigest(hasher), options);
+        done.plan.status = status;
+        await channel.send(FRAME_RESULT, encodeResult({ index: done.index, status }));
+        report(reporter, id, done.plan, statusName(status), {
+          hash: `xxh128:${digestHex(end.digest)}`,
+          resumed: done.offset,
+        });
+        continue;
+      }
+      if (frame.type === FRAME_SKIP) {
+        const index = decodeIndex(frame.payload);
+        const plan = plans[index];
+        if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
+          throw new ProtocolError(`Cannot skip entry ${index}: it was not offered as identical`);
+        }
+        plan.status = RESULT_IDENTICAL;
+        await channel.send(FRAME_RESULT, encodeResult({ index, status: RESULT_IDENTICAL }));
+        report(reporter, id, plan, "identical");
+        continue;
+      }
+      throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
+    }
+  } catch (err) {
+    if (isNoSpace(err)) {
+      throw new RefusedError(
+        `receiver has no space left${current ? ` for ${current.plan.entry.name}` : ""}; ` +
+          "the partial file is kept for resume",
+        WIRE.NO_SPACE,
+      );
+    }
+    throw err;
+  } finally {
+    if (current) {
+      // An interrupted file stays as NAME.part for the next run, unless its bytes were bad.
+      current.file?.close();
+      if (!keepPart) await Deno.remove(current.part).catch(() => {});
+    }
+  }
+}
+
+/** Checks size and digest; on success moves the file into place. Returns the result status. */
+async function finishFile(
+  done: Current,
+  declaredEnd: number,
+  sentDigest: Uint8Array,
+  ourDigest: Uint8Array,
+  options: ReceiveOptions,
+): Promise<number> {
+  const entry = done.plan.entry;
+  const sizeOk = declaredEnd === done.written &&
+    (entry.kind === KIND_STREAM || done.written === entry.size);
+  if (!sizeOk || !sameDigest(sentDigest, ourDigest)) {
+    // Bad bytes are never kept, not even for resume.
+    if (!options.stdout) await Deno.remove(done.part).catch(() => {});
+    return WIRE.INTEGRITY;
+  }
+  if (options.stdout) return RESULT_OK;
+  // Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable.
+  await Deno.chmod(done.part, entry.mode & 0o775);
+  const mtime = new Date(entry.mtime);
+  await Deno.utime(done.part, mtime, mtime);
+  return await moveIntoPlace(done.part, done.plan.target, options.overwrite ?? false);
+}
+
+/**
+ * Renames `part` to `target`. Without overwrite, a hard link makes the step atomic and
+ * no-clobber: it fails if `target` appeared meanwhile, and the .part is kept.
+ */
+export async function moveIntoPlace(
+  part: string,
+  target: string,
+  overwrite: boolean,
+): Promise<number> {
+  if (overwrite) {
+    await Deno.rename(part, target);
+    return RESULT_OK;
+  }
+  try {
+    await Deno.link(part, target);
+    await Deno.remove(part);
+    return RESULT_OK;
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
+    // Some file systems cannot hard-link; check then rename instead.
+    if (await lstatOrUndefined(target)) return WIRE.EXISTS;
+    await Deno.rename(part, target);
+    return RESULT_OK;
+  }
+}
+
+async function applyFolderTimes(plans: readonly Plan[], root: SafeRoot): Promise<void> {
+  // Deepest first, so setting a child's time does not disturb its parent's afterwards.
+  const dirs = plans.filter((p) => p.entry.kind === KIND_DIR && p.reply.action === REPLY_SEND);
+  dirs.sort((a, b) => b.entry.name.length - a.entry.name.length);
+  for (const plan of dirs) {
+    const path = root.path(plan.entry.name);
+    try {
+      await Deno.chmod(path, (plan.entry.mode & 0o775) | 0o700);
+      const mtime = new Date(plan.entry.mtime);
+      await Deno.utime(path, mtime, mtime);
+    } catch {
+      // Not ours to fix: the files are in place, the folder keeps its current time.
+    }
+  }
+}
+
+function report(
+  reporter: Reporter,
+  id: string,
+  plan: Plan,
+  status: FileStatus,
+  extra: { hash?: string; resumed?: number } = {},
+): void {
+  const code = plan.status ?? plan.reply.reason;
+  reporter.fileDone(id, {
+    name: plan.entry.name,
+    size: plan.entry.size,
+    status,
+    ...(status === "ok" ? extra : {}),
+    ...(status === "refused" || status === "failed"
+      ? { reason: WIRE_MESSAGES[code as WireCode] ?? `error ${code}` }
+      : {}),
+  });
+}
+
+function statusName(status: number): FileStatus {
+  if (status === RESULT_OK) return "ok";
+  if (status === RESULT_IDENTICAL) return "identical";
+  return status === WIRE.EXISTS ? "refused" : "failed";
+}
+
+function exitCodeForStatus(status: number): number {
+  if (status === WIRE.INTEGRITY) return EXIT.INTEGRITY;
+  if (status === WIRE.PROTOCOL) return EXIT.FAILED;
+  return EXIT.REFUSED;
+}
+
+/** ENOSPC or EDQUOT, however the runtime words it. */
+export function isNoSpace(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: string }).code;
+  return code === "ENOSPC" || code === "EDQUOT" ||
+    /os error (28|122)\b|No space left/.test(err.message);
+}

@@ -1,0 +1,261 @@
+/**
+ * What the user sees: tqdm-like progress bars on stderr (only on a TTY), one JSON event per line
+ * on stdout with `--json`, and nothing but errors with `--quiet`.
+ *
+ * @module
+ */
+
+import { escapeForTerminal } from "./errors.ts";
+
+/** Options for {@linkcode Reporter}. */
+export interface ReporterOptions {
+  /** One JSON object per line on stdout. @default {false} */
+  json?: boolean;
+  /** Errors only. @default {false} */
+  quiet?: boolean;
+  /** Draw bars; defaults to whether stderr is a terminal. */
+  tty?: boolean;
+}
+
+/** Per-file outcome, as in the `file-done` event. */
+export type FileStatus = "ok" | "identical" | "refused" | "failed";
+
+interface Line {
+  name: string;
+  size: number;
+  bytes: number;
+  started: number;
+}
+
+interface Transfer {
+  files: number;
+  doneFiles: number;
+  totalSize: number;
+  totalBytes: number;
+  started: number;
+  current?: Line;
+}
+
+const encoder = new TextEncoder();
+/** JSON progress events per transfer per second, at most. */
+const JSON_PROGRESS_PER_SECOND = 4;
+/** Bar redraws per second, at most. */
+const BAR_REDRAWS_PER_SECOND = 10;
+
+/** Formats a byte count like tqdm with unit_divisor=1024: `1.50 MiB`. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0
+    ? `${n} B`
+    : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** Formats seconds as m:ss or h:mm:ss. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+/** One bar line: `name  42% |████▏     | 420 MiB/1.00 GiB  390 MiB/s  ETA 0:02`. */
+export function renderBar(label: string, bytes: number, size: number, seconds: number): string {
+  const width = 24;
+  const fraction = size > 0 ? Math.min(1, bytes / size) : 1;
+  const eighths = Math.round(fraction * width * 8);
+  const full = Math.floor(eighths / 8);
+  const partial = eighths % 8;
+  const bar = "█".repeat(full) + (partial ? " ▏▎▍▌▋▊▉"[partial] : "") +
+    " ".repeat(width - full - (partial ? 1 : 0));
+  const rate = seconds > 0 ? bytes / seconds : 0;
+  const eta = rate > 0 ? (size - bytes) / rate : NaN;
+  const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+  const shown = label.length > 28 ? "…" + label.slice(-27) : label.padEnd(28);
+  return `${shown} ${pct} |${bar}| ${formatBytes(bytes)}/${formatBytes(size)}  ${
+    formatBytes(rate)
+  }/s  ETA ${formatDuration(eta)}`;
+}
+
+/** Reports events to the user in the chosen style. One instance per process. */
+export class Reporter {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  readonly tty: boolean;
+  #transfers = new Map<string, Transfer>();
+  #drawnLines = 0;
+  #lastDraw = 0;
+  #lastJsonProgress = new Map<string, number>();
+
+  constructor(options: ReporterOptions = {}) {
+    this.json = options.json ?? false;
+    this.quiet = options.quiet ?? false;
+    this.tty = !this.json && !this.quiet && (options.tty ?? Deno.stderr.isTerminal());
+  }
+
+  /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
+  event(name: string, fields: Record<string, unknown> = {}): void {
+    if (!this.json) return;
+    Deno.stdout.writeSync(encoder.encode(JSON.stringify({ event: name, ...fields }) + "\n"));
+  }
+
+  /** A line of human text on stderr (not with --quiet or --json). */
+  info(text: string): void {
+    if (this.quiet || this.json) return;
+    this.#write(`${text}\n`);
+  }
+
+  /** A line on stderr even with --quiet: the listening address and code must always be seen. */
+  notice(text: string): void {
+    this.#write(`${text}\n`);
+  }
+
+  /** A warning on stderr (not with --quiet). */
+  warn(text: string): void {
+    if (this.quiet) return;
+    this.#write(`ferry: warning: ${escapeForTerminal(text)}\n`);
+  }
+
+  /** An error line on stderr, always; with --json also an `error` event. */
+  error(line: string, exitCode: number): void {
+    this.event("error", { message: line.replace(/^ferry: /, ""), exit_code: exitCode });
+    this.#write(`${line}\n`);
+  }
+
+  /** A transfer (one connection) begins: `files` files, `size` bytes in all. */
+  start(id: string, files: number, size: number): void {
+    this.#transfers.set(id, {
+      files,
+      doneFiles: 0,
+      totalSize: size,
+      totalBytes: 0,
+      started: performance.now(),
+    });
+    this.event("started", { conn: id, files, bytes: size });
+  }
+
+  fileStart(id: string, name: string, size: number, offset: number): void {
+    const t = this.#transfers.get(id);
+    if (t) {
+      t.current = { name, size, bytes: offset, started: performance.now() };
+      t.totalBytes += offset;
+    }
+    this.event("file-start", { conn: id, name, size, offset });
+    this.#draw(false);
+  }
+
+  /** `delta` more bytes of the current file went through. */
+  progress(id: string, delta: number): void {
+    const t = this.#transfers.get(id);
+    if (!t?.current) return;
+    t.current.bytes += delta;
+    t.totalBytes += delta;
+    if (this.json) {
+      const now = performance.now();
+      if (now - (this.#lastJsonProgress.get(id) ?? 0) >= 1000 / JSON_PROGRESS_PER_SECOND) {
+        this.#lastJsonProgress.set(id, now);
+        this.event("progress", {
+          conn: id,
+          name: t.current.name,
+          bytes: t.current.bytes,
+          size: t.current.size,
+          total_bytes: t.totalBytes,
+          total_size: t.totalSize,
+        });
+      }
+    }
+    this.#draw(false);
+  }
+
+  fileDone(id: string, fields: {
+    name: string;
+    size: number;
+    status: FileStatus;
+    hash?: string;
+    resumed?: number;
+    reason?: string;
+  }): void {
+    const t = this.#transfers.get(id);
+    if (t) {
+      t.doneFiles++;
+      if (t.current?.name === fields.name) delete t.current;
+      if (fields.status !== "ok") t.totalSize -= Math.max(0, fields.size - (fields.resumed ?? 0));
+    }
+    this.event("file-done", { conn: id, ...fields });
+    if (fields.status === "refused" || fields.status === "failed") {
+      this.#clearBars();
+      this.warn(`${fields.name}: ${fields.status}${fields.reason ? ` (${fields.reason})` : ""}`);
+    }
+    this.#draw(false);
+  }
+
+  /** The transfer ended; prints the summary line. */
+  finish(id: string, fields: {
+    files: number;
+    bytes: number;
+    failed: number;
+    exitCode: number;
+    wireBytes?: number;
+    resumed?: number;
+  }): void {
+    const t = this.#transfers.get(id);
+    const seconds = t ? (performance.now() - t.started) / 1000 : 0;
+    this.#draw(true);
+    this.#drawnLines = 0;
+    this.#transfers.delete(id);
+    this.#lastJsonProgress.delete(id);
+    this.event("done", {
+      conn: id,
+      files: fields.files,
+      bytes: fields.bytes,
+      failed: fields.failed,
+      seconds: Number(seconds.toFixed(3)),
+      wire_bytes: fields.wireBytes,
+      resumed_bytes: fields.resumed ?? 0,
+      exit_code: fields.exitCode,
+    });
+  }
+
+  #write(text: string): void {
+    Deno.stderr.writeSync(encoder.encode(text));
+  }
+
+  #clearBars(): void {
+    if (!this.tty || this.#drawnLines === 0) return;
+    this.#write(`\x1b[${this.#drawnLines}F\x1b[J`);
+    this.#drawnLines = 0;
+  }
+
+  #draw(force: boolean): void {
+    if (!this.tty) return;
+    const now = performance.now();
+    if (!force && now - this.#lastDraw < 1000 / BAR_REDRAWS_PER_SECOND) return;
+    this.#lastDraw = now;
+    const lines: string[] = [];
+    for (const t of this.#transfers.values()) {
+      const seconds = (now - t.started) / 1000;
+      if (t.current && t.files > 1) {
+        const c = t.current;
+        lines.push(
+          renderBar(escapeForTerminal(c.name), c.bytes, c.size, (now - c.started) / 1000),
+        );
+      }
+      const label = t.files > 1 || !t.current
+        ? `total ${t.doneFiles}/${t.files} files`
+        : escapeForTerminal(t.current.name);
+      lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds));
+    }
+    let out = this.#drawnLines > 0 ? `\x1b[${this.#drawnLines}F` : "";
+    for (const line of lines) out += `\x1b[2K${line}\n`;
+    out += "\x1b[J";
+    this.#drawnLines = lines.length;
+    this.#write(out);
+  }
+}

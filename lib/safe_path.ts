@@ -1,0 +1,119 @@
+/**
+ * Safe paths: names from the peer are untrusted. This module decides which names may be written
+ * at all, and makes sure writing one never leaves the target folder, even through a symlink.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { MAX_COMPONENT_BYTES, MAX_NAME_BYTES } from "../protocol.ts";
+import { isInvisibleFormatChar } from "./errors.ts";
+
+const encoder = new TextEncoder();
+
+/** Characters that look like a slash or backslash but are not one. */
+const LOOKALIKE_SEPARATORS = new Set([0x2044, 0x2215, 0x29f8, 0x29f9, 0xff0f, 0xff3c, 0xfe68]);
+
+/**
+ * Returns why `name` may not be written, or undefined if it is a safe relative POSIX path.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * assertEquals(nameProblem("docs/a.txt"), undefined);
+ * assertEquals(nameProblem("../etc/passwd"), "'..' component");
+ * ```
+ */
+export function nameProblem(name: string): string | undefined {
+  if (name === "") return "empty name";
+  if (encoder.encode(name).length > MAX_NAME_BYTES) return "name too long";
+  if (name.startsWith("/")) return "absolute path";
+  if (/^[A-Za-z]:/.test(name)) return "drive letter";
+  if (name.includes("\\")) return "backslash";
+  for (const ch of name) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return "control character";
+    if (isInvisibleFormatChar(cp)) return "invisible or bidirectional-override character";
+    if (LOOKALIKE_SEPARATORS.has(cp)) return "look-alike slash";
+  }
+  for (const part of name.split("/")) {
+    if (part === "") return "empty path component";
+    if (part === "." || part === "..") return `'${part}' component`;
+    if (encoder.encode(part).length > MAX_COMPONENT_BYTES) return "path component too long";
+  }
+  return undefined;
+}
+
+/** Options for {@linkcode SafeRoot}. */
+export interface SafeRootOptions {
+  /** Create missing folders. @default {true} */
+  create?: boolean;
+}
+
+/** Why a path could not be prepared. */
+export type PathRefusal = "symlink" | "not-a-folder";
+
+/**
+ * The target folder. Folders below it are created one component at a time, and every existing
+ * component is checked with lstat: a symlink anywhere on the way is refused, never followed.
+ */
+export class SafeRoot {
+  readonly root: string;
+  #known = new Set<string>([""]);
+  #create: boolean;
+  constructor(root: string, options: SafeRootOptions = {}) {
+    this.root = root;
+    this.#create = options.create ?? true;
+  }
+
+  /** Absolute path of a checked relative name. */
+  path(name: string): string {
+    return join(this.root, ...name.split("/"));
+  }
+
+  /** Makes sure every folder of `relDir` exists and is a real folder (not a symlink). */
+  async ensureDir(relDir: string): Promise<PathRefusal | undefined> {
+    if (this.#known.has(relDir)) return undefined;
+    let sofar = "";
+    for (const part of relDir.split("/")) {
+      sofar = sofar === "" ? part : `${sofar}/${part}`;
+      if (this.#known.has(sofar)) continue;
+      const full = this.path(sofar);
+      let info: Deno.FileInfo | undefined;
+      try {
+        info = await Deno.lstat(full);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      if (info === undefined) {
+        if (!this.#create) return "not-a-folder";
+        try {
+          await Deno.mkdir(full, { mode: 0o755 });
+        } catch (err) {
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          info = await Deno.lstat(full);
+        }
+      }
+      if (info?.isSymlink) return "symlink";
+      if (info !== undefined && !info.isDirectory) return "not-a-folder";
+      this.#known.add(sofar);
+    }
+    return undefined;
+  }
+
+  /** Makes sure the parent folders of file `name` exist safely. */
+  ensureParent(name: string): Promise<PathRefusal | undefined> {
+    const cut = name.lastIndexOf("/");
+    return this.ensureDir(cut < 0 ? "" : name.slice(0, cut));
+  }
+}
+
+/** lstat that answers undefined instead of throwing NotFound. */
+export async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * The sender's half of a transfer, after the handshake: offer, read the replies, stream every
+ * accepted file back to back (no round trip per file), then wait for the receiver's verdicts.
+ *
+ * @module
+ */
+
+import {
+  CHUNK_SIZE,
+  decodeDone,
+  decodeReplies,
+  decodeResult,
+  encodeDone,
+  encodeFileEnd,
+  encodeFileStart,
+  encodeIndex,
+  encodeOffer,
+  encodeOfferEnd,
+  FRAME_DATA,
+  FRAME_DONE,
+  FRAME_FILE,
+  FRAME_FILE_END,
+  FRAME_OFFER,
+  FRAME_OFFER_END,
+  FRAME_REPLY,
+  FRAME_RESULT,
+  FRAME_SKIP,
+  frameName,
+  KIND_DIR,
+  KIND_STREAM,
+  type Reply,
+  REPLY_HAVE,
+  REPLY_REFUSE,
+  REPLY_RESUME,
+  RESULT_IDENTICAL,
+  RESULT_OK,
+} from "../protocol.ts";
+import type { Channel } from "./channel.ts";
+import {
+  createDigest,
+  digestHex,
+  finishDigest,
+  hashPrefix,
+  type IHasher,
+  sameDigest,
+} from "./checksum.ts";
+import { ChunkCompressor, type CompressMode } from "./compress.ts";
+import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
+import { type Reader, readFull } from "./io.ts";
+import type { SourceEntry } from "./manifest.ts";
+import type { Reporter } from "./report.ts";
+
+/** Options for {@linkcode sendEntries}. */
+export interface SendOptions {
+  /** `--compress`. @default {"auto"} */
+  compress?: CompressMode;
+  /** The receiver's HELLO capabilities. */
+  peerCaps: number;
+  reporter: Reporter;
+  /** Label for events from this connection. @default {"1"} */
+  id?: string;
+  /** Idle timeout once the transfer runs. @default {60000} */
+  idleTimeoutMs?: number;
+  /** Where stdin (`-`) is read from. @default {Deno.stdin} */
+  stdin?: Reader;
+}
+
+/** How a transfer went, from the sender's side. */
+export interface SendSummary {
+  exitCode: number;
+  files: number;
+  failed: number;
+  bytes: number;
+}
+
+const DATA_CODEC = [new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2])];
+
+/** Runs the sender's side of one transfer on a sealed channel. */
+export async function sendEntries(
+  channel: Channel,
+  entries: readonly SourceEntry[],
+  options: SendOptions,
+): Promise<SendSummary> {
+  const id = options.id ?? "1";
+  const reporter = options.reporter;
+  channel.setIdleTimeout(options.idleTimeoutMs ?? 60_000);
+
+  // 1. Offer every entry at once, then hear the receiver's answer for each.
+  let totalBytes = 0;
+  for (const entry of entries) totalBytes += entry.size;
+  for (const batch of encodeOffer(entries)) await channel.send(FRAME_OFFER, batch);
+  await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: entries.length, totalBytes }));
+  const replies: Reply[] = [];
+  while (replies.length < entries.length) {
+    replies.push(...decodeReplies(await channel.expect(FRAME_REPLY)));
+  }
+  if (replies.length !== entries.length) {
+    throw new ProtocolError(
+      `Cannot continue: ${replies.length} replies for ${entries.length} entries`,
+    );
+  }
+
+  const files = entries.filter((e) => e.kind !== KIND_DIR).length;
+  let toSend = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const reply = replies[i]!;
+    if (reply.action !== REPLY_REFUSE) toSend += entries[i]!.size;
+  }
+  reporter.start(id, files, toSend);
+
+  // 2. Verdicts come back while we send; a reader collects them so neither side ever blocks.
+  const verdicts = new Map<number, number>();
+  let peerDone = false;
+  const reader = (async () => {
+    while (true) {
+      const frame = await channel.recv();
+      if (frame.type === FRAME_RESULT) {
+        const result = decodeResult(frame.payload);
+        if (result.index >= entries.length) {
+          throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
+        }
+        verdicts.set(result.index, result.status);
+      } else if (frame.type === FRAME_DONE) {
+        decodeDone(frame.payload);
+        peerDone = true;
+        return;
+      } else {
+        throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
+      }
+    }
+  })();
+  let readerError: unknown;
+  reader.catch((err) => {
+    readerError = err;
+    channel.close();
+  });
+
+  // 3. Stream the files the receiver wants, one after another.
+  const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
+  const hasher = await createDigest();
+  const buffer = new Uint8Array(CHUNK_SIZE);
+  const localFailures = new Map<number, string>();
+  const digests = new Map<number, string>();
+  const resumed = new Map<number, number>();
+  try {
+    for (let index = 0; index < entries.length; index++) {
+      const entry = entries[index]!;
+      const reply = replies[index]!;
+      if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
+      if (reply.action === REPLY_HAVE) {
+        // The receiver has a file of this name and size: skip it only if it is the same.
+        if (reply.offset === entry.size && entry.source !== null) {
+          hasher.init();
+          await hashPrefix(entry.source, entry.size, hasher);
+          if (sameDigest(finishDigest(hasher), reply.digest)) {
+            await channel.send(FRAME_SKIP, encodeIndex(index));
+          }
+        }
+        continue;
+      }
+      let offset = 0;
+      hasher.init();
+      if (reply.action === REPLY_RESUME && entry.source !== null && reply.offset <= entry.size) {
+        // Resume only if the receiver's partial bytes are exactly our first bytes.
+        await hashPrefix(entry.source, reply.offset, hasher);
+        const state = hasher.save();
+        if (sameDigest(finishDigest(hasher), reply.digest)) {
+          hasher.load(state);
+          offset = reply.offset;
+        } else {
+          hasher.init();
+        }
+      }
+      resumed.set(index, offset);
+      reporter.fileStart(id, entry.name, entry.size, offset);
+      await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
+      const sent = await streamFile(
+        channel,
+        entry,
+        offset,
+        buffer,
+        hasher,
+        compressor,
+        (n) => reporter.progress(id, n),
+        options.stdin ?? Deno.stdin,
+      );
+      const digest = finishDigest(hasher);
+      digests.set(index, digestHex(digest));
+      if (entry.kind !== KIND_STREAM && sent !== entry.size) {
+        localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
+      }
+      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent, digest }));
+      if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
+    }
+    await channel.send(FRAME_DONE, encodeDone({ files, bytes: compressor.rawBytes }));
+    await reader;
+  } catch (err) {
+    if (readerError !== undefined) throw readerError;
+    throw err;
+  }
+  if (!peerDone) throw new ProtocolError("Cannot finish: the receiver did not confirm");
+
+  // 4. Tally the receiver's verdicts.
+  let failed = 0;
+  let exitCode: number = EXIT.OK;
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index]!;
+    if (entry.kind === KIND_DIR) continue;
+    const reply = replies[index]!;
+    const status = reply.action === REPLY_REFUSE ? reply.reason : verdicts.get(index);
+    const base = { name: entry.name, size: entry.size };
+    if (status === RESULT_OK) {
+      const hash = digests.get(index);
+      reporter.fileDone(id, {
+        ...base,
+        status: "ok",
+        ...(hash ? { hash: `xxh128:${hash}` } : {}),
+        resumed: resumed.get(index) ?? 0,
+      });
+      continue;
+    }
+    if (status === RESULT_IDENTICAL) {
+      reporter.fileDone(id, { ...base, status: "identical" });
+      continue;
+    }
+    failed++;
+    const code = (status ?? WIRE.PROTOCOL) as WireCode;
+    const reason = localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
+    const refused = reply.action === REPLY_REFUSE || code === WIRE.EXISTS;
+    reporter.fileDone(id, { ...base, status: refused ? "refused" : "failed", reason });
+    exitCode = worse(
+      exitCode,
+      refused ? EXIT.REFUSED : code === WIRE.INTEGRITY ? EXIT.INTEGRITY : EXIT.FAILED,
+    );
+  }
+  return { exitCode, files, failed, bytes: compressor.rawBytes };
+}
+
+/** Reads the entry from `offset` to its end (or stdin to EOF), sending DATA frames. */
+async function streamFile(
+  channel: Channel,
+  entry: SourceEntry,
+  offset: number,
+  buffer: Uint8Array,
+  hasher: IHasher,
+  compressor: ChunkCompressor,
+  onProgress: (bytes: number) => void,
+  stdin: Reader,
+): Promise<number> {
+  let file: Deno.FsFile | undefined;
+  try {
+    const reader: Reader = entry.source === null
+      ? stdin
+      : (file = await Deno.open(entry.source, { read: true }));
+    if (file && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+    const limit = entry.kind === KIND_STREAM ? Infinity : entry.size;
+    let sent = offset;
+    while (sent < limit) {
+      const want = Math.min(buffer.length, limit - sent);
+      const got = await readFull(reader, buffer.subarray(0, want));
+      if (got === 0) break;
+      const chunk = buffer.subarray(0, got);
+      hasher.update(chunk);
+      const packed = compressor.compress(chunk);
+      await channel.send(FRAME_DATA, DATA_CODEC[packed.codec]!, packed.data);
+      sent += got;
+      onProgress(got);
+    }
+    return sent;
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw new FerryError(
+      `Cannot read ${entry.source ?? "stdin"}: ${(err as Error).message}`,
+      EXIT.FAILED,
+      WIRE.READ_FAILED,
+    );
+  } finally {
+    file?.close();
+  }
+}
+
+/** The more serious of two exit codes: integrity beats refusal beats failure. */
+export function worse(a: number, b: number): number {
+  const rank = (code: number) =>
+    code === EXIT.OK ? 0 : code === EXIT.FAILED ? 1 : code === EXIT.REFUSED ? 2 : 3;
+  return rank(b) > rank(a) ? b : a;
+}

@@ -1,0 +1,101 @@
+/**
+ * One connection, start to end, for either role: wrap it in a Channel, run the handshake, run
+ * the transfer, and on failure tell the peer why before closing. Used the same way whether we
+ * listened or connected.
+ *
+ * @module
+ */
+
+import { Channel } from "./channel.ts";
+import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
+import { FerryError } from "./errors.ts";
+import type { Reader } from "./io.ts";
+import { type AttemptLimiter, handshake } from "./handshake.ts";
+import type { SourceEntry } from "./manifest.ts";
+import { receiveEntries, type ReceiveOptions, type ReceiveSummary } from "./receive.ts";
+import type { Reporter } from "./report.ts";
+import { sendEntries, type SendSummary } from "./send.ts";
+
+/** What every session needs. */
+export interface SessionOptions {
+  /** SPAKE2 password scalar, derived once per process from the code phrase. */
+  w: bigint;
+  reporter: Reporter;
+  /** Idle timeout for handshake steps and transfer reads/writes. */
+  timeoutMs: number;
+  /** Wrong-guess counter shared by all connections of a listener. */
+  limiter?: AttemptLimiter;
+  /** Label for events from this connection. */
+  id: string;
+}
+
+/** Result of a session; `spokeFerry` is false if the peer never sent a valid preamble. */
+export interface SessionOutcome<T> {
+  summary?: T;
+  error?: unknown;
+  spokeFerry: boolean;
+}
+
+/** Runs a sender session: handshake, then send `entries`. */
+export function sendSession(
+  conn: Deno.Conn,
+  entries: readonly SourceEntry[],
+  options: SessionOptions & { compress: CompressMode; stdin?: Reader },
+): Promise<SessionOutcome<SendSummary>> {
+  return runSession(conn, "sender", options, async (channel, peerCaps) => {
+    const summary = await sendEntries(channel, entries, {
+      compress: options.compress,
+      peerCaps,
+      reporter: options.reporter,
+      id: options.id,
+      idleTimeoutMs: options.timeoutMs,
+      ...(options.stdin ? { stdin: options.stdin } : {}),
+    });
+    options.reporter.finish(options.id, { ...summary, exitCode: summary.exitCode });
+    return summary;
+  });
+}
+
+/** Runs a receiver session: handshake, then receive into `options.dir`. */
+export function receiveSession(
+  conn: Deno.Conn,
+  options: SessionOptions & Omit<ReceiveOptions, "reporter" | "id" | "idleTimeoutMs">,
+): Promise<SessionOutcome<ReceiveSummary>> {
+  return runSession(conn, "receiver", options, async (channel) => {
+    const summary = await receiveEntries(channel, {
+      ...options,
+      idleTimeoutMs: options.timeoutMs,
+    });
+    options.reporter.finish(options.id, { ...summary, exitCode: summary.exitCode });
+    return summary;
+  });
+}
+
+async function runSession<T>(
+  conn: Deno.Conn,
+  role: "sender" | "receiver",
+  options: SessionOptions,
+  transfer: (channel: Channel, peerCaps: number) => Promise<T>,
+): Promise<SessionOutcome<T>> {
+  const channel = new Channel(conn, { idleTimeoutMs: options.timeoutMs });
+  try {
+    const session = await handshake(channel, {
+      role,
+      w: options.w,
+      caps: COMPRESS_CAPS,
+      timeoutMs: options.timeoutMs,
+      ...(options.limiter ? { limiter: options.limiter } : {}),
+    });
+    const summary = await transfer(channel, session.peerCaps);
+    await channel.closeWrite();
+    return { summary, spokeFerry: true };
+  } catch (error) {
+    // Tell the peer what went wrong, unless it told us.
+    if (error instanceof FerryError && !error.fromPeer) {
+      await channel.sendError(error.wireCode, error.message);
+    }
+    return { error, spokeFerry: channel.peerVersion !== undefined };
+  } finally {
+    channel.close();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * SPAKE2 as in RFC 9382, ciphersuite SPAKE2-P256-SHA256-HKDF-HMAC, on `@noble/curves`.
+ *
+ * Two parties who share a low-entropy password `w` each send one curve point and end with the
+ * same strong key, or with different keys if their passwords differ. An eavesdropper learns
+ * nothing it could test passwords against; an active attacker gets one guess per run.
+ *
+ * ```
+ * A: x random, pA = x*G + w*M        B: y random, pB = y*G + w*N
+ * A: K = x*(pB - w*N)                B: K = y*(pA - w*M)
+ * TT = len||A || len||B || len||pA || len||pB || len||K || len||w     (len: 8 bytes LE)
+ * Hash(TT) = Ke || Ka;  HKDF(Ka, info = "ConfirmationKeys" || AAD) = KcA || KcB
+ * cA = HMAC(KcA, TT), cB = HMAC(KcB, TT)
+ * ```
+ *
+ * @module
+ */
+
+import { p256 } from "@noble/curves/nist.js";
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { ProtocolError } from "./errors.ts";
+
+type Point = InstanceType<typeof p256.Point>;
+
+/** RFC 9382 section 6: the fixed points M and N for P-256 (SEC1 compressed). */
+export const M_HEX = "02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f";
+export const N_HEX = "03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49";
+const M: Point = p256.Point.fromHex(M_HEX);
+const N: Point = p256.Point.fromHex(N_HEX);
+const ORDER: bigint = p256.Point.Fn.ORDER;
+
+/** Which side of SPAKE2 we are: A sends pA = x*G + w*M, B sends pB = y*G + w*N. */
+export type Spake2Role = "A" | "B";
+
+/** Everything a finished exchange yields. */
+export interface Spake2Keys {
+  /** Shared secret for the session keys. */
+  ke: Uint8Array;
+  ka: Uint8Array;
+  kcA: Uint8Array;
+  kcB: Uint8Array;
+  /** Our confirmation MAC, to send. */
+  myConfirm: Uint8Array;
+  /** The MAC the peer must send. */
+  peerConfirm: Uint8Array;
+  /** The full transcript TT. */
+  transcript: Uint8Array;
+}
+
+/** Inputs to {@linkcode finishSpake2}. */
+export interface Spake2FinishOptions {
+  /** Identity of A. @default {""} */
+  idA?: Uint8Array;
+  /** Identity of B. @default {""} */
+  idB?: Uint8Array;
+  /** Associated data bound into the confirmation keys (our hello messages). @default {empty} */
+  aad?: Uint8Array;
+}
+
+/** A started exchange: our secret scalar and the share to send. */
+export interface Spake2State {
+  role: Spake2Role;
+  w: bigint;
+  scalar: bigint;
+  share: Uint8Array;
+}
+
+/** A uniformly random scalar in [1, order). */
+export function randomScalar(): bigint {
+  // 48 random bytes reduced mod the order: bias below 2^-128.
+  const wide = BigInt("0x" + Buffer.from(randomBytes(48)).toString("hex"));
+  return (wide % (ORDER - 1n)) + 1n;
+}
+
+/**
+ * Starts an exchange: computes our share. `scalar` is random unless given (tests use the RFC's).
+ *
+ * @example RFC 9382 first vector, A's share
+ * ```ts
+ * const w = 0x2ee57912099d31560b3a44b1184b9b4866e904c49d12ac5042c97dca461b1a5fn;
+ * const x = 0x43dd0fd7215bdcb482879fca3220c6a968e66d70b1356cac18bb26c84a78d729n;
+ * startSpake2("A", w, x).share; // 04a56fa8...
+ * ```
+ */
+export function startSpake2(
+  role: Spake2Role,
+  w: bigint,
+  scalar: bigint = randomScalar(),
+): Spake2State {
+  if (w <= 0n || w >= ORDER) throw new RangeError("Cannot start SPAKE2: w is out of range");
+  const blind = role === "A" ? M : N;
+  const share = p256.Point.BASE.multiply(scalar).add(blind.multiply(w)).toBytes(false);
+  return { role, w, scalar, share };
+}
+
+/** Finishes an exchange with the peer's share; throws ProtocolError on an invalid share. */
+export function finishSpake2(
+  state: Spake2State,
+  peerShare: Uint8Array,
+  options: Spake2FinishOptions = {},
+): Spake2Keys {
+  let peer: Point;
+  try {
+    if (peerShare.length !== 65 || peerShare[0] !== 0x04) throw new Error("not uncompressed");
+    peer = p256.Point.fromBytes(peerShare);
+    peer.assertValidity();
+  } catch {
+    throw new ProtocolError("Cannot finish handshake: the peer's key share is not a valid point");
+  }
+  const peerBlind = state.role === "A" ? N : M;
+  const unblinded = peer.subtract(peerBlind.multiply(state.w));
+  if (unblinded.equals(p256.Point.ZERO)) {
+    throw new ProtocolError("Cannot finish handshake: the peer's key share is degenerate");
+  }
+  const K = unblinded.multiply(state.scalar).toBytes(false);
+  const [pA, pB] = state.role === "A" ? [state.share, peerShare] : [peerShare, state.share];
+  const transcript = concat(
+    lengthPrefixed(options.idA ?? new Uint8Array(0)),
+    lengthPrefixed(options.idB ?? new Uint8Array(0)),
+    lengthPrefixed(pA),
+    lengthPrefixed(pB),
+    lengthPrefixed(K),
+    lengthPrefixed(scalarBytes(state.w)),
+  );
+  const hash = new Uint8Array(createHash("sha256").update(transcript).digest());
+  const ke = hash.slice(0, 16);
+  const ka = hash.slice(16, 32);
+  const info = concat(
+    new TextEncoder().encode("ConfirmationKeys"),
+    options.aad ?? new Uint8Array(0),
+  );
+  const kc = new Uint8Array(hkdfSync("sha256", ka, new Uint8Array(0), info, 32));
+  const kcA = kc.slice(0, 16);
+  const kcB = kc.slice(16, 32);
+  const cA = new Uint8Array(createHmac("sha256", kcA).update(transcript).digest());
+  const cB = new Uint8Array(createHmac("sha256", kcB).update(transcript).digest());
+  return {
+    ke,
+    ka,
+    kcA,
+    kcB,
+    myConfirm: state.role === "A" ? cA : cB,
+    peerConfirm: state.role === "A" ? cB : cA,
+    transcript,
+  };
+}
+
+/** Constant-time comparison of two confirmation MACs. */
+export function confirmMatches(expected: Uint8Array, received: Uint8Array): boolean {
+  return expected.length === received.length && timingSafeEqual(expected, received);
+}
+
+/** 32-byte big-endian encoding of a scalar. */
+export function scalarBytes(value: bigint): Uint8Array {
+  return Uint8Array.from(Buffer.from(value.toString(16).padStart(64, "0"), "hex"));
+}
+
+function lengthPrefixed(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + bytes.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(bytes.length), true);
+  out.set(bytes, 8);
+  return out;
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

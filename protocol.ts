@@ -1,0 +1,505 @@
+/**
+ * The ferry wire, version 1. This is the only file that knows byte layouts: constants, frame
+ * types, limits, and an encode/decode pair for every frame. PROTOCOL.md describes the same
+ * bytes in prose for anyone writing a compatible peer.
+ *
+ * Every connection starts with an 8-byte preamble (MAGIC + VERSION) from each side. After it,
+ * everything is a record: a 4-byte big-endian length, then that many bytes of body. Before the
+ * handshake completes a body is `type (1 byte) + payload`; after it, the body is that same
+ * plaintext sealed with ChaCha20-Poly1305 (ciphertext + 16-byte tag).
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./lib/errors.ts";
+
+/** First bytes on the wire from both sides: "FERRY" and a NUL. */
+export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59, 0x00]);
+/** Protocol version, sent as an unsigned 16-bit big-endian number right after MAGIC. */
+export const VERSION = 1;
+/** MAGIC + VERSION. */
+export const PREAMBLE_SIZE = 8;
+/** The tutorial's port. */
+export const DEFAULT_PORT = 5001;
+
+/** Bytes of file data per DATA frame (1 MiB: under Deno, 64 KiB reads were 3x slower). */
+export const CHUNK_SIZE = 1 << 20;
+/** Size of the record length field. */
+export const RECORD_HEADER_SIZE = 4;
+/** Poly1305 tag size. */
+export const TAG_SIZE = 16;
+/** Largest plaintext body (type + payload): a full chunk plus the DATA codec byte, with room. */
+export const MAX_PLAIN_BODY = CHUNK_SIZE + 64;
+/** Largest record body accepted from the wire; anything above is refused before allocating. */
+export const MAX_RECORD_BODY = MAX_PLAIN_BODY + TAG_SIZE;
+/** Largest payload of a control frame (offer and reply batches, errors). */
+export const MAX_CONTROL_PAYLOAD = 256 * 1024;
+
+/** Longest relative path, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 4096;
+/** Longest single path component, in UTF-8 bytes (the usual file-system limit). */
+export const MAX_COMPONENT_BYTES = 255;
+/** Most entries one offer may hold. */
+export const MAX_ENTRIES = 1_000_000;
+/** Longest human-readable message in an ERROR frame, in UTF-8 bytes. */
+export const MAX_MESSAGE_BYTES = 512;
+/** SEC1 uncompressed P-256 point. */
+export const SHARE_SIZE = 65;
+/** HMAC-SHA256 key confirmation. */
+export const CONFIRM_SIZE = 32;
+/** XXH3-128 digest of a file (see PROTOCOL.md for why not SHA-256). */
+export const DIGEST_SIZE = 16;
+
+// Frame types. 0x0_ handshake (plaintext), 0x1_ offer, 0x2_ file data, 0x3_ end, 0x7f error.
+export const FRAME_HELLO = 0x01;
+export const FRAME_PAKE = 0x02;
+export const FRAME_CONFIRM = 0x03;
+export const FRAME_OFFER = 0x10;
+export const FRAME_OFFER_END = 0x11;
+export const FRAME_REPLY = 0x12;
+export const FRAME_FILE = 0x20;
+export const FRAME_DATA = 0x21;
+export const FRAME_FILE_END = 0x22;
+export const FRAME_SKIP = 0x23;
+export const FRAME_RESULT = 0x24;
+export const FRAME_DONE = 0x30;
+export const FRAME_ERROR = 0x7f;
+
+/** Role byte in HELLO. */
+export const ROLE_SENDER = 1;
+export const ROLE_RECEIVER = 2;
+
+/** Capability bits in HELLO. */
+export const CAP_ZSTD = 1 << 0;
+export const CAP_GZIP = 1 << 1;
+
+/** Codec byte at the start of every DATA payload. */
+export const CODEC_RAW = 0;
+export const CODEC_ZSTD = 1;
+export const CODEC_GZIP = 2;
+
+/** Entry kinds in an offer. A STREAM is a file of unknown size (stdin). */
+export const KIND_FILE = 1;
+export const KIND_DIR = 2;
+export const KIND_STREAM = 3;
+
+/** Reply actions, one per offered entry. */
+export const REPLY_SEND = 0;
+export const REPLY_RESUME = 1;
+export const REPLY_HAVE = 2;
+export const REPLY_REFUSE = 3;
+
+/** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
+export const RESULT_OK = 0;
+export const RESULT_IDENTICAL = 1;
+
+/** Hello: who is speaking and what it can do; its bytes are bound into the key confirmation. */
+export interface Hello {
+  role: number;
+  caps: number;
+}
+
+/** One offered file system entry. `name` is a relative POSIX path. */
+export interface Entry {
+  kind: number;
+  /** Permission bits (the receiver masks them). */
+  mode: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtime: number;
+  /** Size in bytes; 0 for folders and streams. */
+  size: number;
+  name: string;
+}
+
+/** The receiver's answer for one entry. */
+export interface Reply {
+  action: number;
+  /** REPLY_RESUME: bytes the receiver has; REPLY_HAVE: size of its existing file. */
+  offset: number;
+  /** REPLY_RESUME / REPLY_HAVE: digest of those bytes. */
+  digest: Uint8Array;
+  /** REPLY_REFUSE: wire error code. */
+  reason: number;
+}
+
+/** Trailer of the offer: how many entries were sent and their total size. */
+export interface OfferEnd {
+  count: number;
+  totalBytes: number;
+}
+
+/** FILE: the sender starts entry `index` at byte `offset`. */
+export interface FileStart {
+  index: number;
+  offset: number;
+}
+
+/** FILE_END: total bytes of the file and its digest. */
+export interface FileEnd {
+  size: number;
+  digest: Uint8Array;
+}
+
+/** RESULT: the receiver's verdict on one entry. */
+export interface FileResult {
+  index: number;
+  status: number;
+}
+
+/** DONE: totals, from each side at the very end. */
+export interface Done {
+  files: number;
+  bytes: number;
+}
+
+/** ERROR: a wire error code and a short message. */
+export interface ErrorFrame {
+  code: number;
+  message: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Sequential reader over a payload; every read is bounds-checked. */
+class Cursor {
+  #view: DataView;
+  #bytes: Uint8Array;
+  #pos = 0;
+  #what: string;
+  constructor(bytes: Uint8Array, what: string) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#what = what;
+  }
+  #need(n: number): number {
+    if (this.#pos + n > this.#bytes.length) {
+      throw new ProtocolError(
+        `Cannot decode ${this.#what}: payload has ${this.#bytes.length} bytes, expected at least ${
+          this.#pos + n
+        }`,
+      );
+    }
+    const at = this.#pos;
+    this.#pos += n;
+    return at;
+  }
+  u8(): number {
+    return this.#view.getUint8(this.#need(1));
+  }
+  u16(): number {
+    return this.#view.getUint16(this.#need(2));
+  }
+  u32(): number {
+    return this.#view.getUint32(this.#need(4));
+  }
+  u64(): number {
+    const value = this.#view.getBigUint64(this.#need(8));
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new ProtocolError(`Cannot decode ${this.#what}: 64-bit value ${value} is too large`);
+    }
+    return Number(value);
+  }
+  bytes(n: number): Uint8Array {
+    const at = this.#need(n);
+    return this.#bytes.subarray(at, at + n);
+  }
+  get done(): boolean {
+    return this.#pos === this.#bytes.length;
+  }
+  end(): void {
+    if (!this.done) {
+      throw new ProtocolError(
+        `Cannot decode ${this.#what}: ${this.#bytes.length - this.#pos} unexpected trailing bytes`,
+      );
+    }
+  }
+}
+
+/** Growable writer for control payloads. */
+class Builder {
+  #buf = new Uint8Array(256);
+  #view = new DataView(this.#buf.buffer);
+  #len = 0;
+  #room(n: number): number {
+    if (this.#len + n > this.#buf.length) {
+      const bigger = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+      bigger.set(this.#buf.subarray(0, this.#len));
+      this.#buf = bigger;
+      this.#view = new DataView(bigger.buffer);
+    }
+    const at = this.#len;
+    this.#len += n;
+    return at;
+  }
+  u8(v: number): this {
+    this.#view.setUint8(this.#room(1), v);
+    return this;
+  }
+  u16(v: number): this {
+    this.#view.setUint16(this.#room(2), v);
+    return this;
+  }
+  u32(v: number): this {
+    this.#view.setUint32(this.#room(4), v);
+    return this;
+  }
+  u64(v: number): this {
+    this.#view.setBigUint64(this.#room(8), BigInt(v));
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.#buf.set(b, this.#room(b.length));
+    return this;
+  }
+  get length(): number {
+    return this.#len;
+  }
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+/** The 8-byte preamble: MAGIC then VERSION. */
+export function encodePreamble(version: number = VERSION): Uint8Array {
+  const out = new Uint8Array(PREAMBLE_SIZE);
+  out.set(MAGIC);
+  new DataView(out.buffer).setUint16(MAGIC.length, version);
+  return out;
+}
+
+/** Checks a received preamble; returns the peer's version or throws on garbage. */
+export function decodePreamble(bytes: Uint8Array): number {
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (bytes[i] !== MAGIC[i]) {
+      throw new ProtocolError("Cannot start: the peer is not speaking the ferry protocol");
+    }
+  }
+  const version = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .getUint16(MAGIC.length);
+  if (version !== VERSION) {
+    throw new ProtocolError(
+      `Cannot start: peer speaks protocol version ${version}, this ferry speaks ${VERSION}`,
+    );
+  }
+  return version;
+}
+
+/** Checks a record length read from the wire against the limit before anything is allocated. */
+export function checkRecordLength(length: number, sealed: boolean): void {
+  const min = sealed ? 1 + TAG_SIZE : 1;
+  if (length < min || length > MAX_RECORD_BODY) {
+    throw new ProtocolError(
+      `Cannot read frame: length ${length} is outside ${min}..${MAX_RECORD_BODY}`,
+    );
+  }
+}
+
+export function encodeHello(hello: Hello): Uint8Array {
+  return new Builder().u8(hello.role).u32(hello.caps).finish();
+}
+
+export function decodeHello(payload: Uint8Array): Hello {
+  const c = new Cursor(payload, "HELLO");
+  const hello = { role: c.u8(), caps: c.u32() };
+  c.end();
+  if (hello.role !== ROLE_SENDER && hello.role !== ROLE_RECEIVER) {
+    throw new ProtocolError(`Cannot decode HELLO: unknown role ${hello.role}`);
+  }
+  return hello;
+}
+
+/**
+ * Packs entries into OFFER payloads of at most MAX_CONTROL_PAYLOAD bytes each.
+ *
+ * @example Round trip
+ * ```ts
+ * import { assertEquals } from "node:assert/strict";
+ * const entry = { kind: KIND_FILE, mode: 0o644, mtime: 0, size: 3, name: "a.txt" };
+ * const [payload] = encodeOffer([entry]);
+ * assertEquals(decodeOffer(payload!), [entry]);
+ * ```
+ */
+export function encodeOffer(entries: readonly Entry[]): Uint8Array[] {
+  const batches: Uint8Array[] = [];
+  let b = new Builder();
+  for (const entry of entries) {
+    const name = encoder.encode(entry.name);
+    if (b.length + 23 + name.length > MAX_CONTROL_PAYLOAD) {
+      batches.push(b.finish());
+      b = new Builder();
+    }
+    b.u8(entry.kind).u32(entry.mode).u64(entry.mtime).u64(entry.size).u16(name.length).bytes(
+      name,
+    );
+  }
+  if (b.length > 0) batches.push(b.finish());
+  return batches;
+}
+
+/** Decodes one OFFER payload. Names are checked for length and UTF-8 here, for safety later. */
+export function decodeOffer(payload: Uint8Array): Entry[] {
+  const c = new Cursor(payload, "OFFER");
+  const entries: Entry[] = [];
+  while (!c.done) {
+    const kind = c.u8();
+    const mode = c.u32();
+    const mtime = c.u64();
+    const size = c.u64();
+    const nameLength = c.u16();
+    if (nameLength > MAX_NAME_BYTES) {
+      throw new ProtocolError(`Cannot decode OFFER: name of ${nameLength} bytes is too long`);
+    }
+    let name: string;
+    try {
+      name = decoder.decode(c.bytes(nameLength));
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      throw new ProtocolError("Cannot decode OFFER: a name is not valid UTF-8");
+    }
+    if (kind !== KIND_FILE && kind !== KIND_DIR && kind !== KIND_STREAM) {
+      throw new ProtocolError(`Cannot decode OFFER: unknown entry kind ${kind}`);
+    }
+    entries.push({ kind, mode, mtime, size, name });
+  }
+  return entries;
+}
+
+export function encodeOfferEnd(end: OfferEnd): Uint8Array {
+  return new Builder().u32(end.count).u64(end.totalBytes).finish();
+}
+
+export function decodeOfferEnd(payload: Uint8Array): OfferEnd {
+  const c = new Cursor(payload, "OFFER_END");
+  const end = { count: c.u32(), totalBytes: c.u64() };
+  c.end();
+  return end;
+}
+
+/** Packs replies into REPLY payloads, in entry order. */
+export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
+  const batches: Uint8Array[] = [];
+  let b = new Builder();
+  for (const reply of replies) {
+    if (b.length + 9 + DIGEST_SIZE > MAX_CONTROL_PAYLOAD) {
+      batches.push(b.finish());
+      b = new Builder();
+    }
+    b.u8(reply.action);
+    if (reply.action === REPLY_RESUME || reply.action === REPLY_HAVE) {
+      b.u64(reply.offset).bytes(reply.digest);
+    } else if (reply.action === REPLY_REFUSE) {
+      b.u8(reply.reason);
+    }
+  }
+  if (b.length > 0) batches.push(b.finish());
+  return batches;
+}
+
+export function decodeReplies(payload: Uint8Array): Reply[] {
+  const c = new Cursor(payload, "REPLY");
+  const replies: Reply[] = [];
+  while (!c.done) {
+    const action = c.u8();
+    const reply: Reply = { action, offset: 0, digest: new Uint8Array(0), reason: 0 };
+    if (action === REPLY_RESUME || action === REPLY_HAVE) {
+      reply.offset = c.u64();
+      reply.digest = c.bytes(DIGEST_SIZE).slice();
+    } else if (action === REPLY_REFUSE) {
+      reply.reason = c.u8();
+    } else if (action !== REPLY_SEND) {
+      throw new ProtocolError(`Cannot decode REPLY: unknown action ${action}`);
+    }
+    replies.push(reply);
+  }
+  return replies;
+}
+
+export function encodeFileStart(start: FileStart): Uint8Array {
+  return new Builder().u32(start.index).u64(start.offset).finish();
+}
+
+export function decodeFileStart(payload: Uint8Array): FileStart {
+  const c = new Cursor(payload, "FILE");
+  const start = { index: c.u32(), offset: c.u64() };
+  c.end();
+  return start;
+}
+
+export function encodeFileEnd(end: FileEnd): Uint8Array {
+  return new Builder().u64(end.size).bytes(end.digest).finish();
+}
+
+export function decodeFileEnd(payload: Uint8Array): FileEnd {
+  const c = new Cursor(payload, "FILE_END");
+  const end = { size: c.u64(), digest: c.bytes(DIGEST_SIZE).slice() };
+  c.end();
+  return end;
+}
+
+export function encodeIndex(index: number): Uint8Array {
+  return new Builder().u32(index).finish();
+}
+
+export function decodeIndex(payload: Uint8Array): number {
+  const c = new Cursor(payload, "SKIP");
+  const index = c.u32();
+  c.end();
+  return index;
+}
+
+export function encodeResult(result: FileResult): Uint8Array {
+  return new Builder().u32(result.index).u8(result.status).finish();
+}
+
+export function decodeResult(payload: Uint8Array): FileResult {
+  const c = new Cursor(payload, "RESULT");
+  const result = { index: c.u32(), status: c.u8() };
+  c.end();
+  return result;
+}
+
+export function encodeDone(done: Done): Uint8Array {
+  return new Builder().u32(done.files).u64(done.bytes).finish();
+}
+
+export function decodeDone(payload: Uint8Array): Done {
+  const c = new Cursor(payload, "DONE");
+  const done = { files: c.u32(), bytes: c.u64() };
+  c.end();
+  return done;
+}
+
+/** ERROR payload: code byte, then a UTF-8 message cut to MAX_MESSAGE_BYTES. */
+export function encodeError(error: ErrorFrame): Uint8Array {
+  let message = encoder.encode(error.message);
+  if (message.length > MAX_MESSAGE_BYTES) message = message.subarray(0, MAX_MESSAGE_BYTES);
+  return new Builder().u8(error.code).bytes(message).finish();
+}
+
+export function decodeError(payload: Uint8Array): ErrorFrame {
+  const c = new Cursor(payload, "ERROR");
+  const code = c.u8();
+  const rest = payload.subarray(1, 1 + MAX_MESSAGE_BYTES);
+  return { code, message: new TextDecoder().decode(rest) };
+}
+
+/** Name of a frame type, for error messages. */
+export function frameName(type: number): string {
+  const names: Record<number, string> = {
+    [FRAME_HELLO]: "HELLO",
+    [FRAME_PAKE]: "PAKE",
+    [FRAME_CONFIRM]: "CONFIRM",
+    [FRAME_OFFER]: "OFFER",
+    [FRAME_OFFER_END]: "OFFER_END",
+    [FRAME_REPLY]: "REPLY",
+    [FRAME_FILE]: "FILE",
+    [FRAME_DATA]: "DATA",
+    [FRAME_FILE_END]: "FILE_END",
+    [FRAME_SKIP]: "SKIP",
+    [FRAME_RESULT]: "RESULT",
+    [FRAME_DONE]: "DONE",
+    [FRAME_ERROR]: "ERROR",
+  };
+  return names[type] ?? `unknown frame 0x${type.toString(16).padStart(2, "0")}`;
+}

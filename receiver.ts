@@ -1,0 +1,152 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+/**
+ * receiver.ts: receive files from ferry senders. The tutorial's receiver.py, grown up: it
+ * listens on 0.0.0.0:5001, serves many senders at once, each on its own, and writes only
+ * verified files, only inside --dir.
+ *
+ *     deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE receiver.ts --dir downloads
+ *
+ * See `--help`.
+ *
+ * @module
+ */
+
+import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
+import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
+import { EXIT, exitCodeOf, formatError, UsageError, WIRE } from "./lib/errors.ts";
+import { AttemptLimiter } from "./lib/handshake.ts";
+import { receiveLegacy } from "./lib/legacy.ts";
+import { Reporter } from "./lib/report.ts";
+import { receiveSession } from "./lib/session.ts";
+import { encodeError, encodePreamble, FRAME_ERROR } from "./protocol.ts";
+
+let secret = "";
+
+async function main(): Promise<number> {
+  // Read the command line.
+  const options = parseReceiverArgs(Deno.args);
+  if (options === null) {
+    console.log(RECEIVER_HELP);
+    return EXIT.OK;
+  }
+  const reporter = new Reporter(options);
+  const stdout = options.stdout ? { stdout: Deno.stdout } : {};
+  const target = {
+    dir: options.dir,
+    overwrite: options.overwrite,
+    maxSize: options.maxSize,
+    ...stdout,
+  };
+  if (!options.stdout && !(await Deno.stat(options.dir).catch(() => null))?.isDirectory) {
+    throw new UsageError(`--dir ${options.dir} is not a folder`);
+  }
+
+  // The code phrase: given to us, or made up here and shown to the user.
+  if (!options.legacy && options.connect && options.code === undefined) {
+    throw new UsageError("no code phrase: set FERRY_CODE (or pass --code) to the sender's code");
+  }
+  const code = options.legacy ? "" : options.code ?? generateCode();
+  secret = code;
+  const w = options.legacy ? 0n : await passwordScalar(code);
+  const session = { w, reporter, timeoutMs: options.timeoutMs, maxFiles: options.maxFiles };
+  const claims = new Set<string>();
+
+  // One connection, whichever side opened it: legacy, or handshake then receive.
+  async function serve(conn: Deno.Conn, id: string, limiter?: AttemptLimiter) {
+    if (options!.legacy) {
+      try {
+        const summary = await receiveLegacy(conn, {
+          ...target,
+          reporter,
+          id,
+          idleTimeoutMs: options!.timeoutMs,
+        });
+        return { exitCode: summary.exitCode, spokeFerry: true };
+      } catch (err) {
+        reporter.error(formatError(err), exitCodeOf(err));
+        return { exitCode: exitCodeOf(err), spokeFerry: true };
+      } finally {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      }
+    }
+    const outcome = await receiveSession(conn, {
+      ...session,
+      ...target,
+      claims,
+      id,
+      ...(limiter ? { limiter } : {}),
+    });
+    if (outcome.error === undefined) {
+      return { exitCode: outcome.summary!.exitCode, spokeFerry: true };
+    }
+    const exitCode = exitCodeOf(outcome.error);
+    reporter.error(formatError(outcome.error, [code]), exitCode);
+    return { exitCode, spokeFerry: outcome.spokeFerry };
+  }
+
+  // --connect: fetch from a sender that is listening (the server sends files too).
+  if (options.connect) {
+    const conn = await connect(options.connect.host, options.connect.port);
+    reporter.event("connected", { peer: formatHost(options.connect.host, options.connect.port) });
+    return (await serve(conn, "1")).exitCode;
+  }
+
+  // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise.
+  const listener = Deno.listen({ hostname: options.host, port: options.port });
+  const address = formatHost(options.host, listener.addr.port);
+  reporter.event("listening", { host: options.host, port: listener.addr.port });
+  reporter.notice(
+    options.code === undefined && !options.legacy
+      ? `ferry: listening on ${address} — code ${code}`
+      : `ferry: listening on ${address}`,
+  );
+
+  // Serve each sender on its own: one broken or slow sender never stalls the others.
+  const limiter = new AttemptLimiter();
+  const active = new Set<Promise<unknown>>();
+  let count = 0;
+  let result: number = EXIT.OK;
+  for await (const conn of listener) {
+    const id = String(++count);
+    if (active.size >= options.maxConnections) {
+      refuseBusy(conn);
+      continue;
+    }
+    reporter.event("connected", {
+      conn: id,
+      peer: formatHost(
+        (conn.remoteAddr as Deno.NetAddr).hostname,
+        (conn.remoteAddr as Deno.NetAddr).port,
+      ),
+    });
+    const task = serve(conn, id, limiter).then((outcome) => {
+      active.delete(task);
+      if (limiter.exhausted) {
+        reporter.error("ferry: too many wrong codes; no longer accepting senders", EXIT.AUTH);
+        result = EXIT.AUTH;
+        listener.close();
+      } else if (options.once && outcome.spokeFerry) {
+        result = outcome.exitCode;
+        listener.close();
+      }
+    });
+    active.add(task);
+  }
+  await Promise.all(active);
+  return result;
+}
+
+/** Over --max-connections: say so in protocol terms, then hang up. */
+function refuseBusy(conn: Deno.Conn): void {
+  const message = encodeError({ code: WIRE.BUSY, message: "too many connections" });
+  const frame = new Uint8Array(8 + 5 + message.length);
+  frame.set(encodePreamble());
+  new DataView(frame.buffer).setUint32(8, 1 + message.length);
+  frame[12] = FRAME_ERROR;
+  frame.set(message, 13);
+  conn.write(frame).catch(() => {}).finally(() => conn.close());
+}
+
+if (import.meta.main) runMain(main, () => [secret], RECEIVER_HELP);

@@ -1,0 +1,99 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+/**
+ * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects,
+ * proves it knows the code phrase, offers everything at once, then streams the bytes, encrypted
+ * and verified.
+ *
+ *     deno run --allow-net --allow-read sender.ts HOST[:PORT] PATH...
+ *
+ * With FERRY_CODE in the environment add `--allow-env=FERRY_CODE`. See `--help`.
+ *
+ * @module
+ */
+
+import { buildManifest } from "./lib/manifest.ts";
+import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
+import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+import { AttemptLimiter } from "./lib/handshake.ts";
+import { sendLegacy } from "./lib/legacy.ts";
+import { Reporter } from "./lib/report.ts";
+import { sendSession } from "./lib/session.ts";
+
+let secret = "";
+
+async function main(): Promise<number> {
+  // Read the command line: where to send, what, and how.
+  const options = parseSenderArgs(Deno.args);
+  if (options === null) {
+    console.log(SENDER_HELP);
+    return EXIT.OK;
+  }
+  const reporter = new Reporter(options);
+
+  // Make the list of everything we are about to send; folders are walked recursively.
+  const entries = await buildManifest(options.paths, {
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    onSkip: (path, why) => reporter.warn(`skipping ${path}: ${why}`),
+  });
+  if (entries.length === 0) throw new UsageError("nothing to send");
+
+  // --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes.
+  if (options.legacy) {
+    using conn = await connect(options.host, options.port);
+    await sendLegacy(conn, entries, { reporter });
+    return EXIT.OK;
+  }
+
+  // The code phrase: given to us, or (when we listen) made up and shown to the user.
+  if (options.code === undefined && !options.listen) {
+    throw new UsageError("no code phrase: set FERRY_CODE (or pass --code) to the receiver's code");
+  }
+  const code = options.code ?? generateCode();
+  secret = code;
+  const w = await passwordScalar(code);
+  const session = { w, reporter, timeoutMs: options.timeoutMs, compress: options.compress };
+
+  // Usually we connect to a waiting receiver, like the tutorial...
+  if (!options.listen) {
+    const conn = await connect(options.host, options.port);
+    reporter.event("connected", { peer: formatHost(options.host, options.port) });
+    const outcome = await sendSession(conn, entries, { ...session, id: "1" });
+    if (outcome.error !== undefined) throw outcome.error;
+    return outcome.summary!.exitCode;
+  }
+
+  // ...or, with --listen, we wait and serve each receiver that knows the code.
+  using listener = Deno.listen({ hostname: options.host, port: options.port });
+  const address = formatHost(options.host, listener.addr.port);
+  reporter.event("listening", { host: options.host, port: listener.addr.port });
+  reporter.notice(
+    options.code === undefined
+      ? `ferry: listening on ${address} — code ${code}`
+      : `ferry: listening on ${address}`,
+  );
+  const limiter = new AttemptLimiter();
+  let count = 0;
+  for await (const conn of listener) {
+    const id = String(++count);
+    reporter.event("connected", { conn: id, peer: peerName(conn) });
+    const outcome = await sendSession(conn, entries, { ...session, id, limiter });
+    const exitCode = outcome.error === undefined
+      ? outcome.summary!.exitCode
+      : exitCodeOf(outcome.error);
+    if (outcome.error !== undefined) reporter.error(formatError(outcome.error, [code]), exitCode);
+    if (limiter.exhausted) {
+      reporter.error("ferry: too many wrong codes; no longer accepting receivers", EXIT.AUTH);
+      return EXIT.AUTH;
+    }
+    if (options.once && outcome.spokeFerry) return exitCode;
+  }
+  return EXIT.OK;
+}
+
+function peerName(conn: Deno.Conn): string {
+  const addr = conn.remoteAddr as Deno.NetAddr;
+  return formatHost(addr.hostname, addr.port);
+}
+
+if (import.meta.main) runMain(main, () => [secret], SENDER_HELP);
