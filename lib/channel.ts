@@ -10,7 +10,7 @@
  * @module
  */
 
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { type CipherChaCha20Poly1305, createCipheriv, createDecipheriv } from "node:crypto";
 import {
   checkRecordLength,
   decodeError,
@@ -47,6 +47,8 @@ export interface Frame {
 }
 
 const AEAD = "chacha20-poly1305";
+/** Pieces at least this large are written directly instead of being copied into the frame. */
+const DIRECT_WRITE_MIN = 64 * 1024;
 
 /** One direction of the sealed channel: a key and a 64-bit counter used as the nonce. */
 class Direction {
@@ -249,7 +251,8 @@ export class Channel {
 
   /**
    * Sends one frame: `type` followed by the concatenation of `parts`, sealed if the channel is.
-   * The whole record goes out in one write from one reused buffer.
+   * Small pieces are gathered in one reused buffer; a large piece (a file chunk) is written as
+   * it is, so the hot path never copies a chunk just to frame it.
    */
   async send(type: number, ...parts: Uint8Array[]): Promise<void> {
     let plainLength = 1;
@@ -258,31 +261,34 @@ export class Channel {
       throw new RangeError(`Cannot send frame: ${plainLength} bytes exceeds ${MAX_PLAIN_BODY}`);
     }
     const out = this.#out;
-    const bodyLength = plainLength + (this.#send ? TAG_SIZE : 0);
-    this.#outView.setUint32(0, bodyLength);
-    const typeByte = new Uint8Array([type]);
+    this.#outView.setUint32(0, plainLength + (this.#send ? TAG_SIZE : 0));
+    const pieces = [new Uint8Array([type]), ...parts];
+    let cipher: CipherChaCha20Poly1305 | undefined;
     if (this.#send) {
       const dir = this.#send;
-      const cipher = createCipheriv(AEAD, dir.key, dir.nextNonce(), { authTagLength: TAG_SIZE });
+      cipher = createCipheriv(AEAD, dir.key, dir.nextNonce(), { authTagLength: TAG_SIZE });
       cipher.setAAD(out.subarray(0, RECORD_HEADER_SIZE), { plaintextLength: plainLength });
-      let at = RECORD_HEADER_SIZE;
-      out.set(cipher.update(typeByte), at);
-      at += 1;
-      for (const part of parts) {
-        out.set(cipher.update(part), at);
-        at += part.length;
-      }
-      cipher.final();
-      out.set(cipher.getAuthTag(), at);
-    } else {
-      out[RECORD_HEADER_SIZE] = type;
-      let at = RECORD_HEADER_SIZE + 1;
-      for (const part of parts) {
-        out.set(part, at);
-        at += part.length;
-      }
     }
-    await this.writeRaw(out.subarray(0, RECORD_HEADER_SIZE + bodyLength));
+    const writes: Uint8Array[] = [];
+    let gathered = 0;
+    let at = RECORD_HEADER_SIZE;
+    const add = (bytes: Uint8Array) => {
+      if (bytes.length >= DIRECT_WRITE_MIN) {
+        if (at > gathered) writes.push(out.subarray(gathered, at));
+        writes.push(bytes);
+        gathered = at;
+      } else {
+        out.set(bytes, at);
+        at += bytes.length;
+      }
+    };
+    for (const piece of pieces) add(cipher ? cipher.update(piece) : piece);
+    if (cipher) {
+      cipher.final();
+      add(cipher.getAuthTag());
+    }
+    if (at > gathered) writes.push(out.subarray(gathered, at));
+    for (const bytes of writes) await this.writeRaw(bytes);
   }
 
   /** Tells the peer why we stop, if the connection still takes it. Never throws. */

@@ -116,6 +116,8 @@ interface Current {
   part: string;
   written: number;
   offset: number;
+  /** The write in flight, if any. */
+  writing: Promise<void>;
 }
 
 /** Runs the receiver's side of one transfer on a sealed channel. */
@@ -374,6 +376,7 @@ async function receiveFiles(
           part,
           written: start.offset,
           offset: start.offset,
+          writing: Promise.resolve(),
         };
         reporter.fileStart(id, plan.entry.name, plan.entry.size, start.offset);
         continue;
@@ -392,7 +395,9 @@ async function receiveFiles(
             );
         }
         hasher.update(data);
-        await writeAll(current.file ?? options.stdout!, data);
+        // The write runs while the next frame is opened; at most one write is in flight.
+        await current.writing;
+        current.writing = writeAll(current.file ?? options.stdout!, data);
         current.written += data.length;
         total += data.length;
         reporter.progress(id, data.length);
@@ -402,6 +407,7 @@ async function receiveFiles(
         if (!current) throw new ProtocolError("Cannot end a file: none is open");
         const end = decodeFileEnd(frame.payload);
         const done = current;
+        await done.writing;
         current = null;
         done.file?.close();
         const status = await finishFile(done, end.size, end.digest, finishDigest(hasher), options);
@@ -438,6 +444,7 @@ async function receiveFiles(
   } finally {
     if (current) {
       // An interrupted file stays as NAME.part for the next run, unless its bytes were bad.
+      await current.writing.catch(() => {});
       current.file?.close();
       if (!keepPart) await Deno.remove(current.part).catch(() => {});
     }

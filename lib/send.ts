@@ -138,7 +138,7 @@ export async function sendEntries(
   // 3. Stream the files the receiver wants, one after another.
   const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
   const hasher = await createDigest();
-  const buffer = new Uint8Array(CHUNK_SIZE);
+  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
   const localFailures = new Map<number, string>();
   const digests = new Map<number, string>();
   const resumed = new Map<number, number>();
@@ -178,7 +178,7 @@ export async function sendEntries(
         channel,
         entry,
         offset,
-        buffer,
+        buffers,
         hasher,
         compressor,
         (n) => reporter.progress(id, n),
@@ -241,7 +241,7 @@ async function streamFile(
   channel: Channel,
   entry: SourceEntry,
   offset: number,
-  buffer: Uint8Array,
+  buffers: readonly Uint8Array[],
   hasher: IHasher,
   compressor: ChunkCompressor,
   onProgress: (bytes: number) => void,
@@ -254,16 +254,22 @@ async function streamFile(
       : (file = await Deno.open(entry.source, { read: true }));
     if (file && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
     const limit = entry.kind === KIND_STREAM ? Infinity : entry.size;
+    // Two buffers: the next chunk is read from disk while this one is hashed and sealed.
     let sent = offset;
-    while (sent < limit) {
-      const want = Math.min(buffer.length, limit - sent);
-      const got = await readFull(reader, buffer.subarray(0, want));
+    let turn = 0;
+    const readNext = (from: number) =>
+      readFull(reader, buffers[turn % 2]!.subarray(0, Math.min(CHUNK_SIZE, limit - from)));
+    let next = sent < limit ? readNext(sent) : Promise.resolve(0);
+    while (true) {
+      const got = await next;
       if (got === 0) break;
-      const chunk = buffer.subarray(0, got);
+      const chunk = buffers[turn % 2]!.subarray(0, got);
+      sent += got;
+      turn++;
+      next = sent < limit ? readNext(sent) : Promise.resolve(0);
       hasher.update(chunk);
       const packed = compressor.compress(chunk);
       await channel.send(FRAME_DATA, DATA_CODEC[packed.codec]!, packed.data);
-      sent += got;
       onProgress(got);
     }
     return sent;
