@@ -233,23 +233,29 @@ class Builder {
     return at;
   }
   u8(v: number): this {
-    this.#view.setUint8(this.#room(1), v);
+    const at = this.#room(1);
+    this.#view.setUint8(at, v);
     return this;
   }
   u16(v: number): this {
-    this.#view.setUint16(this.#room(2), v);
+    const at = this.#room(2);
+    this.#view.setUint16(at, v);
     return this;
   }
   u32(v: number): this {
-    this.#view.setUint32(this.#room(4), v);
+    const at = this.#room(4);
+    this.#view.setUint32(at, v);
     return this;
   }
   u64(v: number): this {
-    this.#view.setBigUint64(this.#room(8), BigInt(v));
+    const at = this.#room(8);
+    this.#view.setBigUint64(at, BigInt(v));
     return this;
   }
   bytes(b: Uint8Array): this {
-    this.#buf.set(b, this.#room(b.length));
+    // Grow first: #room() may replace the buffer.
+    const at = this.#room(b.length);
+    this.#buf.set(b, at);
     return this;
   }
   get length(): number {

@@ -13,11 +13,10 @@
 
 import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, exitCodeOf, formatError, UsageError, WIRE } from "./lib/errors.ts";
+import { EXIT, formatError, UsageError, WIRE } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
-import { receiveLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
-import { receiveSession } from "./lib/session.ts";
+import { legacySession, outcomeExitCode, peerName, receiveSession } from "./lib/session.ts";
 import { encodeError, encodePreamble, FRAME_ERROR } from "./protocol.ts";
 
 let secret = "";
@@ -51,46 +50,29 @@ async function main(): Promise<number> {
   const session = { w, reporter, timeoutMs: options.timeoutMs, maxFiles: options.maxFiles };
   const claims = new Set<string>();
 
-  // One connection, whichever side opened it: legacy, or handshake then receive.
+  // One connection, whoever opened it: the tutorial's wire, or handshake then receive.
   async function serve(conn: Deno.Conn, id: string, limiter?: AttemptLimiter) {
-    if (options!.legacy) {
-      try {
-        const summary = await receiveLegacy(conn, {
-          ...target,
-          reporter,
-          id,
-          idleTimeoutMs: options!.timeoutMs,
-        });
-        return { exitCode: summary.exitCode, spokeFerry: true };
-      } catch (err) {
-        reporter.error(formatError(err), exitCodeOf(err));
-        return { exitCode: exitCodeOf(err), spokeFerry: true };
-      } finally {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
+    const outcome = options!.legacy
+      ? await legacySession(conn, { ...target, reporter, id, idleTimeoutMs: session.timeoutMs })
+      : await receiveSession(conn, {
+        ...session,
+        ...target,
+        claims,
+        id,
+        initiator: limiter === undefined,
+        ...(limiter ? { limiter } : {}),
+      });
+    if (outcome.error !== undefined) {
+      reporter.error(formatError(outcome.error, [code]), outcomeExitCode(outcome));
     }
-    const outcome = await receiveSession(conn, {
-      ...session,
-      ...target,
-      claims,
-      id,
-      ...(limiter ? { limiter } : {}),
-    });
-    if (outcome.error === undefined) {
-      return { exitCode: outcome.summary!.exitCode, spokeFerry: true };
-    }
-    const exitCode = exitCodeOf(outcome.error);
-    reporter.error(formatError(outcome.error, [code]), exitCode);
-    return { exitCode, spokeFerry: outcome.spokeFerry };
+    return outcome;
   }
 
   // --connect: fetch from a sender that is listening (the server sends files too).
   if (options.connect) {
     const conn = await connect(options.connect.host, options.connect.port);
     reporter.event("connected", { peer: formatHost(options.connect.host, options.connect.port) });
-    return (await serve(conn, "1")).exitCode;
+    return outcomeExitCode(await serve(conn, "1"));
   }
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise.
@@ -105,31 +87,30 @@ async function main(): Promise<number> {
 
   // Serve each sender on its own: one broken or slow sender never stalls the others.
   const limiter = new AttemptLimiter();
-  const active = new Set<Promise<unknown>>();
-  let count = 0;
+  const active = new Set<Promise<void>>();
   let result: number = EXIT.OK;
+  let stopping = false;
+  const stop = (exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    result = exitCode;
+    listener.close();
+  };
+  let count = 0;
   for await (const conn of listener) {
     const id = String(++count);
     if (active.size >= options.maxConnections) {
       refuseBusy(conn);
       continue;
     }
-    reporter.event("connected", {
-      conn: id,
-      peer: formatHost(
-        (conn.remoteAddr as Deno.NetAddr).hostname,
-        (conn.remoteAddr as Deno.NetAddr).port,
-      ),
-    });
-    const task = serve(conn, id, limiter).then((outcome) => {
+    reporter.event("connected", { conn: id, peer: peerName(conn) });
+    const task: Promise<void> = serve(conn, id, limiter).then((outcome) => {
       active.delete(task);
       if (limiter.exhausted) {
         reporter.error("ferry: too many wrong codes; no longer accepting senders", EXIT.AUTH);
-        result = EXIT.AUTH;
-        listener.close();
+        stop(EXIT.AUTH);
       } else if (options.once && outcome.spokeFerry) {
-        result = outcome.exitCode;
-        listener.close();
+        stop(outcomeExitCode(outcome));
       }
     });
     active.add(task);

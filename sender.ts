@@ -14,11 +14,11 @@
 import { buildManifest } from "./lib/manifest.ts";
 import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+import { EXIT, formatError, UsageError } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { sendLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
-import { sendSession } from "./lib/session.ts";
+import { outcomeExitCode, peerName, sendSession } from "./lib/session.ts";
 
 let secret = "";
 
@@ -58,7 +58,7 @@ async function main(): Promise<number> {
   if (!options.listen) {
     const conn = await connect(options.host, options.port);
     reporter.event("connected", { peer: formatHost(options.host, options.port) });
-    const outcome = await sendSession(conn, entries, { ...session, id: "1" });
+    const outcome = await sendSession(conn, entries, { ...session, id: "1", initiator: true });
     if (outcome.error !== undefined) throw outcome.error;
     return outcome.summary!.exitCode;
   }
@@ -77,10 +77,8 @@ async function main(): Promise<number> {
   for await (const conn of listener) {
     const id = String(++count);
     reporter.event("connected", { conn: id, peer: peerName(conn) });
-    const outcome = await sendSession(conn, entries, { ...session, id, limiter });
-    const exitCode = outcome.error === undefined
-      ? outcome.summary!.exitCode
-      : exitCodeOf(outcome.error);
+    const outcome = await sendSession(conn, entries, { ...session, id, limiter, initiator: false });
+    const exitCode = outcomeExitCode(outcome);
     if (outcome.error !== undefined) reporter.error(formatError(outcome.error, [code]), exitCode);
     if (limiter.exhausted) {
       reporter.error("ferry: too many wrong codes; no longer accepting receivers", EXIT.AUTH);
@@ -89,11 +87,6 @@ async function main(): Promise<number> {
     if (options.once && outcome.spokeFerry) return exitCode;
   }
   return EXIT.OK;
-}
-
-function peerName(conn: Deno.Conn): string {
-  const addr = conn.remoteAddr as Deno.NetAddr;
-  return formatHost(addr.hostname, addr.port);
 }
 
 if (import.meta.main) runMain(main, () => [secret], SENDER_HELP);

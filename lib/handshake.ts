@@ -36,9 +36,9 @@ const KEY_INFO_R2S = new TextEncoder().encode("ferry/1 receiver to sender");
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 /**
- * Counts wrong guesses across connections. A connection counts as a wrong guess from the moment
- * its key share arrives until its confirmation checks out, so a peer that hangs up after seeing
- * our confirmation is still counted.
+ * Counts wrong guesses across connections. Only a confirmation that arrived and was wrong
+ * counts: the side that accepted the connection never shows its own confirmation before
+ * checking the peer's, so a peer that hangs up early has learned nothing to guess with.
  */
 export class AttemptLimiter {
   readonly max: number;
@@ -53,14 +53,8 @@ export class AttemptLimiter {
   get exhausted(): boolean {
     return this.#failures >= this.max;
   }
-  /** Counts one attempt as failed; the returned function takes it back on success. */
-  begin(): () => void {
+  recordFailure(): void {
     this.#failures++;
-    let undone = false;
-    return () => {
-      if (!undone) this.#failures--;
-      undone = true;
-    };
   }
 }
 
@@ -72,6 +66,11 @@ export interface HandshakeOptions {
   w: bigint;
   /** Our capability bits. */
   caps: number;
+  /**
+   * True for the side that opened the connection: it confirms first. The side that accepted
+   * checks that confirmation before revealing its own.
+   */
+  initiator: boolean;
   /** Shared wrong-guess counter (listeners only). */
   limiter?: AttemptLimiter;
   /** Milliseconds the peer gets for each step. @default {15000} */
@@ -93,7 +92,7 @@ export async function handshake(channel: Channel, options: HandshakeOptions): Pr
   const myHello = encodeHello({ role: isSender ? ROLE_SENDER : ROLE_RECEIVER, caps: options.caps });
   const spake = startSpake2(isSender ? "A" : "B", options.w);
 
-  // Say everything we can say before hearing from the peer: preamble, hello, key share.
+  // Say everything we can before hearing from the peer: preamble, hello, key share.
   await channel.writeRaw(encodePreamble());
   await channel.send(FRAME_HELLO, myHello);
   await channel.send(FRAME_PAKE, spake.share);
@@ -108,14 +107,12 @@ export async function handshake(channel: Channel, options: HandshakeOptions): Pr
     throw new ProtocolError(`Cannot pair: both sides are ${options.role}s`);
   }
 
-  // From the moment the peer's share arrives, this connection counts as a guess.
   if (options.limiter?.exhausted) {
     throw new AuthError(
       "too many wrong codes; no longer accepting guesses",
       WIRE.TOO_MANY_ATTEMPTS,
     );
   }
-  const success = options.limiter?.begin();
   const peerShare = (await channel.expect(FRAME_PAKE)).slice();
 
   // Both hellos go into the confirmation keys, so a tampered version or capability fails here.
@@ -127,12 +124,15 @@ export async function handshake(channel: Channel, options: HandshakeOptions): Pr
     idB: ID_RECEIVER,
     aad: concat(CONFIRM_LABEL, senderHello, receiverHello),
   });
-  await channel.send(FRAME_CONFIRM, keys.myConfirm);
+
+  // The initiator confirms first; the acceptor checks before it shows its own confirmation.
+  if (options.initiator) await channel.send(FRAME_CONFIRM, keys.myConfirm);
   const peerConfirm = await channel.expect(FRAME_CONFIRM);
   if (!confirmMatches(keys.peerConfirm, peerConfirm)) {
+    options.limiter?.recordFailure();
     throw new AuthError();
   }
-  success?.();
+  if (!options.initiator) await channel.send(FRAME_CONFIRM, keys.myConfirm);
 
   // One key per direction, so a frame can never be reflected back to its sender.
   const s2r = new Uint8Array(hkdfSync("sha256", keys.ke, new Uint8Array(0), KEY_INFO_S2R, 32));

@@ -8,7 +8,9 @@
 
 import { Channel } from "./channel.ts";
 import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
-import { FerryError } from "./errors.ts";
+import { exitCodeOf, FerryError } from "./errors.ts";
+import { formatHost } from "./cli.ts";
+import { type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
 import type { Reader } from "./io.ts";
 import { type AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
@@ -23,8 +25,10 @@ export interface SessionOptions {
   reporter: Reporter;
   /** Idle timeout for handshake steps and transfer reads/writes. */
   timeoutMs: number;
-  /** Wrong-guess counter shared by all connections of a listener. */
+  /** Wrong-guess counter shared by all connections of a listener; set only when we listened. */
   limiter?: AttemptLimiter;
+  /** True if we opened the connection (we confirm first in the handshake). */
+  initiator: boolean;
   /** Label for events from this connection. */
   id: string;
 }
@@ -34,6 +38,35 @@ export interface SessionOutcome<T> {
   summary?: T;
   error?: unknown;
   spokeFerry: boolean;
+}
+
+/** The exit code a session ended with. */
+export function outcomeExitCode(outcome: SessionOutcome<{ exitCode: number }>): number {
+  return outcome.error === undefined ? outcome.summary!.exitCode : exitCodeOf(outcome.error);
+}
+
+/** `host:port` of the other end of a connection. */
+export function peerName(conn: Deno.Conn): string {
+  const addr = conn.remoteAddr as Deno.NetAddr;
+  return formatHost(addr.hostname, addr.port);
+}
+
+/** Runs a `--legacy` receiving session: the tutorial's header, then bytes until close. */
+export async function legacySession(
+  conn: Deno.Conn,
+  options: LegacyReceiveOptions,
+): Promise<SessionOutcome<ReceiveSummary>> {
+  try {
+    return { summary: await receiveLegacy(conn, options), spokeFerry: true };
+  } catch (error) {
+    return { error, spokeFerry: true };
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
 }
 
 /** Runs a sender session: handshake, then send `entries`. */
@@ -83,6 +116,7 @@ async function runSession<T>(
       role,
       w: options.w,
       caps: COMPRESS_CAPS,
+      initiator: options.initiator,
       timeoutMs: options.timeoutMs,
       ...(options.limiter ? { limiter: options.limiter } : {}),
     });

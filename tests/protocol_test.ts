@@ -1,0 +1,136 @@
+import { assertEquals, assertThrows } from "./assert.ts";
+import {
+  checkRecordLength,
+  decodeError,
+  decodeFileEnd,
+  decodeFileStart,
+  decodeHello,
+  decodeOffer,
+  decodeOfferEnd,
+  decodePreamble,
+  decodeReplies,
+  decodeResult,
+  encodeError,
+  encodeFileEnd,
+  encodeFileStart,
+  encodeHello,
+  encodeOffer,
+  encodeOfferEnd,
+  encodePreamble,
+  encodeReplies,
+  encodeResult,
+  type Entry,
+  KIND_DIR,
+  KIND_FILE,
+  KIND_STREAM,
+  MAX_CONTROL_PAYLOAD,
+  MAX_MESSAGE_BYTES,
+  MAX_RECORD_BODY,
+  REPLY_HAVE,
+  REPLY_REFUSE,
+  REPLY_RESUME,
+  REPLY_SEND,
+  ROLE_SENDER,
+} from "../protocol.ts";
+import { ProtocolError } from "../lib/errors.ts";
+
+Deno.test("encodePreamble()/decodePreamble() round-trip and reject garbage and other versions", () => {
+  assertEquals(decodePreamble(encodePreamble()), 1);
+  assertThrows(
+    () => decodePreamble(new TextEncoder().encode("GET / HT")),
+    ProtocolError,
+    "not speaking",
+  );
+  assertThrows(() => decodePreamble(encodePreamble(2)), ProtocolError, "version 2");
+});
+
+Deno.test("checkRecordLength() rejects a length above MAX_RECORD_BODY before allocating", () => {
+  checkRecordLength(MAX_RECORD_BODY, true);
+  assertThrows(() => checkRecordLength(MAX_RECORD_BODY + 1, true), ProtocolError);
+  assertThrows(() => checkRecordLength(0xffffffff, false), ProtocolError);
+  assertThrows(() => checkRecordLength(0, false), ProtocolError);
+  assertThrows(() => checkRecordLength(16, true), ProtocolError);
+});
+
+Deno.test("encodeHello()/decodeHello() round-trip; unknown roles and trailing bytes are refused", () => {
+  assertEquals(decodeHello(encodeHello({ role: ROLE_SENDER, caps: 3 })), {
+    role: ROLE_SENDER,
+    caps: 3,
+  });
+  assertThrows(() => decodeHello(encodeHello({ role: 9, caps: 0 })), ProtocolError);
+  assertThrows(() => decodeHello(new Uint8Array(6)), ProtocolError);
+  assertThrows(() => decodeHello(new Uint8Array(2)), ProtocolError, "expected at least");
+});
+
+Deno.test("encodeOffer() splits large offers into batches that decodeOffer() reassembles", () => {
+  const entries: Entry[] = [];
+  for (let i = 0; i < 5000; i++) {
+    entries.push({
+      kind: KIND_FILE,
+      mode: 0o644,
+      mtime: 1700000000000 + i,
+      size: i * 1000,
+      name: `folder/${"x".repeat(100)}-${i}.txt`,
+    });
+  }
+  entries.push({ kind: KIND_DIR, mode: 0o755, mtime: 0, size: 0, name: "folder" });
+  entries.push({ kind: KIND_STREAM, mode: 0o644, mtime: 0, size: 0, name: "stdin" });
+  const batches = encodeOffer(entries);
+  assertEquals(batches.length > 1, true);
+  for (const b of batches) assertEquals(b.length <= MAX_CONTROL_PAYLOAD, true);
+  assertEquals(batches.flatMap((b) => decodeOffer(b)), entries);
+});
+
+Deno.test("decodeOffer() rejects truncated entries, unknown kinds and invalid UTF-8", () => {
+  const [good] = encodeOffer([{ kind: KIND_FILE, mode: 0o644, mtime: 0, size: 1, name: "a" }]);
+  assertThrows(() => decodeOffer(good!.subarray(0, good!.length - 1)), ProtocolError);
+  const badKind = good!.slice();
+  badKind[0] = 9;
+  assertThrows(() => decodeOffer(badKind), ProtocolError, "kind 9");
+  const badUtf8 = good!.slice();
+  badUtf8[badUtf8.length - 1] = 0xff;
+  assertThrows(() => decodeOffer(badUtf8), ProtocolError, "UTF-8");
+});
+
+Deno.test("decodeOffer() refuses a 64-bit size beyond what can be counted exactly", () => {
+  const [good] = encodeOffer([{ kind: KIND_FILE, mode: 0, mtime: 0, size: 1, name: "a" }]);
+  const huge = good!.slice();
+  huge.fill(0xff, 13, 21);
+  assertThrows(() => decodeOffer(huge), ProtocolError, "too large");
+});
+
+Deno.test("encodeReplies()/decodeReplies() round-trip every action", () => {
+  const digest = new Uint8Array(16).fill(7);
+  const replies = [
+    { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 },
+    { action: REPLY_RESUME, offset: 12345, digest, reason: 0 },
+    { action: REPLY_HAVE, offset: 99, digest, reason: 0 },
+    { action: REPLY_REFUSE, offset: 0, digest: new Uint8Array(0), reason: 8 },
+  ];
+  const [batch] = encodeReplies(replies);
+  assertEquals(decodeReplies(batch!), replies);
+  assertThrows(() => decodeReplies(new Uint8Array([7])), ProtocolError, "action 7");
+});
+
+Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, ERROR", () => {
+  assertEquals(decodeOfferEnd(encodeOfferEnd({ count: 3, totalBytes: 2 ** 40 })), {
+    count: 3,
+    totalBytes: 2 ** 40,
+  });
+  assertEquals(decodeFileStart(encodeFileStart({ index: 7, offset: 1 << 30 })), {
+    index: 7,
+    offset: 1 << 30,
+  });
+  const digest = new Uint8Array(16).fill(1);
+  assertEquals(decodeFileEnd(encodeFileEnd({ size: 5, digest })), { size: 5, digest });
+  assertEquals(decodeResult(encodeResult({ index: 2, status: 7 })), { index: 2, status: 7 });
+  assertEquals(decodeError(encodeError({ code: 3, message: "wrong code" })), {
+    code: 3,
+    message: "wrong code",
+  });
+});
+
+Deno.test("encodeError() cuts long messages to MAX_MESSAGE_BYTES", () => {
+  const decoded = decodeError(encodeError({ code: 1, message: "x".repeat(10_000) }));
+  assertEquals(decoded.message.length, MAX_MESSAGE_BYTES);
+});

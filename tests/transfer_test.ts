@@ -1,0 +1,197 @@
+/**
+ * End-to-end: the real sender.ts and receiver.ts as subprocesses, real sockets, real files.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
+import {
+  CODE,
+  exists,
+  jsonLines,
+  listen,
+  listTree,
+  RECEIVER,
+  run,
+  sameFile,
+  send,
+  SENDER,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+async function makeTree(root: string): Promise<void> {
+  await Deno.mkdir(join(root, "tree/sub/deeper"), { recursive: true });
+  await Deno.mkdir(join(root, "tree/empty"), { recursive: true });
+  await writeRandomFile(join(root, "tree/big.bin"), 3 * 1024 * 1024 + 17, 3);
+  await Deno.writeTextFile(join(root, "tree/sub/notes.txt"), "hello ferry\n".repeat(1000));
+  await Deno.writeTextFile(join(root, "tree/sub/deeper/run.sh"), "#!/bin/sh\necho hi\n");
+  await Deno.chmod(join(root, "tree/sub/deeper/run.sh"), 0o750);
+  await Deno.writeFile(join(root, "tree/zero.bin"), new Uint8Array(0));
+  await Deno.utime(
+    join(root, "tree/sub/notes.txt"),
+    new Date(1_600_000_000_000),
+    new Date(1_600_000_000_000),
+  );
+}
+
+Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, folder and mode arrives", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await makeTree(src);
+    await Deno.symlink("/etc/passwd", join(src, "tree/link-out"));
+    const receiver = await startReceiver(["--once", "--dir", dst]);
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "tree")]);
+    const received = await receiver.finish();
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals(received.code, 0, received.stderr);
+    assertMatch(sent.stderr, /skipping .*link-out: symlink/);
+    const want = await listTree(join(src, "tree"));
+    want.delete("link-out");
+    const got = await listTree(join(dst, "tree"));
+    assertEquals(got, want);
+    assert(await sameFile(join(src, "tree/big.bin"), join(dst, "tree/big.bin")));
+    assertEquals(
+      (await Deno.stat(join(dst, "tree/sub/notes.txt"))).mtime?.getTime(),
+      1_600_000_000_000,
+    );
+    assertEquals(await exists(join(dst, "tree/link-out")), false);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is created", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
+    const receiver = await startReceiver(["--once", "--dir", dst]);
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "secret.txt")], {
+      env: { FERRY_CODE: "1-wrong-code-here" },
+    });
+    const received = await receiver.finish();
+    assertEquals(sent.code, 4, sent.stderr);
+    assertEquals(received.code, 4, received.stderr);
+    assertMatch(sent.stderr, /^ferry: wrong code$/m);
+    assertMatch(received.stderr, /^ferry: wrong code$/m);
+    assertEquals([...Deno.readDirSync(dst)], []);
+    assertNotMatch(sent.stderr + received.stderr, new RegExp(CODE));
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry receiver refuses an existing file (exit 6 both sides) and --overwrite replaces it", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await Deno.writeTextFile(join(src, "a.txt"), "new content");
+    await Deno.writeTextFile(join(dst, "a.txt"), "old content!");
+    let receiver = await startReceiver(["--once", "--dir", dst]);
+    let sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+    let received = await receiver.finish();
+    assertEquals(sent.code, 6, sent.stderr);
+    assertEquals(received.code, 6, received.stderr);
+    assertMatch(sent.stderr, /a\.txt: refused \(already exists/);
+    assertMatch(received.stderr, /a\.txt: refused \(already exists/);
+    assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "old content!");
+
+    receiver = await startReceiver(["--once", "--overwrite", "--dir", dst]);
+    sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+    received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "new content");
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry sender run twice: the second run finds identical files and sends nothing", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await makeTree(src);
+    const receiver = await startReceiver(["--dir", dst, "--json"]);
+    const first = await send([`127.0.0.1:${receiver.port}`, join(src, "tree"), "--json"]);
+    const second = await send([`127.0.0.1:${receiver.port}`, join(src, "tree"), "--json"]);
+    await receiver.stop();
+    assertEquals([first.code, second.code], [0, 0], first.stderr + second.stderr);
+    const statuses = jsonLines(second.stdout).filter((e) => e.event === "file-done").map((e) =>
+      e.status
+    );
+    assertEquals(statuses.length, 4);
+    assert(statuses.every((s) => s === "identical"), JSON.stringify(statuses));
+    const done = jsonLines(second.stdout).find((e) => e.event === "done")!;
+    assertEquals(done.bytes, 0);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry receiver serves 16 senders at once, every file verified", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--dir", dst]);
+    const jobs = [];
+    for (let i = 0; i < 16; i++) {
+      const path = join(src, `file-${i}.bin`);
+      await writeRandomFile(path, 256 * 1024 + i * 1000, 100 + i);
+      jobs.push(send([`127.0.0.1:${receiver.port}`, path]));
+    }
+    const results = await Promise.all(jobs);
+    await receiver.stop();
+    for (const r of results) assertEquals(r.code, 0, r.stderr);
+    for (let i = 0; i < 16; i++) {
+      assert(await sameFile(join(src, `file-${i}.bin`), join(dst, `file-${i}.bin`)), `file-${i}`);
+    }
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry sender HOST - --name from stdin into receiver --stdout", async () => {
+  const payload = new TextEncoder().encode("piped data ".repeat(50_000));
+  const receiver = await startReceiver(["--stdout", "--quiet"]);
+  const sent = await send([`127.0.0.1:${receiver.port}`, "-", "--name", "piped.txt"], {
+    stdin: payload,
+  });
+  const received = await receiver.finish();
+  assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+  assertEquals(received.stdout, new TextDecoder().decode(payload));
+});
+
+Deno.test("ferry sender --listen --once + receiver --connect: the sender serves, with its own code", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await writeRandomFile(join(src, "served.bin"), 2 * 1024 * 1024 + 5, 9);
+    const sender = await listen(SENDER, [
+      "--listen",
+      "--once",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      join(src, "served.bin"),
+    ]);
+    const code = /code (\d+-[a-z]+-[a-z]+-[a-z]+)$/m.exec(sender.banner)?.[1];
+    assert(code, sender.banner);
+    const received = await run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dst], {
+      env: { FERRY_CODE: code },
+    });
+    const served = await sender.finish();
+    assertEquals([received.code, served.code], [0, 0], received.stderr + served.stderr);
+    assert(await sameFile(join(src, "served.bin"), join(dst, "served.bin")));
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
