@@ -39,6 +39,8 @@ export const MAX_CONTROL_PAYLOAD = 256 * 1024;
 export const MAX_NAME_BYTES = 4096;
 /** Longest single path component, in UTF-8 bytes (the usual file-system limit). */
 export const MAX_COMPONENT_BYTES = 255;
+/** Most components (folder levels) in one path. */
+export const MAX_DEPTH = 128;
 /** Most entries one offer may hold. */
 export const MAX_ENTRIES = 1_000_000;
 /** Longest human-readable message in an ERROR frame, in UTF-8 bytes. */

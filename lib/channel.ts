@@ -47,6 +47,8 @@ export interface Frame {
 }
 
 const AEAD = "chacha20-poly1305";
+/** How long an ERROR frame is given to reach the peer before the connection closes. */
+const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
 const DIRECT_WRITE_MIN = 64 * 1024;
 
@@ -291,12 +293,22 @@ export class Channel {
     for (const bytes of writes) await this.writeRaw(bytes);
   }
 
-  /** Tells the peer why we stop, if the connection still takes it. Never throws. */
+  /**
+   * Tells the peer why we stop, if the connection still takes it. Never throws. Afterwards it
+   * reads and discards for a moment: closing with unread data would reset the connection and
+   * could destroy the ERROR frame before the peer reads it.
+   */
   async sendError(code: WireCode, message: string): Promise<void> {
     if (this.#closed) return;
     try {
-      this.setIdleTimeout(Math.min(this.#idleMs, 2000));
+      this.setIdleTimeout(ERROR_LINGER_MS);
       await this.send(FRAME_ERROR, encodeError({ code, message }));
+      await this.conn.closeWrite();
+      const sink = new Uint8Array(64 * 1024);
+      const deadline = Date.now() + ERROR_LINGER_MS;
+      while (Date.now() < deadline) {
+        if (await this.#guard("closing", () => this.conn.read(sink)) === null) break;
+      }
     } catch {
       // The peer may be gone already; the local error is what matters now.
     }

@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { MAX_COMPONENT_BYTES, MAX_NAME_BYTES } from "../protocol.ts";
+import { MAX_COMPONENT_BYTES, MAX_DEPTH, MAX_NAME_BYTES } from "../protocol.ts";
 import { isInvisibleFormatChar } from "./errors.ts";
 
 const encoder = new TextEncoder();
@@ -36,7 +36,9 @@ export function nameProblem(name: string): string | undefined {
     if (isInvisibleFormatChar(cp)) return "invisible or bidirectional-override character";
     if (LOOKALIKE_SEPARATORS.has(cp)) return "look-alike slash";
   }
-  for (const part of name.split("/")) {
+  const parts = name.split("/");
+  if (parts.length > MAX_DEPTH) return "too many nested folders";
+  for (const part of parts) {
     if (part === "") return "empty path component";
     if (part === "." || part === "..") return `'${part}' component`;
     if (encoder.encode(part).length > MAX_COMPONENT_BYTES) return "path component too long";

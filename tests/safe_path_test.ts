@@ -41,7 +41,8 @@ Deno.test("nameProblem() refuses traversal, absolute paths and unsafe characters
     ["a\u2215b", "look-alike slash"],
     ["a\uff0fb", "look-alike slash"],
     ["x".repeat(256), "path component too long"],
-    [("a/".repeat(2100)) + "b", "name too long"],
+    ["a/".repeat(2100) + "b", "name too long"],
+    ["a/".repeat(128) + "b", "too many nested folders"],
   ];
   for (const [name, why] of cases) assertEquals(nameProblem(name), why, JSON.stringify(name));
 });

@@ -1,0 +1,434 @@
+/**
+ * A hostile or broken sender against a real receiver subprocess. The hostile side is written
+ * with ferry's own channel and handshake (so it gets past the code check) and then says
+ * whatever it likes. Every case asserts the exact refusal and that nothing lands outside --dir.
+ */
+
+import { join } from "node:path";
+import * as zlib from "node:zlib";
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import {
+  CODE,
+  exists,
+  sameFile,
+  send,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+import { Channel } from "../lib/channel.ts";
+import { handshake } from "../lib/handshake.ts";
+import { passwordScalar } from "../lib/code_phrase.ts";
+import { createDigest, finishDigest } from "../lib/checksum.ts";
+import { COMPRESS_CAPS } from "../lib/compress.ts";
+import { FerryError, WIRE } from "../lib/errors.ts";
+import {
+  CODEC_RAW,
+  CODEC_ZSTD,
+  decodeReplies,
+  decodeResult,
+  encodeFileEnd,
+  encodeFileStart,
+  encodeOffer,
+  encodeOfferEnd,
+  encodePreamble,
+  type Entry,
+  FRAME_DATA,
+  FRAME_DONE,
+  FRAME_FILE,
+  FRAME_FILE_END,
+  FRAME_OFFER,
+  FRAME_OFFER_END,
+  FRAME_REPLY,
+  FRAME_RESULT,
+  KIND_DIR,
+  KIND_FILE,
+  type Reply,
+  REPLY_REFUSE,
+  REPLY_SEND,
+} from "../protocol.ts";
+
+const W = await passwordScalar(CODE);
+
+/** Connects and completes a real handshake as a sender. */
+async function hostile(port: number): Promise<Channel> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const channel = new Channel(conn, { idleTimeoutMs: 10_000 });
+  await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, initiator: true });
+  return channel;
+}
+
+/** Offers entries and returns the receiver's replies. */
+async function offer(channel: Channel, entries: Entry[]): Promise<Reply[]> {
+  for (const batch of encodeOffer(entries)) await channel.send(FRAME_OFFER, batch);
+  await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: entries.length, totalBytes: 0 }));
+  const replies: Reply[] = [];
+  while (replies.length < entries.length) {
+    replies.push(...decodeReplies(await channel.expect(FRAME_REPLY)));
+  }
+  return replies;
+}
+
+const file = (name: string, size = 5): Entry => ({
+  kind: KIND_FILE,
+  mode: 0o644,
+  mtime: 0,
+  size,
+  name,
+});
+
+async function digestOf(bytes: Uint8Array): Promise<Uint8Array> {
+  const h = await createDigest();
+  h.update(bytes);
+  return finishDigest(h);
+}
+
+/** Expects the receiver to end the session with an ERROR frame of this wire code. */
+async function expectError(channel: Channel, code: number): Promise<void> {
+  const err = await assertRejects(async () => {
+    while (true) await channel.recv();
+  });
+  assert(err instanceof FerryError && err.fromPeer, `expected an ERROR frame, got ${err.message}`);
+  assertEquals((err as FerryError).wireCode, code, err.message);
+  channel.close();
+}
+
+/** A receiver in box/dst, so that anything written next to dst is caught. */
+async function setup() {
+  const box = await tempDir();
+  const dst = join(box, "dst");
+  await Deno.mkdir(dst);
+  const outside = await tempDir();
+  await Deno.symlink(outside, join(dst, "escape"));
+  await Deno.writeTextFile(join(dst, "plain.txt"), "a file");
+  const receiver = await startReceiver(["--dir", dst, "--timeout", "2"]);
+  return { box, dst, outside, receiver };
+}
+
+async function teardown(ctx: Awaited<ReturnType<typeof setup>>) {
+  const done = await ctx.receiver.stop();
+  // Nothing may ever appear beside dst, nor through the symlink the receiver already has.
+  assertEquals([...Deno.readDirSync(ctx.box)].map((e) => e.name), ["dst"]);
+  assertEquals([...Deno.readDirSync(ctx.outside)].length, 0);
+  await Deno.remove(ctx.box, { recursive: true });
+  await Deno.remove(ctx.outside, { recursive: true });
+  return done;
+}
+
+/** [name, the refusal expected]: path traversal in every spelling, and worse. */
+const HOSTILE_NAMES: [string, number][] = [
+  ["../evil.txt", WIRE.BAD_NAME],
+  ["../../evil.txt", WIRE.BAD_NAME],
+  ["a/../../evil.txt", WIRE.BAD_NAME],
+  ["a/../b.txt", WIRE.BAD_NAME],
+  ["./a.txt", WIRE.BAD_NAME],
+  ["..", WIRE.BAD_NAME],
+  [".", WIRE.BAD_NAME],
+  ["/etc/ferry-evil", WIRE.BAD_NAME],
+  ["/tmp/ferry-evil", WIRE.BAD_NAME],
+  ["//server/share", WIRE.BAD_NAME],
+  ["..\\evil.txt", WIRE.BAD_NAME],
+  ["a\\..\\..\\evil.txt", WIRE.BAD_NAME],
+  ["C:\\Windows\\evil.txt", WIRE.BAD_NAME],
+  ["C:evil.txt", WIRE.BAD_NAME],
+  ["z:/evil.txt", WIRE.BAD_NAME],
+  ["a//b.txt", WIRE.BAD_NAME],
+  ["trailing/", WIRE.BAD_NAME],
+  ["", WIRE.BAD_NAME],
+  ["nul\0.txt", WIRE.BAD_NAME],
+  ["evil.txt\0.jpg", WIRE.BAD_NAME],
+  ["new\nline.txt", WIRE.BAD_NAME],
+  ["carriage\rreturn.txt", WIRE.BAD_NAME],
+  ["tab\there.txt", WIRE.BAD_NAME],
+  ["ansi\x1b[2J\x1b[H.txt", WIRE.BAD_NAME],
+  ["title\x1b]0;pwned\x07.txt", WIRE.BAD_NAME],
+  ["del\x7f.txt", WIRE.BAD_NAME],
+  ["c1\u009b31m.txt", WIRE.BAD_NAME],
+  ["rtl\u202egnp.exe", WIRE.BAD_NAME],
+  ["isolate\u2066x\u2069.txt", WIRE.BAD_NAME],
+  ["zero\u200bwidth.txt", WIRE.BAD_NAME],
+  ["bom\ufeff.txt", WIRE.BAD_NAME],
+  ["..\u2215..\u2215evil.txt", WIRE.BAD_NAME],
+  ["..\uff0f..\uff0fevil.txt", WIRE.BAD_NAME],
+  ["..\uff3c..\uff3cevil.txt", WIRE.BAD_NAME],
+  ["x".repeat(256), WIRE.BAD_NAME],
+  ["d/".repeat(200) + "f", WIRE.BAD_NAME],
+  ["escape/evil.txt", WIRE.SYMLINK],
+  ["escape/deeper/evil.txt", WIRE.SYMLINK],
+  ["escape", WIRE.SYMLINK],
+  ["plain.txt/evil.txt", WIRE.BAD_NAME],
+  ["plain.txt", WIRE.EXISTS],
+];
+
+Deno.test("receiver refuses every hostile name in the corpus and writes nothing outside --dir", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    const entries = HOSTILE_NAMES.map(([name]) => file(name));
+    const replies = await offer(channel, entries);
+    for (let i = 0; i < HOSTILE_NAMES.length; i++) {
+      const [name, reason] = HOSTILE_NAMES[i]!;
+      assertEquals(
+        [replies[i]!.action, replies[i]!.reason],
+        [REPLY_REFUSE, reason],
+        `name ${JSON.stringify(name)}`,
+      );
+    }
+    await channel.send(FRAME_DONE, new Uint8Array(12));
+    channel.close();
+  } finally {
+    const done = await teardown(ctx);
+    // Hostile names are never printed raw: no escape character reaches the terminal.
+    assert(!done.stderr.includes("\x1b[2J"), "an ANSI escape reached stderr");
+  }
+});
+
+Deno.test("receiver accepts harmless look-alikes literally, inside --dir", async () => {
+  const ctx = await setup();
+  try {
+    const names = [
+      "%2e%2e%2fevil.txt",
+      "..%2f..%2fevil.txt",
+      "...",
+      "....txt",
+      "ünïcödé.txt",
+      "-rf",
+    ];
+    const channel = await hostile(ctx.receiver.port);
+    const replies = await offer(channel, names.map((n) => file(n)));
+    assert(replies.every((r) => r.action === REPLY_SEND));
+    const payload = new TextEncoder().encode("hello");
+    for (let index = 0; index < names.length; index++) {
+      await channel.send(FRAME_FILE, encodeFileStart({ index, offset: 0 }));
+      await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), payload);
+      await channel.send(
+        FRAME_FILE_END,
+        encodeFileEnd({ size: 5, digest: await digestOf(payload) }),
+      );
+      assertEquals(decodeResult(await channel.expect(FRAME_RESULT)).status, 0);
+    }
+    channel.close();
+    for (const name of names) assertEquals(await Deno.readTextFile(join(ctx.dst, name)), "hello");
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("receiver ends the session on a name longer than MAX_NAME_BYTES", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    for (const batch of encodeOffer([file("n".repeat(5000))])) {
+      await channel.send(FRAME_OFFER, batch);
+    }
+    await expectError(channel, WIRE.PROTOCOL);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /Cannot decode OFFER: name of 5000 bytes is too long/);
+  }
+});
+
+Deno.test("receiver refuses duplicate entries and a file entry beneath a file", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    const replies = await offer(channel, [
+      file("dup.txt"),
+      file("dup.txt"),
+      file("f"),
+      file("f/inside.txt"),
+      { kind: KIND_DIR, mode: 0o755, mtime: 0, size: 0, name: "dir" },
+      file("dir"),
+    ]);
+    assertEquals(replies.map((r) => r.reason), [
+      0,
+      WIRE.DUPLICATE,
+      0,
+      WIRE.BAD_NAME,
+      0,
+      WIRE.DUPLICATE,
+    ]);
+    channel.close();
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("receiver stops a sender that sends more bytes than it declared (no file left)", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("liar.txt", 4)]);
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+    await channel.send(
+      FRAME_DATA,
+      new Uint8Array([CODEC_RAW]),
+      new TextEncoder().encode("way more than four"),
+    );
+    await expectError(channel, WIRE.INTEGRITY);
+    assertEquals(await exists(join(ctx.dst, "liar.txt")), false);
+    assertEquals(await exists(join(ctx.dst, "liar.txt.part")), false);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /ferry: liar\.txt: the sender sent more bytes than it declared/);
+  }
+});
+
+Deno.test("receiver rejects a short file and a wrong digest with RESULT integrity, no final file", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("short.txt", 10), file("baddigest.txt", 5)]);
+    const five = new TextEncoder().encode("12345");
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+    await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), five);
+    await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 5, digest: await digestOf(five) }));
+    assertEquals(decodeResult(await channel.expect(FRAME_RESULT)), {
+      index: 0,
+      status: WIRE.INTEGRITY,
+    });
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 1, offset: 0 }));
+    await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), five);
+    await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 5, digest: new Uint8Array(16) }));
+    assertEquals(decodeResult(await channel.expect(FRAME_RESULT)), {
+      index: 1,
+      status: WIRE.INTEGRITY,
+    });
+    channel.close();
+    for (const name of ["short.txt", "short.txt.part", "baddigest.txt", "baddigest.txt.part"]) {
+      assertEquals(await exists(join(ctx.dst, name)), false, name);
+    }
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("receiver refuses a zip-bomb chunk instead of expanding it", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("bomb.bin", 1 << 20)]);
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+    const bomb = zlib.zstdCompressSync(new Uint8Array(512 * 1024 * 1024));
+    await channel.send(FRAME_DATA, new Uint8Array([CODEC_ZSTD]), bomb);
+    await expectError(channel, WIRE.PROTOCOL);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /Cannot decompress chunk: it expands beyond 1048576 bytes/);
+  }
+});
+
+Deno.test("receiver rejects frames out of place: DATA with no file, unknown types, FILE for a refused entry", async () => {
+  const ctx = await setup();
+  try {
+    let channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("x.txt")]);
+    await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), new Uint8Array(5));
+    await expectError(channel, WIRE.PROTOCOL);
+
+    channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("y.txt")]);
+    await channel.send(0x55, new Uint8Array(3));
+    await expectError(channel, WIRE.PROTOCOL);
+
+    channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("../z.txt")]);
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+    await expectError(channel, WIRE.PROTOCOL);
+
+    channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("w.txt")]);
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 3 }));
+    await expectError(channel, WIRE.PROTOCOL);
+
+    channel = await hostile(ctx.receiver.port);
+    await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: 5, totalBytes: 0 }));
+    await expectError(channel, WIRE.PROTOCOL);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /Cannot take DATA: no file is open/);
+    assertMatch(done.stderr, /unexpected unknown frame 0x55/);
+    assertMatch(done.stderr, /Cannot start file 0: it was not accepted/);
+    assertMatch(done.stderr, /Cannot start file 0 at byte 3/);
+    assertMatch(done.stderr, /announced 5 entries but listed 0/);
+  }
+});
+
+/** Raw bytes to a receiver; returns what it answered before closing (bounded). */
+async function raw(port: number, bytes: Uint8Array, holdOpen = false): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  if (bytes.length) await conn.write(bytes);
+  if (!holdOpen) await conn.closeWrite();
+  const chunks: number[] = [];
+  const buf = new Uint8Array(4096);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const got = await conn.read(buf).catch(() => null);
+    if (got === null) break;
+    chunks.push(...buf.subarray(0, got));
+  }
+  conn.close();
+  return new Uint8Array(chunks);
+}
+
+Deno.test("receiver answers garbage, a wrong version, a huge length and silence, and keeps serving", async () => {
+  const ctx = await setup();
+  try {
+    // Garbage instead of the magic: an HTTP request.
+    await raw(ctx.receiver.port, new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // A future version.
+    await raw(ctx.receiver.port, encodePreamble(7));
+    // A plaintext record that claims 4 GiB: refused before anything is allocated.
+    const huge = new Uint8Array(12);
+    huge.set(encodePreamble());
+    new DataView(huge.buffer).setUint32(8, 0xfffffff0);
+    await raw(ctx.receiver.port, huge);
+    // Truncated: half a record, then hang up.
+    const half = new Uint8Array(14);
+    half.set(encodePreamble());
+    new DataView(half.buffer).setUint32(8, 100);
+    await raw(ctx.receiver.port, half);
+    // Slow loris: connect and say nothing; the receiver hangs up after --timeout 2.
+    const started = Date.now();
+    await raw(ctx.receiver.port, new Uint8Array(0), true);
+    const waited = Date.now() - started;
+    assert(waited >= 1500 && waited < 9000, `silent peer was dropped after ${waited} ms`);
+
+    // After all that, a good sender still gets through.
+    const src = await tempDir();
+    await writeRandomFile(join(src, "good.bin"), 100_000, 5);
+    const sent = await send([`127.0.0.1:${ctx.receiver.port}`, join(src, "good.bin")]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assert(await sameFile(join(src, "good.bin"), join(ctx.dst, "good.bin")));
+    await Deno.remove(src, { recursive: true });
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /ferry: Cannot start: the peer is not speaking the ferry protocol/);
+    assertMatch(
+      done.stderr,
+      /ferry: Cannot start: peer speaks protocol version 7, this ferry speaks 1/,
+    );
+    assertMatch(done.stderr, /ferry: Cannot read frame: length 4294967280 is outside/);
+    assertMatch(done.stderr, /ferry: connection ended in the middle of a frame/);
+    assertMatch(done.stderr, /ferry: peer stopped responding \(no data for 2 s\)/);
+  }
+});
+
+Deno.test("receiver --max-files and --max-size refuse oversized offers", async () => {
+  const box = await tempDir();
+  const receiver = await startReceiver(["--dir", box, "--max-files", "3", "--max-size", "1K"]);
+  try {
+    let channel = await hostile(receiver.port);
+    for (const batch of encodeOffer([file("1"), file("2"), file("3"), file("4")])) {
+      await channel.send(FRAME_OFFER, batch);
+    }
+    await expectError(channel, WIRE.TOO_LARGE);
+    channel = await hostile(receiver.port);
+    const replies = await offer(channel, [file("small", 1000), file("big", 2000)]);
+    assertEquals(replies.map((r) => r.reason), [0, WIRE.TOO_LARGE]);
+    channel.close();
+  } finally {
+    await receiver.stop();
+    await Deno.remove(box, { recursive: true });
+  }
+});

@@ -1,0 +1,259 @@
+/**
+ * Encryption and authentication, end to end: a man in the middle that tampers with the stream,
+ * a capture that must hold no plaintext, the wrong-guess limit, and the code phrase kept out of
+ * every output.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertNotMatch, assertRejects } from "./assert.ts";
+import {
+  CODE,
+  exists,
+  jsonLines,
+  send,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+import { Channel } from "../lib/channel.ts";
+import { AuthError } from "../lib/errors.ts";
+import { handshake } from "../lib/handshake.ts";
+import { passwordScalar } from "../lib/code_phrase.ts";
+import { COMPRESS_CAPS } from "../lib/compress.ts";
+import { PREAMBLE_SIZE } from "../protocol.ts";
+
+type Tamper = "none" | "flip" | "drop" | "reorder" | "replay" | "truncate";
+
+/** Index of the sender's record to tamper with: 0-2 are the handshake, 6 is file data. */
+const TARGET_RECORD = 6;
+
+/**
+ * A relay between sender and receiver that understands record boundaries (4-byte lengths after
+ * the 8-byte preamble) in the sender-to-receiver direction, and can tamper with one record.
+ * Everything it forwards is captured.
+ */
+async function startRelay(targetPort: number, tamper: Tamper) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const captured: Uint8Array[] = [];
+  const done = (async () => {
+    const client = await listener.accept();
+    listener.close();
+    const server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+    const back = pump(server, client, captured);
+    await forwardRecords(client, server, tamper, captured);
+    await back;
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, captured, done };
+}
+
+async function pump(from: Deno.Conn, to: Deno.Conn, captured: Uint8Array[]): Promise<void> {
+  const buf = new Uint8Array(65536);
+  try {
+    while (true) {
+      const got = await from.read(buf);
+      if (got === null) break;
+      captured.push(buf.slice(0, got));
+      await to.write(buf.subarray(0, got));
+    }
+  } catch {
+    // Either side went away; the test looks at exit codes.
+  }
+  try {
+    to.close();
+  } catch { /* closed */ }
+}
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array | null> {
+  const out = new Uint8Array(n);
+  let filled = 0;
+  while (filled < n) {
+    const got = await conn.read(out.subarray(filled));
+    if (got === null) return null;
+    filled += got;
+  }
+  return out;
+}
+
+async function forwardRecords(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  tamper: Tamper,
+  captured: Uint8Array[],
+) {
+  const write = async (bytes: Uint8Array) => {
+    captured.push(bytes);
+    await to.write(bytes);
+  };
+  try {
+    const preamble = await readExactly(from, PREAMBLE_SIZE);
+    if (!preamble) return;
+    await write(preamble);
+    let held: Uint8Array | null = null;
+    for (let index = 0;; index++) {
+      const header = await readExactly(from, 4);
+      if (!header) break;
+      const length = new DataView(header.buffer).getUint32(0);
+      const body = await readExactly(from, length);
+      if (!body) break;
+      const record = new Uint8Array(4 + length);
+      record.set(header);
+      record.set(body, 4);
+      if (index === TARGET_RECORD) {
+        if (tamper === "flip") record[record.length - 40]! ^= 0x01;
+        if (tamper === "drop") continue;
+        if (tamper === "reorder") {
+          held = record;
+          continue;
+        }
+        if (tamper === "replay") await write(record);
+        if (tamper === "truncate") {
+          await write(record.subarray(0, 1000));
+          break;
+        }
+      }
+      await write(record);
+      if (held) {
+        await write(held);
+        held = null;
+      }
+    }
+  } catch {
+    // The receiver hung up on us: expected when it detects tampering.
+  }
+  for (const conn of [from, to]) {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+const MARKER = "FERRY-PLAINTEXT-MARKER-7f3a";
+
+async function tamperRun(tamper: Tamper) {
+  const src = await tempDir();
+  const dst = await tempDir();
+  const name = "secret-name-q9z.bin";
+  await writeRandomFile(join(src, name), 3 * 1024 * 1024, 11);
+  // A plaintext marker inside the data, to grep the capture for.
+  using f = await Deno.open(join(src, name), { write: true });
+  await f.seek(1_500_000, Deno.SeekMode.Start);
+  await f.write(new TextEncoder().encode(MARKER.repeat(100)));
+  const receiver = await startReceiver(["--once", "--dir", dst]);
+  const relay = await startRelay(receiver.port, tamper);
+  const sent = await send([`127.0.0.1:${relay.port}`, join(src, name)]);
+  const received = await receiver.finish();
+  await relay.done;
+  const result = {
+    sent,
+    received,
+    capture: new TextDecoder("latin1").decode(concat(relay.captured)),
+    final: await exists(join(dst, name)),
+    part: await exists(join(dst, name + ".part")),
+  };
+  await Deno.remove(src, { recursive: true });
+  await Deno.remove(dst, { recursive: true });
+  return result;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+Deno.test("a relay that changes nothing: the transfer succeeds and the capture holds no plaintext", async () => {
+  const r = await tamperRun("none");
+  assertEquals([r.sent.code, r.received.code], [0, 0], r.sent.stderr + r.received.stderr);
+  assert(r.final);
+  assert(!r.capture.includes(MARKER), "file bytes visible on the wire");
+  assert(!r.capture.includes("secret-name-q9z"), "file name visible on the wire");
+});
+
+for (const tamper of ["flip", "drop", "reorder", "replay"] as const) {
+  Deno.test(`a relay that does "${tamper}" to one data frame is detected: exit 5, no file`, async () => {
+    const r = await tamperRun(tamper);
+    assertEquals(r.received.code, 5, r.received.stderr);
+    assertMatch(r.received.stderr, /ferry: a frame failed authentication/);
+    assertEquals(r.sent.code, 5, r.sent.stderr);
+    assertEquals(r.final, false);
+  });
+}
+
+Deno.test("a relay that truncates the stream: no final file, the .part is kept, both sides fail", async () => {
+  const r = await tamperRun("truncate");
+  assertEquals(r.final, false);
+  assertEquals(r.part, true);
+  assertEquals(r.received.code, 3, r.received.stderr);
+  assertMatch(r.received.stderr, /ferry: connection ended in the middle of a frame/);
+  assert(r.sent.code !== 0, r.sent.stderr);
+});
+
+Deno.test("receiver stops accepting guesses after 10 wrong codes, while serving right ones", async () => {
+  const dst = await tempDir();
+  const src = await tempDir();
+  const receiver = await startReceiver(["--dir", dst]);
+  try {
+    await writeRandomFile(join(src, "ok.bin"), 10_000, 2);
+    const wrong = await passwordScalar("1-not-the-code");
+    const guess = async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+      const channel = new Channel(conn);
+      try {
+        await assertRejects(
+          () =>
+            handshake(channel, { role: "sender", w: wrong, caps: COMPRESS_CAPS, initiator: true }),
+          AuthError,
+        );
+      } finally {
+        channel.close();
+      }
+    };
+    for (let i = 0; i < 5; i++) await guess();
+    // A right sender in between is still served.
+    const good = await send([`127.0.0.1:${receiver.port}`, join(src, "ok.bin")]);
+    assertEquals(good.code, 0, good.stderr);
+    for (let i = 0; i < 5; i++) await guess();
+    const done = await receiver.finish(20_000);
+    assertEquals(done.code, 4);
+    assertMatch(done.stderr, /ferry: too many wrong codes; no longer accepting senders/);
+    const late = await send([`127.0.0.1:${receiver.port}`, join(src, "ok.bin")]);
+    assertEquals(late.code, 3, "the listener is gone");
+  } finally {
+    await receiver.stop().catch(() => {});
+    await Deno.remove(dst, { recursive: true });
+    await Deno.remove(src, { recursive: true });
+  }
+});
+
+Deno.test("the code phrase never appears in --json events, errors or output", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await Deno.writeTextFile(join(src, "a.txt"), "hello");
+    const receiver = await startReceiver(["--once", "--json", "--dir", dst]);
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt"), "--json"]);
+    const received = await receiver.finish();
+    const all = sent.stdout + sent.stderr + received.stdout + received.stderr;
+    assertEquals([sent.code, received.code], [0, 0], all);
+    assertNotMatch(all, new RegExp(CODE));
+    const wrong = await startReceiver(["--once", "--json", "--dir", dst]);
+    const bad = await send([`127.0.0.1:${wrong.port}`, join(src, "a.txt"), "--json"], {
+      env: { FERRY_CODE: "99-secret-guess-phrase" },
+    });
+    const badReceived = await wrong.finish();
+    assertEquals(bad.code, 4);
+    assertNotMatch(
+      bad.stdout + bad.stderr + badReceived.stdout + badReceived.stderr,
+      /99-secret-guess-phrase|42-test/,
+    );
+    const error = jsonLines(bad.stdout).find((e) => e.event === "error")!;
+    assertEquals(error, { event: "error", message: "wrong code", exit_code: 4 });
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
