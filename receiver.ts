@@ -13,7 +13,7 @@
 
 import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, formatError, UsageError, WIRE } from "./lib/errors.ts";
+import { EXIT, exitCodeOf, formatError, UsageError, WIRE } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { Reporter } from "./lib/report.ts";
 import { legacySession, outcomeExitCode, peerName, receiveSession } from "./lib/session.ts";
@@ -52,20 +52,25 @@ async function main(): Promise<number> {
 
   // One connection, whoever opened it: the tutorial's wire, or handshake then receive.
   async function serve(conn: Deno.Conn, id: string, limiter?: AttemptLimiter) {
-    const outcome = options!.legacy
-      ? await legacySession(conn, { ...target, reporter, id, idleTimeoutMs: session.timeoutMs })
+    const onError = (error: unknown) =>
+      reporter.error(formatError(error, [code]), exitCodeOf(error));
+    return options!.legacy
+      ? await legacySession(conn, {
+        ...target,
+        reporter,
+        id,
+        idleTimeoutMs: session.timeoutMs,
+        onError,
+      })
       : await receiveSession(conn, {
         ...session,
         ...target,
         claims,
         id,
+        onError,
         initiator: limiter === undefined,
         ...(limiter ? { limiter } : {}),
       });
-    if (outcome.error !== undefined) {
-      reporter.error(formatError(outcome.error, [code]), outcomeExitCode(outcome));
-    }
-    return outcome;
   }
 
   // --connect: fetch from a sender that is listening (the server sends files too).

@@ -29,6 +29,8 @@ export interface SessionOptions {
   limiter?: AttemptLimiter;
   /** True if we opened the connection (we confirm first in the handshake). */
   initiator: boolean;
+  /** Called with the error as soon as the session fails, before the peer is told. */
+  onError?: (error: unknown) => void;
   /** Label for events from this connection. */
   id: string;
 }
@@ -54,11 +56,12 @@ export function peerName(conn: Deno.Conn): string {
 /** Runs a `--legacy` receiving session: the tutorial's header, then bytes until close. */
 export async function legacySession(
   conn: Deno.Conn,
-  options: LegacyReceiveOptions,
+  options: LegacyReceiveOptions & { onError?: (error: unknown) => void },
 ): Promise<SessionOutcome<ReceiveSummary>> {
   try {
     return { summary: await receiveLegacy(conn, options), spokeFerry: true };
   } catch (error) {
+    options.onError?.(error);
     return { error, spokeFerry: true };
   } finally {
     try {
@@ -124,6 +127,7 @@ async function runSession<T>(
     await channel.closeWrite();
     return { summary, spokeFerry: true };
   } catch (error) {
+    options.onError?.(error);
     // Tell the peer what went wrong, unless it told us.
     if (error instanceof FerryError && !error.fromPeer) {
       await channel.sendError(error.wireCode, error.message);
