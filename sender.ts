@@ -16,7 +16,7 @@ import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./li
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { EXIT, formatError, UsageError } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
-import { sendLegacy } from "./lib/legacy.ts";
+import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
 import { outcomeExitCode, peerName, sendSession } from "./lib/session.ts";
 
@@ -40,6 +40,7 @@ async function main(): Promise<number> {
 
   // --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes.
   if (options.legacy) {
+    legacyEntry(entries);
     using conn = await connect(options.host, options.port);
     await sendLegacy(conn, entries, { reporter });
     return EXIT.OK;

@@ -43,18 +43,24 @@ export interface LegacySendOptions {
   headerPauseMs?: number;
 }
 
-/** Sends one regular file the tutorial's way. */
-export async function sendLegacy(
-  conn: Deno.Conn,
-  entries: readonly SourceEntry[],
-  options: LegacySendOptions,
-): Promise<void> {
+/** The one regular file a legacy transfer can carry; anything else is a usage error. */
+export function legacyEntry(entries: readonly SourceEntry[]): SourceEntry & { source: string } {
   const entry = entries[0];
   if (entries.length !== 1 || !entry || entry.kind !== KIND_FILE || entry.source === null) {
     throw new UsageError(
       "--legacy sends exactly one regular file (the tutorial's wire has no more)",
     );
   }
+  return entry as SourceEntry & { source: string };
+}
+
+/** Sends one regular file the tutorial's way. */
+export async function sendLegacy(
+  conn: Deno.Conn,
+  entries: readonly SourceEntry[],
+  options: LegacySendOptions,
+): Promise<void> {
+  const entry = legacyEntry(entries);
   const reporter = options.reporter;
   await writeAll(conn, encoder.encode(`${entry.name}${SEPARATOR}${entry.size}`));
   // The tutorial's receiver takes its header from a single recv(4096): if file bytes arrived in

@@ -32,7 +32,7 @@ const TARGET_RECORD = 6;
  * the 8-byte preamble) in the sender-to-receiver direction, and can tamper with one record.
  * Everything it forwards is captured.
  */
-async function startRelay(targetPort: number, tamper: Tamper) {
+function startRelay(targetPort: number, tamper: Tamper) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const captured: Uint8Array[] = [];
   const done = (async () => {

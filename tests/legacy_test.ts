@@ -1,0 +1,186 @@
+/**
+ * `--legacy`: ferry against the classic Python tutorial scripts (tests/fixtures), both ways,
+ * and the tutorial's wire quirks: a header glued to file bytes, unsafe names, lying sizes.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  exists,
+  ROOT,
+  run,
+  sameFile,
+  SENDER,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+const PYTHON = await findPython();
+const FIXTURES = join(ROOT, "tests/fixtures");
+
+async function findPython(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("python3", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success ? "python3" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends raw bytes in one write, as one TCP segment on loopback, then closes. */
+async function rawSend(port: number, bytes: Uint8Array): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let done = 0;
+  while (done < bytes.length) done += await conn.write(bytes.subarray(done));
+  conn.close();
+}
+
+Deno.test({
+  name: "tutorial sender.py -> ferry receiver --legacy --once",
+  ignore: PYTHON === undefined,
+  fn: async () => {
+    const src = await tempDir();
+    const dst = await tempDir();
+    try {
+      await writeRandomFile(join(src, "data.csv"), 1_000_003, 21);
+      const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
+      const out = await new Deno.Command(PYTHON!, {
+        args: [
+          join(FIXTURES, "tutorial_sender.py"),
+          "127.0.0.1",
+          String(receiver.port),
+          "data.csv",
+        ],
+        cwd: src,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      const received = await receiver.finish();
+      assertEquals(received.code, 0, received.stderr);
+      assert(await sameFile(join(src, "data.csv"), join(dst, "data.csv")));
+    } finally {
+      await Deno.remove(src, { recursive: true });
+      await Deno.remove(dst, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "ferry sender --legacy -> tutorial receiver.py",
+  ignore: PYTHON === undefined,
+  fn: async () => {
+    const src = await tempDir();
+    const dst = await tempDir();
+    try {
+      await writeRandomFile(join(src, "photo.jpg"), 2_500_000, 22);
+      const py = new Deno.Command(PYTHON!, {
+        args: [join(FIXTURES, "tutorial_receiver.py"), "127.0.0.1", "0", dst],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = py.stdout.getReader();
+      let text = "";
+      let port = 0;
+      const deadline = Date.now() + 20_000;
+      while (!port && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+        port = Number(/Listening as [\d.]+:(\d+)/.exec(text)?.[1] ?? 0);
+      }
+      assert(port > 0, text);
+      const sent = await run(SENDER, ["--legacy", `127.0.0.1:${port}`, join(src, "photo.jpg")]);
+      assertEquals(sent.code, 0, sent.stderr);
+      await reader.cancel();
+      await py.stderr.cancel();
+      assertEquals((await py.status).code, 0);
+      assert(await sameFile(join(src, "photo.jpg"), join(dst, "photo.jpg")));
+    } finally {
+      await Deno.remove(src, { recursive: true });
+      await Deno.remove(dst, { recursive: true });
+    }
+  },
+});
+
+Deno.test("ferry sender --legacy -> ferry receiver --legacy", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await writeRandomFile(join(src, "x.bin"), 300_000, 23);
+    const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
+    const sent = await run(SENDER, ["--legacy", `127.0.0.1:${receiver.port}`, join(src, "x.bin")]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assert(await sameFile(join(src, "x.bin"), join(dst, "x.bin")));
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("receiver --legacy copes with the header and file bytes in the same read, even digits", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--dir", dst]);
+    const enc = new TextEncoder();
+    await rawSend(receiver.port, enc.encode("/tmp/glued.txt<SEPARATOR>11hello world"));
+    // The file itself starts with digits: "12345abc" is 8 bytes; greedy parsing reads 812345.
+    await rawSend(receiver.port, enc.encode("digits.txt<SEPARATOR>812345abc"));
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await exists(join(dst, "digits.txt")))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await receiver.stop();
+    assertEquals(await Deno.readTextFile(join(dst, "glued.txt")), "hello world");
+    assertEquals(await Deno.readTextFile(join(dst, "digits.txt")), "12345abc");
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("receiver --legacy applies the same name checks and refuses lying sizes", async () => {
+  const box = await tempDir();
+  const dst = join(box, "dst");
+  await Deno.mkdir(dst);
+  try {
+    const receiver = await startReceiver(["--legacy", "--dir", dst]);
+    const enc = new TextEncoder();
+    await rawSend(receiver.port, enc.encode("../../escape.txt<SEPARATOR>4abcd"));
+    await rawSend(receiver.port, enc.encode("x/..<SEPARATOR>4abcd"));
+    await rawSend(receiver.port, enc.encode("bad\x1b[2Jname<SEPARATOR>4abcd"));
+    await rawSend(receiver.port, enc.encode("long.txt<SEPARATOR>3abcdefgh"));
+    await rawSend(receiver.port, enc.encode("short.txt<SEPARATOR>100abc"));
+    await rawSend(receiver.port, enc.encode("no separator at all"));
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await exists(join(dst, "short.txt.part")))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const done = await receiver.stop();
+    // The tutorial keeps only the base name, so ../../escape.txt lands inside --dir.
+    assertEquals(await Deno.readTextFile(join(dst, "escape.txt")), "abcd");
+    assertEquals([...Deno.readDirSync(box)].map((e) => e.name), ["dst"]);
+    assertMatch(done.stderr, /ferry: unsafe file name from legacy sender \('\.\.' component\)/);
+    assertMatch(done.stderr, /ferry: unsafe file name from legacy sender \(control character\)/);
+    assertMatch(done.stderr, /ferry: long\.txt: the sender sent more than the 3 bytes it declared/);
+    assertMatch(done.stderr, /ferry: short\.txt: connection closed after 3 of 100 bytes/);
+    assertMatch(done.stderr, /no <SEPARATOR>/);
+    assertEquals(await exists(join(dst, "long.txt")), false);
+    assertEquals(await exists(join(dst, "short.txt")), false);
+    assert(!done.stderr.includes("\x1b[2J"));
+  } finally {
+    await Deno.remove(box, { recursive: true });
+  }
+});
+
+Deno.test("sender --legacy refuses stdin with a usage error (exit 2)", async () => {
+  const sent = await run(SENDER, ["--legacy", "127.0.0.1:1", "-"], { stdin: new Uint8Array(3) });
+  assertEquals(sent.code, 2);
+  assertMatch(sent.stderr, /--legacy sends exactly one regular file/);
+});
