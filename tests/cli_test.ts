@@ -1,0 +1,140 @@
+/**
+ * The command line as a user meets it: help, usage errors, exit codes, --json events, --quiet.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  jsonLines,
+  RECEIVER,
+  run,
+  send,
+  SENDER,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+for (const [script, name] of [[SENDER, "sender.ts"], [RECEIVER, "receiver.ts"]] as const) {
+  Deno.test(`ferry ${name} --help shows USAGE, OPTIONS, EXAMPLES, EXIT CODES, ENVIRONMENT`, async () => {
+    const help = await run(script, ["--help"]);
+    assertEquals(help.code, 0);
+    for (const section of ["USAGE:", "OPTIONS:", "EXAMPLES:", "EXIT CODES:", "ENVIRONMENT:"]) {
+      assert(help.stdout.includes(section), section);
+    }
+    for (const code of ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "130 "]) {
+      assertMatch(help.stdout, new RegExp(`^  ${code}`, "m"));
+    }
+  });
+
+  Deno.test(`ferry ${name} --bogus is a usage error: one line, exit 2`, async () => {
+    const out = await run(script, ["--bogus"]);
+    assertEquals(out.code, 2);
+    assertMatch(out.stderr, /^ferry: Unknown option '--bogus'/);
+    assert(!out.stderr.includes("    at "), "no stack trace");
+  });
+}
+
+Deno.test("ferry sender with no code phrase is a usage error (exit 2)", async () => {
+  const dir = await tempDir();
+  await Deno.writeTextFile(join(dir, "a"), "x");
+  const out = await run(SENDER, ["127.0.0.1:1", join(dir, "a")]);
+  assertEquals(out.code, 2);
+  assertMatch(out.stderr, /ferry: no code phrase: set FERRY_CODE/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ferry sender to a closed port exits 3 with one line", async () => {
+  const dir = await tempDir();
+  await Deno.writeTextFile(join(dir, "a"), "x");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const out = await send([`127.0.0.1:${port}`, join(dir, "a")]);
+  assertEquals(out.code, 3);
+  assertEquals(out.stderr.trim().split("\n").length, 1);
+  assertMatch(out.stderr, /^ferry: could not connect to 127\.0\.0\.1:\d+: connection refused/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ferry sender with a missing path exits 2", async () => {
+  const out = await send(["127.0.0.1:1", "/definitely/not/here"]);
+  assertEquals(out.code, 2);
+  assertMatch(out.stderr, /ferry: no such file or folder: \/definitely\/not\/here/);
+});
+
+Deno.test("ferry receiver --dir that is not a folder exits 2", async () => {
+  const out = await run(RECEIVER, ["--dir", "/definitely/not/here", "--port", "0"]);
+  assertEquals(out.code, 2);
+  assertMatch(out.stderr, /--dir \/definitely\/not\/here is not a folder/);
+});
+
+Deno.test("ferry --json: every stdout line is a JSON event with the documented fields", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await writeRandomFile(join(src, "a.bin"), 3 * 1024 * 1024, 4);
+    await Deno.writeTextFile(join(src, "b.txt"), "bee");
+    const receiver = await startReceiver(["--once", "--json", "--dir", dst]);
+    const sent = await send([
+      `127.0.0.1:${receiver.port}`,
+      join(src, "a.bin"),
+      join(src, "b.txt"),
+      "--json",
+    ]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    for (
+      const [events, side] of [[jsonLines(sent.stdout), "sender"], [
+        jsonLines(received.stdout),
+        "receiver",
+      ]] as const
+    ) {
+      const names = events.map((e) => e.event);
+      assert(names.includes("connected"), side);
+      assert(names.includes("started"), side);
+      assertEquals(names.filter((n) => n === "file-start").length, 2, side);
+      assertEquals(names.at(-1), "done", side);
+      const done = events.at(-1)!;
+      assertEquals([done.files, done.failed, done.exit_code, done.bytes], [
+        2,
+        0,
+        0,
+        3 * 1024 * 1024 + 3,
+      ], side);
+      const fileDone = events.filter((e) => e.event === "file-done");
+      assertEquals(fileDone.map((e) => [e.name, e.status, e.size]), [["a.bin", "ok", 3145728], [
+        "b.txt",
+        "ok",
+        3,
+      ]]);
+      for (const e of fileDone) assertMatch(String(e.hash), /^xxh128:[0-9a-f]{32}$/);
+    }
+    assertEquals(jsonLines(received.stdout)[0]!.event, "listening");
+    // Hashes agree across the two sides.
+    const hashes = (out: string) =>
+      jsonLines(out).filter((e) => e.event === "file-done").map((e) => e.hash);
+    assertEquals(hashes(sent.stdout), hashes(received.stdout));
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("ferry --quiet prints nothing on success but the listening line", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await Deno.writeTextFile(join(src, "q.txt"), "quiet");
+    const receiver = await startReceiver(["--once", "--quiet", "--dir", dst]);
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "q.txt"), "--quiet"]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0]);
+    assertEquals(sent.stdout + sent.stderr, "");
+    assertEquals(received.stdout, "");
+    assertEquals(received.stderr.trim(), `ferry: listening on 127.0.0.1:${receiver.port}`);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});

@@ -1,0 +1,210 @@
+/**
+ * Resilience: resume from a .part, kill -9 at random points and run again, a full disk, many
+ * senders at once with hostile ones among them.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  CODE,
+  exists,
+  jsonLines,
+  sameFile,
+  send,
+  SENDER,
+  startReceiver,
+  tempDir,
+  writeRandomFile,
+} from "./helpers.ts";
+
+const MiB = 1024 * 1024;
+
+async function copyPrefix(
+  from: string,
+  to: string,
+  length: number,
+  corrupt = false,
+): Promise<void> {
+  const bytes = (await Deno.readFile(from)).subarray(0, length);
+  if (corrupt) bytes[length - 1] = bytes[length - 1]! ^ 0xff;
+  await Deno.writeFile(to, bytes);
+}
+
+Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result is verified", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await writeRandomFile(join(src, "big.bin"), 5 * MiB + 123, 31);
+    await writeRandomFile(join(src, "other.bin"), 3 * MiB, 32);
+    await copyPrefix(join(src, "big.bin"), join(dst, "big.bin.part"), 2 * MiB + 7);
+    await copyPrefix(join(src, "other.bin"), join(dst, "other.bin.part"), MiB, true);
+    const receiver = await startReceiver(["--once", "--dir", dst, "--json"]);
+    const sent = await send([
+      `127.0.0.1:${receiver.port}`,
+      join(src, "big.bin"),
+      join(src, "other.bin"),
+      "--json",
+    ]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
+    assert(await sameFile(join(src, "other.bin"), join(dst, "other.bin")));
+    const starts = jsonLines(sent.stdout).filter((e) => e.event === "file-start");
+    // The good prefix is resumed; the corrupt one is sent again from zero.
+    assertEquals(starts.map((e) => [e.name, e.offset]), [["big.bin", 2 * MiB + 7], [
+      "other.bin",
+      0,
+    ]]);
+    const done = jsonLines(received.stdout).find((e) => e.event === "done")!;
+    assertEquals(done.bytes, 5 * MiB + 123 - (2 * MiB + 7) + 3 * MiB);
+    assertEquals(await exists(join(dst, "big.bin.part")), false);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+/** Waits (bounded) until the .part file holds at least `bytes`. */
+async function waitForPart(path: string, bytes: number, timeoutMs = 20_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const size = await Deno.stat(path).then((i) => i.size).catch(() => 0);
+    if (size >= bytes) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
+for (const victim of ["sender", "receiver"] as const) {
+  Deno.test(`kill -9 the ${victim} at random points, run again: the file completes and verifies`, async () => {
+    const src = await tempDir();
+    const dst = await tempDir();
+    const size = 96 * MiB;
+    const trials = 2;
+    try {
+      await writeRandomFile(join(src, "movie.bin"), size, 41);
+      for (let trial = 0; trial < trials; trial++) {
+        const receiver = await startReceiver(["--once", "--dir", dst]);
+        const sender = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", SENDER, `127.0.0.1:${receiver.port}`, join(src, "movie.bin")],
+          env: { FERRY_CODE: CODE },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const have = await Deno.stat(join(dst, "movie.bin.part")).then((i) => i.size).catch(() =>
+          0
+        );
+        const target = have + Math.floor(Math.random() * (size - have) * 0.5) + MiB;
+        const reached = await waitForPart(
+          join(dst, "movie.bin.part"),
+          Math.min(target, size - MiB),
+        );
+        if (victim === "sender") sender.kill("SIGKILL");
+        else receiver.process.kill("SIGKILL");
+        await sender.status;
+        await (victim === "sender" ? receiver.finish() : receiver.finish().catch(() => null));
+        assert(
+          reached || await exists(join(dst, "movie.bin")),
+          `trial ${trial} never reached its kill point`,
+        );
+        if (await exists(join(dst, "movie.bin"))) break;
+      }
+      // Same commands again: resume and finish.
+      const receiver = await startReceiver(["--once", "--dir", dst, "--json"]);
+      const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "movie.bin"), "--json"]);
+      const received = await receiver.finish();
+      assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+      assert(await sameFile(join(src, "movie.bin"), join(dst, "movie.bin")));
+      const start = jsonLines(sent.stdout).find((e) => e.event === "file-start");
+      const skipped = jsonLines(sent.stdout).find((e) =>
+        e.event === "file-done" && e.status === "identical"
+      );
+      assert(
+        skipped || (start && Number(start.offset) > 0),
+        "the rerun resumed instead of starting over",
+      );
+    } finally {
+      await Deno.remove(src, { recursive: true });
+      await Deno.remove(dst, { recursive: true });
+    }
+  });
+}
+
+Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part is kept", async () => {
+  const mount = await tempDir();
+  const src = await tempDir();
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount],
+    stdout: "null",
+    stderr: "null",
+  }).output().then((o) => o.success).catch(() => false);
+  if (!mounted) {
+    console.log("SKIP: cannot mount a small tmpfs here (needs root); disk-full test not run");
+    await Deno.remove(mount, { recursive: true });
+    await Deno.remove(src, { recursive: true });
+    return;
+  }
+  try {
+    await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
+    await Deno.writeTextFile(join(mount, "keep.txt"), "already here");
+    const receiver = await startReceiver(["--once", "--dir", mount]);
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "huge.bin")]);
+    const received = await receiver.finish();
+    assertEquals(received.code, 6, received.stderr);
+    assertEquals(sent.code, 6, sent.stderr);
+    assertMatch(sent.stderr, /ferry: receiver has no space left/);
+    assertMatch(
+      received.stderr,
+      /ferry: receiver has no space left for huge\.bin; the partial file is kept/,
+    );
+    assert(await exists(join(mount, "huge.bin.part")));
+    assertEquals(await exists(join(mount, "huge.bin")), false);
+    assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
+  } finally {
+    await new Deno.Command("umount", { args: [mount] }).output();
+    await Deno.remove(mount, { recursive: true });
+    await Deno.remove(src, { recursive: true });
+  }
+});
+
+Deno.test("64 senders at once, good and hostile mixed: every good file verified", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--dir", dst, "--timeout", "5"]);
+    const jobs: Promise<unknown>[] = [];
+    const good: string[] = [];
+    for (let i = 0; i < 64; i++) {
+      if (i % 4 === 3) {
+        // Hostile: garbage, then hang up.
+        jobs.push((async () => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+          await conn.write(new TextEncoder().encode("garbage garbage garbage"));
+          conn.close();
+        })());
+      } else if (i % 8 === 2) {
+        // Wrong code: 8 of them, under the listener's limit of 10.
+        jobs.push(
+          send([`127.0.0.1:${receiver.port}`, join(src, "good-0.bin")], {
+            env: { FERRY_CODE: `${i}-wrong` },
+          }),
+        );
+      } else {
+        const name = `good-${i}.bin`;
+        await writeRandomFile(join(src, name), 64 * 1024 + i, 60 + i);
+        good.push(name);
+        jobs.push(
+          send([`127.0.0.1:${receiver.port}`, join(src, name)]).then((r) =>
+            assertEquals(r.code, 0, r.stderr)
+          ),
+        );
+      }
+    }
+    await Promise.all(jobs);
+    await receiver.stop();
+    for (const name of good) assert(await sameFile(join(src, name), join(dst, name)), name);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
