@@ -64,6 +64,7 @@ export const FRAME_DATA = 0x21;
 export const FRAME_FILE_END = 0x22;
 export const FRAME_SKIP = 0x23;
 export const FRAME_RESULT = 0x24;
+export const FRAME_SMALL_FILE = 0x25;
 export const FRAME_DONE = 0x30;
 export const FRAME_ERROR = 0x7f;
 
@@ -91,6 +92,8 @@ export const REPLY_RESUME = 1;
 export const REPLY_HAVE = 2;
 export const REPLY_REFUSE = 3;
 
+/** Files up to this size travel whole in one SMALL_FILE frame (no FILE, DATA, FILE_END). */
+export const SMALL_FILE_MAX = 64 * 1024;
 /** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
 export const RESULT_OK = 0;
 export const RESULT_IDENTICAL = 1;
@@ -142,7 +145,14 @@ export interface FileEnd {
   digest: Uint8Array;
 }
 
-/** RESULT: the receiver's verdict on one entry. */
+/** SMALL_FILE header: which entry, how its bytes are coded, and their digest. */
+export interface SmallFile {
+  index: number;
+  codec: number;
+  digest: Uint8Array;
+}
+
+/** RESULT: the receiver's verdict on one entry (a RESULT frame carries a list). */
 export interface FileResult {
   index: number;
   status: number;
@@ -456,15 +466,37 @@ export function decodeIndex(payload: Uint8Array): number {
   return index;
 }
 
-export function encodeResult(result: FileResult): Uint8Array {
-  return new Builder().u32(result.index).u8(result.status).finish();
+/** Packs verdicts into RESULT payloads: 5 bytes each (index, status). */
+export function encodeResults(results: readonly FileResult[]): Uint8Array[] {
+  const batches: Uint8Array[] = [];
+  let b = new Builder();
+  for (const result of results) {
+    if (b.length + 5 > MAX_CONTROL_PAYLOAD) {
+      batches.push(b.finish());
+      b = new Builder();
+    }
+    b.u32(result.index).u8(result.status);
+  }
+  if (b.length > 0) batches.push(b.finish());
+  return batches;
 }
 
-export function decodeResult(payload: Uint8Array): FileResult {
+export function decodeResults(payload: Uint8Array): FileResult[] {
   const c = new Cursor(payload, "RESULT");
-  const result = { index: c.u32(), status: c.u8() };
-  c.end();
-  return result;
+  const results: FileResult[] = [];
+  while (!c.done) results.push({ index: c.u32(), status: c.u8() });
+  return results;
+}
+
+/** The SMALL_FILE header; the file's (possibly compressed) bytes follow it in the frame. */
+export function encodeSmallFile(small: SmallFile): Uint8Array {
+  return new Builder().u32(small.index).u8(small.codec).bytes(small.digest).finish();
+}
+
+export function decodeSmallFile(payload: Uint8Array): SmallFile & { data: Uint8Array } {
+  const c = new Cursor(payload, "SMALL_FILE");
+  const small = { index: c.u32(), codec: c.u8(), digest: c.bytes(DIGEST_SIZE).slice() };
+  return { ...small, data: payload.subarray(5 + DIGEST_SIZE) };
 }
 
 export function encodeDone(done: Done): Uint8Array {
@@ -506,6 +538,7 @@ export function frameName(type: number): string {
     [FRAME_FILE_END]: "FILE_END",
     [FRAME_SKIP]: "SKIP",
     [FRAME_RESULT]: "RESULT",
+    [FRAME_SMALL_FILE]: "SMALL_FILE",
     [FRAME_DONE]: "DONE",
     [FRAME_ERROR]: "ERROR",
   };

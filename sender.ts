@@ -32,7 +32,7 @@ async function main(): Promise<number> {
   const reporter = new Reporter(options);
 
   // Make the list of everything we are about to send; folders are walked recursively.
-  const entries = await buildManifest(options.paths, {
+  const entries = buildManifest(options.paths, {
     ...(options.name !== undefined ? { name: options.name } : {}),
     onSkip: (path, why) => reporter.warn(`skipping ${path}: ${why}`),
   });

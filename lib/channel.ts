@@ -51,6 +51,10 @@ const AEAD = "chacha20-poly1305";
 const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
 const DIRECT_WRITE_MIN = 64 * 1024;
+/** Small frames are gathered into batches of up to this many bytes. */
+const BATCH_SIZE = 256 * 1024;
+/** Frames up to this size are batched; larger ones are written on their own. */
+const BATCH_RECORD_MAX = DIRECT_WRITE_MIN - 1;
 
 /** One direction of the sealed channel: a key and a 64-bit counter used as the nonce. */
 class Direction {
@@ -78,8 +82,12 @@ export class Channel {
   #in = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY + 64 * 1024);
   #start = 0;
   #end = 0;
-  #out = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY);
-  #outView = new DataView(this.#out.buffer);
+  #batch = new Uint8Array(BATCH_SIZE);
+  #spare = new Uint8Array(BATCH_SIZE);
+  #batchLength = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #writes: Promise<void> = Promise.resolve();
+  #writeError?: unknown;
   #send?: Direction;
   #recv?: Direction;
   #closed = false;
@@ -253,34 +261,68 @@ export class Channel {
 
   /**
    * Sends one frame: `type` followed by the concatenation of `parts`, sealed if the channel is.
-   * Small pieces are gathered in one reused buffer; a large piece (a file chunk) is written as
-   * it is, so the hot path never copies a chunk just to frame it.
+   *
+   * Small frames are gathered into a batch that goes out in one write when it is full, before a
+   * large frame, at {@linkcode Channel.flush}, or as soon as the event loop is idle: a folder of
+   * small files costs a few writes, not three per file. A large piece (a file chunk) is written
+   * as it is, never copied. A frame is sealed at the moment its place in the stream is fixed,
+   * so nonces always follow the byte order.
    */
   async send(type: number, ...parts: Uint8Array[]): Promise<void> {
+    if (this.#writeError !== undefined) throw this.#writeError;
     let plainLength = 1;
     for (const part of parts) plainLength += part.length;
     if (plainLength > MAX_PLAIN_BODY) {
       throw new RangeError(`Cannot send frame: ${plainLength} bytes exceeds ${MAX_PLAIN_BODY}`);
     }
-    const out = this.#out;
-    this.#outView.setUint32(0, plainLength + (this.#send ? TAG_SIZE : 0));
+    const recordLength = RECORD_HEADER_SIZE + plainLength + (this.#send ? TAG_SIZE : 0);
     const pieces = [new Uint8Array([type]), ...parts];
+    if (recordLength > BATCH_RECORD_MAX) {
+      await this.#enqueue(async () => {
+        await this.#writeBatch();
+        const scratch = new Uint8Array(RECORD_HEADER_SIZE + 64);
+        for (const bytes of this.#seal(plainLength, pieces, scratch)) await this.writeRaw(bytes);
+      });
+      return;
+    }
+    if (this.#batchLength + recordLength > this.#batch.length) await this.flush();
+    // A small record is sealed straight into the batch, in one piece.
+    this.#seal(plainLength, pieces, this.#batch.subarray(this.#batchLength));
+    this.#batchLength += recordLength;
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined;
+        this.flush().catch(() => {});
+      }, 0);
+    }
+  }
+
+  /**
+   * Encodes one record: header, then each piece (sealed if the channel is), then the tag.
+   * Small pieces go into `into` in order; a piece of DIRECT_WRITE_MIN bytes or more is returned
+   * on its own. Returns the byte ranges in stream order.
+   */
+  #seal(plainLength: number, pieces: Uint8Array[], into: Uint8Array): Uint8Array[] {
+    const bodyLength = plainLength + (this.#send ? TAG_SIZE : 0);
+    new DataView(into.buffer, into.byteOffset, RECORD_HEADER_SIZE).setUint32(0, bodyLength);
     let cipher: CipherChaCha20Poly1305 | undefined;
     if (this.#send) {
       const dir = this.#send;
       cipher = createCipheriv(AEAD, dir.key, dir.nextNonce(), { authTagLength: TAG_SIZE });
-      cipher.setAAD(out.subarray(0, RECORD_HEADER_SIZE), { plaintextLength: plainLength });
+      cipher.setAAD(into.subarray(0, RECORD_HEADER_SIZE), { plaintextLength: plainLength });
     }
-    const writes: Uint8Array[] = [];
+    const out: Uint8Array[] = [];
     let gathered = 0;
     let at = RECORD_HEADER_SIZE;
     const add = (bytes: Uint8Array) => {
       if (bytes.length >= DIRECT_WRITE_MIN) {
-        if (at > gathered) writes.push(out.subarray(gathered, at));
-        writes.push(bytes);
-        gathered = at;
+        if (at > gathered) out.push(into.subarray(gathered, at));
+        out.push(bytes);
+        into = into.subarray(at);
+        gathered = 0;
+        at = 0;
       } else {
-        out.set(bytes, at);
+        into.set(bytes, at);
         at += bytes.length;
       }
     };
@@ -289,8 +331,31 @@ export class Channel {
       cipher.final();
       add(cipher.getAuthTag());
     }
-    if (at > gathered) writes.push(out.subarray(gathered, at));
-    for (const bytes of writes) await this.writeRaw(bytes);
+    if (at > gathered) out.push(into.subarray(gathered, at));
+    return out;
+  }
+
+  /** Writes out the batch of small frames now. */
+  flush(): Promise<void> {
+    return this.#enqueue(() => this.#writeBatch());
+  }
+
+  async #writeBatch(): Promise<void> {
+    if (this.#batchLength === 0) return;
+    const bytes = this.#batch.subarray(0, this.#batchLength);
+    // The other buffer takes new frames while this one is on its way.
+    [this.#batch, this.#spare] = [this.#spare, this.#batch];
+    this.#batchLength = 0;
+    await this.writeRaw(bytes);
+  }
+
+  /** Runs socket writes strictly one after another. */
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.#writes.then(task);
+    this.#writes = run.catch((err) => {
+      this.#writeError ??= err;
+    });
+    return run;
   }
 
   /**
@@ -303,6 +368,7 @@ export class Channel {
     try {
       this.setIdleTimeout(ERROR_LINGER_MS);
       await this.send(FRAME_ERROR, encodeError({ code, message }));
+      await this.flush();
       await this.conn.closeWrite();
       const sink = new Uint8Array(64 * 1024);
       const deadline = Date.now() + ERROR_LINGER_MS;
@@ -317,6 +383,7 @@ export class Channel {
   /** Half-closes our side so the peer reads EOF after our last frame. */
   async closeWrite(): Promise<void> {
     try {
+      await this.flush();
       await this.conn.closeWrite();
     } catch {
       // Already closed.
@@ -326,6 +393,7 @@ export class Channel {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#flushTimer);
     try {
       this.conn.close();
     } catch {

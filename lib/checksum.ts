@@ -36,8 +36,12 @@ export function finishDigest(hasher: IHasher): Uint8Array {
 
 /** Lower-case hex of a digest, as printed and sent in --json events. */
 export function digestHex(digest: Uint8Array): string {
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  let hex = "";
+  for (const byte of digest) hex += HEX[byte];
+  return hex;
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * Feeds the first `length` bytes of the file at `path` into `hasher` (used for resume: both

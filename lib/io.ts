@@ -30,3 +30,20 @@ export async function writeAll(writer: Writer, data: Uint8Array): Promise<void> 
   let done = 0;
   while (done < data.length) done += await writer.write(data.subarray(done));
 }
+
+/** Writes all of `data` to a file synchronously. */
+export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += file.writeSync(data.subarray(done));
+}
+
+/** Reads a file synchronously until `buf` is full or EOF; returns the bytes read. */
+export function readFullSync(file: Deno.FsFile, buf: Uint8Array): number {
+  let filled = 0;
+  while (filled < buf.length) {
+    const got = file.readSync(buf.subarray(filled));
+    if (got === null) break;
+    filled += got;
+  }
+  return filled;
+}

@@ -190,14 +190,14 @@ export async function receiveLegacy(
   const target = `${options.dir}/${header.name}`;
   const part = target + PART_SUFFIX;
   if (!options.stdout) {
-    const existing = await lstatOrUndefined(target);
+    const existing = lstatOrUndefined(target);
     if (existing && (!options.overwrite || !existing.isFile)) {
       throw new RefusedError(
         `${header.name} already exists (pass --overwrite to replace it)`,
         WIRE.EXISTS,
       );
     }
-    if ((await lstatOrUndefined(part))?.isSymlink) {
+    if (lstatOrUndefined(part)?.isSymlink) {
       throw new RefusedError(`${header.name}.part is a symlink`, WIRE.SYMLINK);
     }
   }
@@ -247,7 +247,7 @@ export async function receiveLegacy(
   }
   if (!options.stdout) {
     await Deno.chmod(part, 0o644);
-    const status = await moveIntoPlace(part, target, options.overwrite ?? false);
+    const status = moveIntoPlace(part, target, options.overwrite ?? false);
     if (status !== 0) throw new RefusedError(`${header.name} already exists`, WIRE.EXISTS);
   }
   reporter.fileDone(id, { name: header.name, size: header.size, status: "ok" });

@@ -25,10 +25,10 @@ export interface ManifestOptions {
 }
 
 /** Builds the entry list for `paths`. Throws UsageError for a missing path or a name clash. */
-export async function buildManifest(
+export function buildManifest(
   paths: readonly string[],
   options: ManifestOptions = {},
-): Promise<SourceEntry[]> {
+): SourceEntry[] {
   const entries: SourceEntry[] = [];
   const skip = options.onSkip ?? (() => {});
   if (options.name !== undefined && paths.length > 1) {
@@ -49,7 +49,7 @@ export async function buildManifest(
     }
     let info: Deno.FileInfo;
     try {
-      info = await Deno.lstat(path);
+      info = Deno.lstatSync(path);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw new UsageError(`no such file or folder: ${path}`);
@@ -62,7 +62,7 @@ export async function buildManifest(
       skip(path, "symlink (not followed)");
     } else if (info.isDirectory) {
       entries.push(entryFor(name, info, KIND_DIR, path));
-      await walk(path, name, entries, skip);
+      walk(path, name, entries, skip);
     } else if (info.isFile) {
       entries.push(entryFor(name, info, KIND_FILE, path));
     } else {
@@ -96,25 +96,25 @@ function entryFor(name: string, info: Deno.FileInfo, kind: number, source: strin
   };
 }
 
-async function walk(
+function walk(
   dir: string,
   prefix: string,
   out: SourceEntry[],
   skip: (path: string, why: string) => void,
-): Promise<void> {
+): void {
   const names: string[] = [];
-  for await (const item of Deno.readDir(dir)) names.push(item.name);
+  for (const item of Deno.readDirSync(dir)) names.push(item.name);
   // Sorted, so the same folder always gives the same offer.
   names.sort();
   for (const item of names) {
     const path = join(dir, item);
     const name = `${prefix}/${item}`;
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     if (info.isSymlink) {
       skip(path, "symlink (not followed)");
     } else if (info.isDirectory) {
       out.push(entryFor(name, info, KIND_DIR, path));
-      await walk(path, name, out, skip);
+      walk(path, name, out, skip);
     } else if (info.isFile) {
       out.push(entryFor(name, info, KIND_FILE, path));
     } else {

@@ -13,10 +13,12 @@ import {
   decodeIndex,
   decodeOffer,
   decodeOfferEnd,
+  decodeSmallFile,
   encodeDone,
   encodeReplies,
-  encodeResult,
+  encodeResults,
   type Entry,
+  type FileResult,
   FRAME_DATA,
   FRAME_DONE,
   FRAME_FILE,
@@ -26,6 +28,7 @@ import {
   FRAME_REPLY,
   FRAME_RESULT,
   FRAME_SKIP,
+  FRAME_SMALL_FILE,
   frameName,
   KIND_DIR,
   KIND_STREAM,
@@ -39,14 +42,7 @@ import {
   RESULT_OK,
 } from "../protocol.ts";
 import type { Channel } from "./channel.ts";
-import {
-  createDigest,
-  digestHex,
-  finishDigest,
-  hashPrefix,
-  type IHasher,
-  sameDigest,
-} from "./checksum.ts";
+import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
 import { decompressChunk } from "./compress.ts";
 import {
   EXIT,
@@ -57,10 +53,17 @@ import {
   WIRE_MESSAGES,
   type WireCode,
 } from "./errors.ts";
-import { writeAll, type Writer } from "./io.ts";
+import { writeAll, writeAllSync, type Writer } from "./io.ts";
 import type { FileStatus, Reporter } from "./report.ts";
 import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
 import { worse } from "./send.ts";
+
+/**
+ * Chunks smaller than this are written synchronously: one short syscall beats a trip through
+ * the async thread pool, which dominates folders of small files. Larger chunks are written
+ * asynchronously while the next frame is opened.
+ */
+const SYNC_WRITE_MAX = 64 * 1024;
 
 /** Suffix of partial files, kept for resume. */
 export const PART_SUFFIX = ".part";
@@ -153,7 +156,8 @@ export async function receiveEntries(
     reporter.start(id, files, toReceive);
 
     // 3. Files stream in back to back; each is verified before it is renamed into place.
-    const bytes = await receiveFiles(channel, plans, options, hasher, id);
+    const results = new ResultBatch(channel);
+    const bytes = await receiveFiles(channel, plans, options, hasher, results, id);
 
     // 4. Whatever the sender did not send or skip gets its verdict now.
     for (let index = 0; index < plans.length; index++) {
@@ -162,10 +166,9 @@ export async function receiveEntries(
       if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
       else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
       else plan.status = WIRE.PROTOCOL;
-      if (plan.reply.action !== REPLY_REFUSE) {
-        await channel.send(FRAME_RESULT, encodeResult({ index, status: plan.status }));
-      }
+      if (plan.reply.action !== REPLY_REFUSE) await results.add(index, plan.status);
     }
+    await results.flush();
     await applyFolderTimes(plans, root);
     let failed = 0;
     let exitCode: number = EXIT.OK;
@@ -259,7 +262,7 @@ async function planEntries(
       continue;
     }
     if (entry.kind === KIND_DIR) {
-      const refusal = await root.ensureDir(entry.name);
+      const refusal = root.ensureDir(entry.name);
       if (refusal) plan.reply = refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
       plan.target = root.path(entry.name);
       continue;
@@ -269,7 +272,7 @@ async function planEntries(
       plan.reply = refuse(WIRE.TOO_LARGE);
       continue;
     }
-    const parentRefusal = await root.ensureParent(entry.name);
+    const parentRefusal = root.ensureParent(entry.name);
     if (parentRefusal) {
       plan.reply = refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
       continue;
@@ -279,7 +282,7 @@ async function planEntries(
       plan.reply = refuse(WIRE.BUSY);
       continue;
     }
-    plan.reply = await decide(entry, plan, options.overwrite ?? false, hasher);
+    plan.reply = await decide(entry, plan, root, options.overwrite ?? false, hasher);
     if (plan.reply.action !== REPLY_REFUSE) {
       claims.add(plan.target);
       myClaims.push(plan.target);
@@ -302,10 +305,11 @@ function insideAFile(name: string, fileNames: Set<string>): boolean {
 async function decide(
   entry: Entry,
   plan: Plan,
+  root: SafeRoot,
   overwrite: boolean,
   hasher: IHasher,
 ): Promise<Reply> {
-  const existing = await lstatOrUndefined(plan.target);
+  const existing = root.existing(entry.name);
   if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
   if (existing?.isDirectory) return refuse(WIRE.EXISTS);
   if (existing && !overwrite) {
@@ -314,7 +318,7 @@ async function decide(
     await hashPrefix(plan.target, existing.size, hasher);
     return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(hasher), reason: 0 };
   }
-  const part = await lstatOrUndefined(plan.target + PART_SUFFIX);
+  const part = root.existing(entry.name + PART_SUFFIX);
   if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
     hasher.init();
@@ -325,11 +329,50 @@ async function decide(
   return SEND;
 }
 
+/** Verdicts for the sender, gathered into few RESULT frames; it needs them only at the end. */
+class ResultBatch {
+  #channel: Channel;
+  #pending: FileResult[] = [];
+  constructor(channel: Channel) {
+    this.#channel = channel;
+  }
+  async add(index: number, status: number): Promise<void> {
+    this.#pending.push({ index, status });
+    if (this.#pending.length >= RESULT_BATCH) await this.flush();
+  }
+  async flush(): Promise<void> {
+    for (const batch of encodeResults(this.#pending)) await this.#channel.send(FRAME_RESULT, batch);
+    this.#pending = [];
+  }
+}
+
+/** Verdicts per RESULT frame, at most, before they are sent. */
+const RESULT_BATCH = 4096;
+
+/** Checks that entry `index` may start at `offset`; returns its plan. */
+function startable(plans: Plan[], index: number, offset: number): Plan {
+  const plan = plans[index];
+  if (
+    !plan || plan.started || plan.entry.kind === KIND_DIR ||
+    (plan.reply.action !== REPLY_SEND && plan.reply.action !== REPLY_RESUME)
+  ) {
+    throw new ProtocolError(`Cannot start file ${index}: it was not accepted`);
+  }
+  const resuming = plan.reply.action === REPLY_RESUME && offset === plan.reply.offset;
+  if (offset !== 0 && !resuming) {
+    throw new ProtocolError(`Cannot start file ${index} at byte ${offset}`);
+  }
+  plan.started = true;
+  return plan;
+}
+
+/** Receives FILE/DATA/FILE_END, SMALL_FILE and SKIP frames until DONE; returns bytes received. */
 async function receiveFiles(
   channel: Channel,
   plans: Plan[],
   options: ReceiveOptions,
   hasher: IHasher,
+  results: ResultBatch,
   id: string,
 ): Promise<number> {
   const reporter = options.reporter;
@@ -337,6 +380,20 @@ async function receiveFiles(
   let total = 0;
   let current: Current | null = null;
   let keepPart = true;
+  const settle = async (
+    index: number,
+    plan: Plan,
+    status: number,
+    digest?: Uint8Array,
+    offset = 0,
+  ) => {
+    plan.status = status;
+    await results.add(index, status);
+    report(reporter, id, plan, statusName(status), {
+      ...(digest ? { digest } : {}),
+      resumed: offset,
+    });
+  };
   try {
     while (true) {
       const frame = await channel.recv();
@@ -344,31 +401,56 @@ async function receiveFiles(
         if (current) throw new ProtocolError("Cannot finish: a file was left open");
         return total;
       }
+      if (frame.type === FRAME_SMALL_FILE) {
+        // A whole small file: verified before a single byte is written.
+        if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
+        const small = decodeSmallFile(frame.payload);
+        const plan = startable(plans, small.index, 0);
+        reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
+        const data = decompressChunk(small.codec, small.data, CHUNK_SIZE);
+        hasher.init();
+        hasher.update(data);
+        let status: number = WIRE.INTEGRITY;
+        if (data.length === plan.entry.size && sameDigest(small.digest, finishDigest(hasher))) {
+          if (options.stdout) {
+            await writeAll(options.stdout, data);
+            status = RESULT_OK;
+          } else {
+            const part = plan.target + PART_SUFFIX;
+            const file = Deno.openSync(part, {
+              write: true,
+              create: true,
+              truncate: true,
+              mode: 0o600,
+            });
+            try {
+              writeAllSync(file, data);
+            } finally {
+              file.close();
+            }
+            status = placeFile(plan, part, options);
+          }
+        }
+        total += data.length;
+        reporter.progress(id, data.length);
+        await settle(small.index, plan, status, small.digest);
+        continue;
+      }
       if (frame.type === FRAME_FILE) {
         if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
         const start = decodeFileStart(frame.payload);
-        const plan = plans[start.index];
-        if (
-          !plan || plan.started || plan.entry.kind === KIND_DIR ||
-          (plan.reply.action !== REPLY_SEND && plan.reply.action !== REPLY_RESUME)
-        ) {
-          throw new ProtocolError(`Cannot start file ${start.index}: it was not accepted`);
-        }
-        const resuming = plan.reply.action === REPLY_RESUME && start.offset === plan.reply.offset;
-        if (start.offset !== 0 && !resuming) {
-          throw new ProtocolError(`Cannot start file ${start.index} at byte ${start.offset}`);
-        }
-        plan.started = true;
+        const plan = startable(plans, start.index, start.offset);
+        const resuming = start.offset > 0;
         hasher.init();
         if (resuming) hasher.load(plan.prefixState!);
         const part = plan.target + PART_SUFFIX;
-        const file = options.stdout ? null : await Deno.open(part, {
+        const file = options.stdout ? null : Deno.openSync(part, {
           write: true,
           create: true,
           truncate: !resuming,
           mode: 0o600,
         });
-        if (file && resuming) await file.seek(start.offset, Deno.SeekMode.Start);
+        if (file && resuming) file.seekSync(start.offset, Deno.SeekMode.Start);
         current = {
           index: start.index,
           plan,
@@ -397,7 +479,13 @@ async function receiveFiles(
         hasher.update(data);
         // The write runs while the next frame is opened; at most one write is in flight.
         await current.writing;
-        current.writing = writeAll(current.file ?? options.stdout!, data);
+        if (current.file && data.length < SYNC_WRITE_MAX) {
+          writeAllSync(current.file, data);
+        } else {
+          current.writing = writeAll(current.file ?? options.stdout!, data);
+          // Its failure (a full disk) is thrown where it is awaited, not as an unhandled rejection.
+          current.writing.catch(() => {});
+        }
         current.written += data.length;
         total += data.length;
         reporter.progress(id, data.length);
@@ -410,13 +498,17 @@ async function receiveFiles(
         await done.writing;
         current = null;
         done.file?.close();
-        const status = await finishFile(done, end.size, end.digest, finishDigest(hasher), options);
-        done.plan.status = status;
-        await channel.send(FRAME_RESULT, encodeResult({ index: done.index, status }));
-        report(reporter, id, done.plan, statusName(status), {
-          hash: `xxh128:${digestHex(end.digest)}`,
-          resumed: done.offset,
-        });
+        const entry = done.plan.entry;
+        const sizeOk = end.size === done.written &&
+          (entry.kind === KIND_STREAM || done.written === entry.size);
+        let status: number = WIRE.INTEGRITY;
+        if (sizeOk && sameDigest(end.digest, finishDigest(hasher))) {
+          status = options.stdout ? RESULT_OK : placeFile(done.plan, done.part, options);
+        } else if (!options.stdout) {
+          // Bad bytes are never kept, not even for resume.
+          removeQuietly(done.part);
+        }
+        await settle(done.index, done.plan, status, end.digest, done.offset);
         continue;
       }
       if (frame.type === FRAME_SKIP) {
@@ -425,9 +517,7 @@ async function receiveFiles(
         if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
           throw new ProtocolError(`Cannot skip entry ${index}: it was not offered as identical`);
         }
-        plan.status = RESULT_IDENTICAL;
-        await channel.send(FRAME_RESULT, encodeResult({ index, status: RESULT_IDENTICAL }));
-        report(reporter, id, plan, "identical");
+        await settle(index, plan, RESULT_IDENTICAL);
         continue;
       }
       throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
@@ -446,58 +536,47 @@ async function receiveFiles(
       // An interrupted file stays as NAME.part for the next run, unless its bytes were bad.
       await current.writing.catch(() => {});
       current.file?.close();
-      if (!keepPart) await Deno.remove(current.part).catch(() => {});
+      if (!keepPart) removeQuietly(current.part);
     }
   }
 }
 
-/** Checks size and digest; on success moves the file into place. Returns the result status. */
-async function finishFile(
-  done: Current,
-  declaredEnd: number,
-  sentDigest: Uint8Array,
-  ourDigest: Uint8Array,
-  options: ReceiveOptions,
-): Promise<number> {
-  const entry = done.plan.entry;
-  const sizeOk = declaredEnd === done.written &&
-    (entry.kind === KIND_STREAM || done.written === entry.size);
-  if (!sizeOk || !sameDigest(sentDigest, ourDigest)) {
-    // Bad bytes are never kept, not even for resume.
-    if (!options.stdout) await Deno.remove(done.part).catch(() => {});
-    return WIRE.INTEGRITY;
-  }
-  if (options.stdout) return RESULT_OK;
+/** Gives a verified .part its (masked) mode and time, then moves it into place. */
+function placeFile(plan: Plan, part: string, options: ReceiveOptions): number {
   // Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable.
-  await Deno.chmod(done.part, entry.mode & 0o775);
-  const mtime = new Date(entry.mtime);
-  await Deno.utime(done.part, mtime, mtime);
-  return await moveIntoPlace(done.part, done.plan.target, options.overwrite ?? false);
+  Deno.chmodSync(part, plan.entry.mode & 0o775);
+  const mtime = new Date(plan.entry.mtime);
+  Deno.utimeSync(part, mtime, mtime);
+  return moveIntoPlace(part, plan.target, options.overwrite ?? false);
 }
 
 /**
  * Renames `part` to `target`. Without overwrite, a hard link makes the step atomic and
  * no-clobber: it fails if `target` appeared meanwhile, and the .part is kept.
  */
-export async function moveIntoPlace(
-  part: string,
-  target: string,
-  overwrite: boolean,
-): Promise<number> {
+export function moveIntoPlace(part: string, target: string, overwrite: boolean): number {
   if (overwrite) {
-    await Deno.rename(part, target);
+    Deno.renameSync(part, target);
     return RESULT_OK;
   }
   try {
-    await Deno.link(part, target);
-    await Deno.remove(part);
+    Deno.linkSync(part, target);
+    Deno.removeSync(part);
     return RESULT_OK;
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
     // Some file systems cannot hard-link; check then rename instead.
-    if (await lstatOrUndefined(target)) return WIRE.EXISTS;
-    await Deno.rename(part, target);
+    if (lstatOrUndefined(target)) return WIRE.EXISTS;
+    Deno.renameSync(part, target);
     return RESULT_OK;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Already gone.
   }
 }
 
@@ -522,7 +601,7 @@ function report(
   id: string,
   plan: Plan,
   status: FileStatus,
-  extra: { hash?: string; resumed?: number } = {},
+  extra: { digest?: Uint8Array; resumed?: number } = {},
 ): void {
   const code = plan.status ?? plan.reply.reason;
   reporter.fileDone(id, {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DIGEST_NAME, digestHex } from "./checksum.ts";
 import { escapeForTerminal } from "./errors.ts";
 
 /** Options for {@linkcode Reporter}. */
@@ -178,7 +179,8 @@ export class Reporter {
     name: string;
     size: number;
     status: FileStatus;
-    hash?: string;
+    /** The file's digest; turned into text only if an event is printed. */
+    digest?: Uint8Array;
     resumed?: number;
     reason?: string;
   }): void {
@@ -188,7 +190,14 @@ export class Reporter {
       if (t.current?.name === fields.name) delete t.current;
       if (fields.status !== "ok") t.totalSize -= Math.max(0, fields.size - (fields.resumed ?? 0));
     }
-    this.event("file-done", { conn: id, ...fields });
+    if (this.json) {
+      const { digest, ...rest } = fields;
+      this.event("file-done", {
+        conn: id,
+        ...rest,
+        ...(digest ? { hash: `${DIGEST_NAME}:${digestHex(digest)}` } : {}),
+      });
+    }
     if (fields.status === "refused" || fields.status === "failed") {
       this.#clearBars();
       this.warn(`${fields.name}: ${fields.status}${fields.reason ? ` (${fields.reason})` : ""}`);
@@ -202,8 +211,8 @@ export class Reporter {
     bytes: number;
     failed: number;
     exitCode: number;
+    /** Bytes that crossed the socket for this transfer (after compression and sealing). */
     wireBytes?: number;
-    resumed?: number;
   }): void {
     const t = this.#transfers.get(id);
     const seconds = t ? (performance.now() - t.started) / 1000 : 0;
@@ -217,8 +226,7 @@ export class Reporter {
       bytes: fields.bytes,
       failed: fields.failed,
       seconds: Number(seconds.toFixed(3)),
-      wire_bytes: fields.wireBytes,
-      resumed_bytes: fields.resumed ?? 0,
+      wire_bytes: fields.wireBytes ?? fields.bytes,
       exit_code: fields.exitCode,
     });
   }

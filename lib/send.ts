@@ -9,13 +9,14 @@ import {
   CHUNK_SIZE,
   decodeDone,
   decodeReplies,
-  decodeResult,
+  decodeResults,
   encodeDone,
   encodeFileEnd,
   encodeFileStart,
   encodeIndex,
   encodeOffer,
   encodeOfferEnd,
+  encodeSmallFile,
   FRAME_DATA,
   FRAME_DONE,
   FRAME_FILE,
@@ -25,8 +26,10 @@ import {
   FRAME_REPLY,
   FRAME_RESULT,
   FRAME_SKIP,
+  FRAME_SMALL_FILE,
   frameName,
   KIND_DIR,
+  KIND_FILE,
   KIND_STREAM,
   type Reply,
   REPLY_HAVE,
@@ -34,19 +37,13 @@ import {
   REPLY_RESUME,
   RESULT_IDENTICAL,
   RESULT_OK,
+  SMALL_FILE_MAX,
 } from "../protocol.ts";
 import type { Channel } from "./channel.ts";
-import {
-  createDigest,
-  digestHex,
-  finishDigest,
-  hashPrefix,
-  type IHasher,
-  sameDigest,
-} from "./checksum.ts";
+import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
 import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
-import { type Reader, readFull } from "./io.ts";
+import { type Reader, readFull, readFullSync } from "./io.ts";
 import type { SourceEntry } from "./manifest.ts";
 import type { Reporter } from "./report.ts";
 
@@ -115,11 +112,12 @@ export async function sendEntries(
     while (true) {
       const frame = await channel.recv();
       if (frame.type === FRAME_RESULT) {
-        const result = decodeResult(frame.payload);
-        if (result.index >= entries.length) {
-          throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
+        for (const result of decodeResults(frame.payload)) {
+          if (result.index >= entries.length) {
+            throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
+          }
+          verdicts.set(result.index, result.status);
         }
-        verdicts.set(result.index, result.status);
       } else if (frame.type === FRAME_DONE) {
         decodeDone(frame.payload);
         peerDone = true;
@@ -140,7 +138,7 @@ export async function sendEntries(
   const hasher = await createDigest();
   const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
   const localFailures = new Map<number, string>();
-  const digests = new Map<number, string>();
+  const digests = new Map<number, Uint8Array>();
   const resumed = new Map<number, number>();
   try {
     for (let index = 0; index < entries.length; index++) {
@@ -173,6 +171,19 @@ export async function sendEntries(
       }
       resumed.set(index, offset);
       reporter.fileStart(id, entry.name, entry.size, offset);
+      if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
+        // Small files travel whole in one frame: no FILE, DATA, FILE_END triple per file.
+        const sent = await sendSmallFile(channel, index, entry, buffers[0]!, hasher, compressor);
+        digests.set(index, sent.digest);
+        if (sent.size !== entry.size) {
+          localFailures.set(
+            index,
+            `file changed while sending (${sent.size} of ${entry.size} bytes)`,
+          );
+        }
+        reporter.progress(id, sent.size);
+        continue;
+      }
       await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
       const sent = await streamFile(
         channel,
@@ -185,7 +196,7 @@ export async function sendEntries(
         options.stdin ?? Deno.stdin,
       );
       const digest = finishDigest(hasher);
-      digests.set(index, digestHex(digest));
+      digests.set(index, digest);
       if (entry.kind !== KIND_STREAM && sent !== entry.size) {
         localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
       }
@@ -210,11 +221,11 @@ export async function sendEntries(
     const status = reply.action === REPLY_REFUSE ? reply.reason : verdicts.get(index);
     const base = { name: entry.name, size: entry.size };
     if (status === RESULT_OK) {
-      const hash = digests.get(index);
+      const digest = digests.get(index);
       reporter.fileDone(id, {
         ...base,
         status: "ok",
-        ...(hash ? { hash: `xxh128:${hash}` } : {}),
+        ...(digest ? { digest } : {}),
         resumed: resumed.get(index) ?? 0,
       });
       continue;
@@ -234,6 +245,42 @@ export async function sendEntries(
     );
   }
   return { exitCode, files, failed, bytes: compressor.rawBytes };
+}
+
+/**
+ * Sends a whole small file in one SMALL_FILE frame. It is read with one synchronous call: for
+ * folders of thousands of small files a trip through the async thread pool would cost more
+ * than the read itself.
+ */
+async function sendSmallFile(
+  channel: Channel,
+  index: number,
+  entry: SourceEntry,
+  buffer: Uint8Array,
+  hasher: IHasher,
+  compressor: ChunkCompressor,
+): Promise<{ size: number; digest: Uint8Array }> {
+  let size: number;
+  try {
+    using file = Deno.openSync(entry.source!, { read: true });
+    size = readFullSync(file, buffer.subarray(0, entry.size));
+  } catch (err) {
+    throw new FerryError(
+      `Cannot read ${entry.source}: ${(err as Error).message}`,
+      EXIT.FAILED,
+      WIRE.READ_FAILED,
+    );
+  }
+  const bytes = buffer.subarray(0, size);
+  hasher.update(bytes);
+  const digest = finishDigest(hasher);
+  const packed = compressor.compress(bytes);
+  await channel.send(
+    FRAME_SMALL_FILE,
+    encodeSmallFile({ index, codec: packed.codec, digest }),
+    packed.data,
+  );
+  return { size, digest };
 }
 
 /** Reads the entry from `offset` to its end (or stdin to EOF), sending DATA frames. */

@@ -87,7 +87,7 @@ export function sendSession(
       idleTimeoutMs: options.timeoutMs,
       ...(options.stdin ? { stdin: options.stdin } : {}),
     });
-    options.reporter.finish(options.id, { ...summary, exitCode: summary.exitCode });
+    options.reporter.finish(options.id, { ...summary, wireBytes: channel.bytesOut });
     return summary;
   });
 }
@@ -102,7 +102,7 @@ export function receiveSession(
       ...options,
       idleTimeoutMs: options.timeoutMs,
     });
-    options.reporter.finish(options.id, { ...summary, exitCode: summary.exitCode });
+    options.reporter.finish(options.id, { ...summary, wireBytes: channel.bytesIn });
     return summary;
   });
 }

@@ -26,13 +26,16 @@ import {
   CODEC_RAW,
   CODEC_ZSTD,
   decodeReplies,
-  decodeResult,
+  decodeResults,
+  encodeDone,
   encodeFileEnd,
   encodeFileStart,
   encodeOffer,
   encodeOfferEnd,
   encodePreamble,
+  encodeSmallFile,
   type Entry,
+  type FileResult,
   FRAME_DATA,
   FRAME_DONE,
   FRAME_FILE,
@@ -41,6 +44,7 @@ import {
   FRAME_OFFER_END,
   FRAME_REPLY,
   FRAME_RESULT,
+  FRAME_SMALL_FILE,
   KIND_DIR,
   KIND_FILE,
   type Reply,
@@ -81,6 +85,20 @@ async function digestOf(bytes: Uint8Array): Promise<Uint8Array> {
   const h = await createDigest();
   h.update(bytes);
   return finishDigest(h);
+}
+
+/** Says DONE and collects the receiver's verdicts, in entry order of arrival. */
+async function finish(channel: Channel): Promise<FileResult[]> {
+  await channel.send(FRAME_DONE, encodeDone({ files: 0, bytes: 0 }));
+  const results: FileResult[] = [];
+  while (true) {
+    const frame = await channel.recv();
+    if (frame.type === FRAME_DONE) break;
+    assertEquals(frame.type, FRAME_RESULT);
+    results.push(...decodeResults(frame.payload));
+  }
+  channel.close();
+  return results;
 }
 
 /** Expects the receiver to end the session with an ERROR frame of this wire code. */
@@ -205,9 +223,9 @@ Deno.test("receiver accepts harmless look-alikes literally, inside --dir", async
         FRAME_FILE_END,
         encodeFileEnd({ size: 5, digest: await digestOf(payload) }),
       );
-      assertEquals(decodeResult(await channel.expect(FRAME_RESULT)).status, 0);
     }
-    channel.close();
+    const results = await finish(channel);
+    assertEquals(results.map((r) => r.status), names.map(() => 0));
     for (const name of names) assertEquals(await Deno.readTextFile(join(ctx.dst, name)), "hello");
   } finally {
     await teardown(ctx);
@@ -278,24 +296,35 @@ Deno.test("receiver rejects a short file and a wrong digest with RESULT integrit
   const ctx = await setup();
   try {
     const channel = await hostile(ctx.receiver.port);
-    await offer(channel, [file("short.txt", 10), file("baddigest.txt", 5)]);
+    await offer(channel, [file("short.txt", 10), file("baddigest.txt", 5), file("small.txt", 5)]);
     const five = new TextEncoder().encode("12345");
     await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
     await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), five);
     await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 5, digest: await digestOf(five) }));
-    assertEquals(decodeResult(await channel.expect(FRAME_RESULT)), {
-      index: 0,
-      status: WIRE.INTEGRITY,
-    });
     await channel.send(FRAME_FILE, encodeFileStart({ index: 1, offset: 0 }));
     await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), five);
     await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 5, digest: new Uint8Array(16) }));
-    assertEquals(decodeResult(await channel.expect(FRAME_RESULT)), {
-      index: 1,
-      status: WIRE.INTEGRITY,
-    });
-    channel.close();
-    for (const name of ["short.txt", "short.txt.part", "baddigest.txt", "baddigest.txt.part"]) {
+    // A whole small file with a wrong digest is refused before anything is written.
+    await channel.send(
+      FRAME_SMALL_FILE,
+      encodeSmallFile({ index: 2, codec: CODEC_RAW, digest: new Uint8Array(16) }),
+      five,
+    );
+    assertEquals(await finish(channel), [
+      { index: 0, status: WIRE.INTEGRITY },
+      { index: 1, status: WIRE.INTEGRITY },
+      { index: 2, status: WIRE.INTEGRITY },
+    ]);
+    for (
+      const name of [
+        "short.txt",
+        "short.txt.part",
+        "baddigest.txt",
+        "baddigest.txt.part",
+        "small.txt",
+        "small.txt.part",
+      ]
+    ) {
       assertEquals(await exists(join(ctx.dst, name)), false, name);
     }
   } finally {

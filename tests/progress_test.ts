@@ -53,7 +53,10 @@ Deno.test({
       assertEquals(out.code, 0, screen);
       // Redrawn in place: cursor-up and erase-line sequences, not a scroll of new lines.
       assert(screen.includes("\x1b[2F") && screen.includes("\x1b[2K"), "no in-place redraw");
-      const plain = screen.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+      const plain = screen.replace(
+        new RegExp(String.fromCharCode(27) + "\\[[0-9;]*[A-Za-z]", "g"),
+        "",
+      );
       assertMatch(
         plain,
         /total 2\/2 files +100% \|█{24}\| 24\.0 MiB\/24\.0 MiB {2}[\d.]+ [KMG]?i?B\/s {2}ETA 0:00/,

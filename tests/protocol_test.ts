@@ -9,7 +9,8 @@ import {
   decodeOfferEnd,
   decodePreamble,
   decodeReplies,
-  decodeResult,
+  decodeResults,
+  decodeSmallFile,
   encodeError,
   encodeFileEnd,
   encodeFileStart,
@@ -18,7 +19,8 @@ import {
   encodeOfferEnd,
   encodePreamble,
   encodeReplies,
-  encodeResult,
+  encodeResults,
+  encodeSmallFile,
   type Entry,
   KIND_DIR,
   KIND_FILE,
@@ -112,7 +114,7 @@ Deno.test("encodeReplies()/decodeReplies() round-trip every action", () => {
   assertThrows(() => decodeReplies(new Uint8Array([7])), ProtocolError, "action 7");
 });
 
-Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, ERROR", () => {
+Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FILE, ERROR", () => {
   assertEquals(decodeOfferEnd(encodeOfferEnd({ count: 3, totalBytes: 2 ** 40 })), {
     count: 3,
     totalBytes: 2 ** 40,
@@ -123,7 +125,11 @@ Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, ERROR", (
   });
   const digest = new Uint8Array(16).fill(1);
   assertEquals(decodeFileEnd(encodeFileEnd({ size: 5, digest })), { size: 5, digest });
-  assertEquals(decodeResult(encodeResult({ index: 2, status: 7 })), { index: 2, status: 7 });
+  const results = [{ index: 2, status: 7 }, { index: 9, status: 0 }];
+  assertEquals(decodeResults(encodeResults(results)[0]!), results);
+  const small = { index: 4, codec: 1, digest: new Uint8Array(16).fill(3) };
+  const payload = new Uint8Array([...encodeSmallFile(small), 9, 9]);
+  assertEquals(decodeSmallFile(payload), { ...small, data: new Uint8Array([9, 9]) });
   assertEquals(decodeError(encodeError({ code: 3, message: "wrong code" })), {
     code: 3,
     message: "wrong code",

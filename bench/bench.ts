@@ -1,0 +1,464 @@
+/**
+ * ferry benchmarks: every number is a ratio against a baseline measured in the same run.
+ *
+ *     deno task bench                      # the loopback cases (about 2-4 minutes)
+ *     BENCH_RUNS=5 deno task bench         # more runs per case (median is reported)
+ *     BENCH_BIG=1 deno task bench          # add 8 GiB for the flat-memory check
+ *     BENCH_LINK=1 deno task bench         # add the 1 Gbit/s netlab link and the 50 ms relay (root)
+ *     BENCH_ONLY=small deno task bench     # cases whose name contains "small"
+ *
+ * Time is from starting the sending process until the receiving process has exited with the
+ * data on disk (both sides' start-up included, as a user feels it). Data lives on tmpfs
+ * (/dev/shm) when it exists. Results are printed as a table and written to bench/out/*.json.
+ *
+ * Baselines: `nc` (netcat-openbsd) for one file, `tar c | nc` for many files, `scp -c
+ * aes128-gcm@openssh.com` when sshd is available.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 3);
+const ONLY = Deno.env.get("BENCH_ONLY") ?? "";
+const CODE = "1-bench-mark-code";
+const BASE = await Deno.stat("/dev/shm").then(() => "/dev/shm").catch(() => Deno.makeTempDir());
+const WORK = await Deno.makeTempDir({ dir: BASE, prefix: "ferry-bench-" });
+const SHARED = join(ROOT, "../shared");
+const MiB = 1024 * 1024;
+
+interface Measure {
+  seconds: number;
+  senderRss?: number;
+  receiverRss?: number;
+  wireBytes?: number;
+}
+
+interface Row {
+  name: string;
+  ferry: Measure;
+  baseline?: Measure;
+  baselineName?: string;
+  bytes: number;
+  target: string;
+  extra?: Record<string, string | number>;
+}
+
+const rows: Row[] = [];
+
+async function have(command: string): Promise<boolean> {
+  return await new Deno.Command("sh", { args: ["-c", `command -v ${command}`], stdout: "null" })
+    .output().then((o) => o.success);
+}
+
+function sh(script: string, env: Record<string, string> = {}) {
+  return new Deno.Command("bash", { args: ["-c", script], env, stdout: "piped", stderr: "piped" });
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+async function waitPort(port: number, host = "127.0.0.1", netns?: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (netns) {
+      const ok = await sh(
+        `ip netns exec ${netns} bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>/dev/null`,
+      ).output();
+      if (ok.success) return;
+    } else {
+      try {
+        (await Deno.connect({ hostname: host, port })).close();
+        return;
+      } catch { /* not yet */ }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`nothing listening on ${host}:${port}`);
+}
+
+/** Parses `/usr/bin/time -f "RSS %M"` output (KiB) into bytes. */
+function rssOf(stderr: string): number | undefined {
+  const m = /RSS (\d+)/.exec(stderr);
+  return m ? Number(m[1]) * 1024 : undefined;
+}
+
+/**
+ * Starts a receiving command, waits for its port, runs the sending command, and times from
+ * the sender's start until the receiver exits.
+ */
+async function timed(
+  receive: string,
+  sendCmd: string,
+  port: number,
+  opts: { host?: string; netns?: string } = {},
+): Promise<Measure & { receiveOut: string; sendOut: string }> {
+  const receiver = sh(`/usr/bin/time -f "RSS %M" ${receive}`, { FERRY_CODE: CODE }).spawn();
+  // The probe connection of waitPort would be taken as the first (garbage) connection; ferry
+  // ignores it, nc would not, so for nc we wait a fixed moment instead.
+  if (receive.includes("receiver.ts")) await waitPort(port, opts.host ?? "127.0.0.1", opts.netns);
+  else await new Promise((r) => setTimeout(r, 300));
+  const started = performance.now();
+  const sender = await sh(`/usr/bin/time -f "RSS %M" ${sendCmd}`, { FERRY_CODE: CODE }).output();
+  const received = await receiver.output();
+  const seconds = (performance.now() - started) / 1000;
+  const sendErr = new TextDecoder().decode(sender.stderr);
+  const recvErr = new TextDecoder().decode(received.stderr);
+  if (!sender.success || !received.success) {
+    throw new Error(`benchmark run failed:\n$ ${sendCmd}\n${sendErr}\n$ ${receive}\n${recvErr}`);
+  }
+  const sendOut = new TextDecoder().decode(sender.stdout);
+  const receiveOut = new TextDecoder().decode(received.stdout);
+  const done = sendOut.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+    .find((e) => e.event === "done");
+  return {
+    seconds,
+    senderRss: rssOf(sendErr),
+    receiverRss: rssOf(recvErr),
+    wireBytes: done?.wire_bytes,
+    receiveOut,
+    sendOut,
+  };
+}
+
+function median(values: Measure[]): Measure {
+  const sorted = [...values].sort((a, b) => a.seconds - b.seconds);
+  const mid = sorted[Math.floor(sorted.length / 2)]!;
+  return {
+    ...mid,
+    senderRss: Math.max(...values.map((v) => v.senderRss ?? 0)),
+    receiverRss: Math.max(...values.map((v) => v.receiverRss ?? 0)),
+  };
+}
+
+async function repeat(fn: () => Promise<Measure>, runs = RUNS): Promise<Measure> {
+  const results: Measure[] = [];
+  for (let i = 0; i < runs; i++) results.push(await fn());
+  return median(results);
+}
+
+const deno = `${Deno.execPath()} run -A`;
+const SENDER = join(ROOT, "sender.ts");
+const RECEIVER = join(ROOT, "receiver.ts");
+
+async function fresh(dir: string): Promise<string> {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+async function makeRandom(path: string, bytes: number): Promise<void> {
+  await sh(`head -c ${bytes} /dev/urandom > ${path}`).output();
+}
+
+async function makeLogs(path: string, bytes: number): Promise<void> {
+  // Synthetic web-server logs: repetitive structure, varying numbers.
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const enc = new TextEncoder();
+  let written = 0;
+  let n = 0;
+  const paths = ["/api/items", "/api/users/42", "/static/app.js", "/login", "/api/search?q=ferry"];
+  while (written < bytes) {
+    let block = "";
+    for (let i = 0; i < 2000; i++, n++) {
+      const ms = (n * 7919) % 1000;
+      block +=
+        `2026-11-26T10:${String(n % 60).padStart(2, "0")}:${
+          String((n * 13) % 60).padStart(2, "0")
+        }.${ms}Z INFO ` +
+        `10.0.${n % 256}.${(n * 31) % 256} GET ${paths[n % paths.length]} status=${
+          n % 17 ? 200 : 404
+        } ` +
+        `bytes=${(n * 104729) % 50000} ms=${(n * 37) % 900} ua="Mozilla/5.0 (X11; Linux x86_64)"\n`;
+    }
+    const bytesOut = enc.encode(block);
+    await file.write(bytesOut);
+    written += bytesOut.length;
+  }
+}
+
+async function ncCase(
+  name: string,
+  file: string,
+  bytes: number,
+  target: string,
+  ferryArgs: string[] = [],
+  extra?: (f: Measure, b: Measure) => Record<string, number | string>,
+) {
+  if (ONLY && !name.includes(ONLY)) return;
+  const out = join(WORK, "out");
+  const baseline = await repeat(async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `nc -l 127.0.0.1 ${port} > ${out}/nc.bin`,
+      `nc -N 127.0.0.1 ${port} < ${file}`,
+      port,
+    );
+  });
+  const ferry = await repeat(async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} ${
+        ferryArgs.includes("--legacy") ? "--legacy" : ""
+      }`,
+      `${deno} ${SENDER} 127.0.0.1:${port} ${file} --json ${ferryArgs.join(" ")}`,
+      port,
+    );
+  });
+  rows.push({
+    name,
+    ferry,
+    baseline,
+    baselineName: "nc",
+    bytes,
+    target,
+    ...(extra ? { extra: extra(ferry, baseline) } : {}),
+  });
+  print(rows.at(-1)!);
+}
+
+function print(row: Row): void {
+  const f = row.ferry;
+  const b = row.baseline;
+  const ratio = b ? (f.seconds / b.seconds).toFixed(2) + "x" : "-";
+  const mbps = (row.bytes / MiB / f.seconds).toFixed(0);
+  const rss = `${((f.senderRss ?? 0) / MiB).toFixed(0)}/${
+    ((f.receiverRss ?? 0) / MiB).toFixed(0)
+  } MiB`;
+  const extra = row.extra
+    ? "  " + Object.entries(row.extra).map(([k, v]) => `${k}=${v}`).join(" ")
+    : "";
+  console.log(
+    `${row.name.padEnd(34)} ferry ${f.seconds.toFixed(2).padStart(6)} s  ${
+      (row.baselineName ?? "").padEnd(10)
+    } ${b ? b.seconds.toFixed(2).padStart(6) + " s" : "      -"}  ratio ${ratio.padStart(6)}  ${
+      mbps.padStart(5)
+    } MiB/s  RSS send/recv ${rss}  target ${row.target}${extra}`,
+  );
+}
+
+console.log(
+  `ferry bench: ${navigator.hardwareConcurrency} cores, data in ${BASE}, median of ${RUNS} runs`,
+);
+if (!(await have("nc"))) {
+  console.log("bench: netcat missing; installing netcat-openbsd");
+  await sh("apt-get install -y netcat-openbsd >/dev/null 2>&1").output();
+}
+
+// 1 GiB random: encrypted default and --legacy against nc.
+const big = join(WORK, "random-1g.bin");
+if (!ONLY || "1 GiB".includes(ONLY) || ONLY.includes("GiB")) {
+  await makeRandom(big, 1024 * MiB);
+  await ncCase("1 GiB encrypted (default)", big, 1024 * MiB, "<= 3x nc");
+  await ncCase("1 GiB --legacy (plaintext)", big, 1024 * MiB, "<= 1.5x nc", ["--legacy"]);
+  await ncCase("1 GiB --compress none", big, 1024 * MiB, "(reference)", ["--compress", "none"]);
+}
+
+// Compressible logs: bytes on the wire, auto vs none.
+if (!ONLY || "logs".includes(ONLY)) {
+  const logs = join(WORK, "logs.txt");
+  await makeLogs(logs, 512 * MiB);
+  const size = (await Deno.stat(logs)).size;
+  await ncCase("512 MiB logs --compress auto", logs, size, ">= 3x fewer bytes", [], (f) => ({
+    wire_ratio: (size / (f.wireBytes ?? size)).toFixed(1),
+  }));
+}
+
+// Incompressible: auto vs none, same run.
+if (!ONLY || "incompressible".includes(ONLY)) {
+  const noise = join(WORK, "noise.bin");
+  await makeRandom(noise, 512 * MiB);
+  const out = join(WORK, "out");
+  const run = (mode: string) =>
+    repeat(async () => {
+      await fresh(out);
+      const port = freePort();
+      return await timed(
+        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+        `${deno} ${SENDER} 127.0.0.1:${port} ${noise} --json --compress ${mode}`,
+        port,
+      );
+    }, Math.max(RUNS, 5));
+  const none = await run("none");
+  const auto = await run("auto");
+  rows.push({
+    name: "512 MiB random, auto vs none",
+    ferry: auto,
+    baseline: none,
+    baselineName: "none",
+    bytes: 512 * MiB,
+    target: "<= 1.03x",
+  });
+  print(rows.at(-1)!);
+}
+
+// 10,000 files of 4 KiB in 100 folders: tar c | nc against ferry.
+if (!ONLY || "small".includes(ONLY)) {
+  const tree = join(WORK, "tree");
+  await fresh(tree);
+  for (let d = 0; d < 100; d++) {
+    await Deno.mkdir(join(tree, `d${d}`));
+    for (let f = 0; f < 100; f++) {
+      await Deno.writeFile(
+        join(tree, `d${d}`, `f${f}.bin`),
+        crypto.getRandomValues(new Uint8Array(4096)),
+      );
+    }
+  }
+  const out = join(WORK, "out");
+  const baseline = await repeat(async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `nc -l 127.0.0.1 ${port} | tar x -C ${out}`,
+      `tar c -C ${WORK} tree | nc -N 127.0.0.1 ${port}`,
+      port,
+    );
+  });
+  const ferry = await repeat(async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+      `${deno} ${SENDER} 127.0.0.1:${port} ${tree} --json`,
+      port,
+    );
+  });
+  rows.push({
+    name: "10,000 x 4 KiB files",
+    ferry,
+    baseline,
+    baselineName: "tar|nc",
+    bytes: 10_000 * 4096,
+    target: "<= 3x tar|nc",
+  });
+  print(rows.at(-1)!);
+}
+
+// 8 GiB: peak memory must match the 1 GiB run (flat).
+if (Deno.env.get("BENCH_BIG") === "1") {
+  const huge = join(WORK, "random-8g.bin");
+  await sh(`for i in 1 2 3 4 5 6 7 8; do cat ${big}; done > ${huge}`).output();
+  const out = join(WORK, "out");
+  await fresh(out);
+  const port = freePort();
+  const ferry = await timed(
+    `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+    `${deno} ${SENDER} 127.0.0.1:${port} ${huge} --json`,
+    port,
+  );
+  await Deno.remove(huge);
+  rows.push({
+    name: "8 GiB encrypted (memory)",
+    ferry,
+    bytes: 8192 * MiB,
+    target: "RSS <= 100 MB, same as 1 GiB",
+  });
+  print(rows.at(-1)!);
+}
+
+// Real links: 1 Gbit/s between two namespaces, and 50 ms round trips through a relay.
+if (Deno.env.get("BENCH_LINK") === "1") {
+  const netlab = join(SHARED, "netlab.sh");
+  const up = await sh(`${netlab} up 1gbit`).output();
+  if (!up.success) {
+    console.log(`bench: netlab unavailable: ${new TextDecoder().decode(up.stderr).trim()}`);
+  } else {
+    const file = join(WORK, "random-256m.bin");
+    await makeRandom(file, 256 * MiB);
+    const out = join(WORK, "out");
+    const baseline = await repeat(async () => {
+      await fresh(out);
+      return await timed(
+        `${netlab} b nc -l 10.77.0.2 5001 > ${out}/nc.bin`,
+        `${netlab} a nc -N 10.77.0.2 5001 < ${file}`,
+        5001,
+      );
+    });
+    const ferry = await repeat(async () => {
+      await fresh(out);
+      return await timed(
+        `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
+        `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${file} --json`,
+        5001,
+        { host: "10.77.0.2", netns: "ferrylab-b" },
+      );
+    });
+    rows.push({
+      name: "256 MiB over 1 Gbit/s link",
+      ferry,
+      baseline,
+      baselineName: "nc",
+      bytes: 256 * MiB,
+      target: ">= 95% of nc throughput",
+      extra: { throughput_vs_nc: `${(100 * baseline.seconds / ferry.seconds).toFixed(0)}%` },
+    });
+    print(rows.at(-1)!);
+    await sh(`${netlab} down`).output();
+  }
+
+  // 1,000 small files through a 50 ms round trip, against one file of the same total size.
+  const proxy = join(SHARED, "delay_proxy.py");
+  const thousand = join(WORK, "thousand");
+  await fresh(thousand);
+  for (let i = 0; i < 1000; i++) {
+    await Deno.writeFile(join(thousand, `f${i}.bin`), crypto.getRandomValues(new Uint8Array(4096)));
+  }
+  const one = join(WORK, "one-4m.bin");
+  await makeRandom(one, 1000 * 4096);
+  const out = join(WORK, "out");
+  const overRelay = (path: string) =>
+    repeat(async () => {
+      await fresh(out);
+      const port = freePort();
+      const relayPort = freePort();
+      const relay = new Deno.Command("python3", {
+        args: [proxy, String(relayPort), String(port), "25"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await waitPort(relayPort).catch(() => {});
+      try {
+        return await timed(
+          `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+          `${deno} ${SENDER} 127.0.0.1:${relayPort} ${path} --json`,
+          port,
+        );
+      } finally {
+        relay.kill();
+        await relay.status;
+      }
+    });
+  const single = await overRelay(one);
+  const many = await overRelay(thousand);
+  rows.push({
+    name: "1,000 files over 50 ms RTT",
+    ferry: many,
+    baseline: single,
+    baselineName: "1 file",
+    bytes: 1000 * 4096,
+    target: "a few RTTs more than 1 file",
+    extra: { extra_round_trips: ((many.seconds - single.seconds) / 0.05).toFixed(1) },
+  });
+  print(rows.at(-1)!);
+}
+
+await Deno.mkdir(join(ROOT, "bench/out"), { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+await Deno.writeTextFile(
+  join(ROOT, `bench/out/results-${stamp}.json`),
+  JSON.stringify(
+    { date: new Date().toISOString(), cores: navigator.hardwareConcurrency, runs: RUNS, rows },
+    null,
+    2,
+  ),
+);
+await Deno.remove(WORK, { recursive: true });
+console.log(`bench: results written to bench/out/results-${stamp}.json`);
