@@ -30,9 +30,9 @@ const MiB = 1024 * 1024;
 
 interface Measure {
   seconds: number;
-  senderRss?: number;
-  receiverRss?: number;
-  wireBytes?: number;
+  senderRss?: number | undefined;
+  receiverRss?: number | undefined;
+  wireBytes?: number | undefined;
 }
 
 interface Row {
