@@ -303,6 +303,15 @@ export function decodePreamble(bytes: Uint8Array): number {
   return version;
 }
 
+/** A plaintext record (before the handshake): length, type, payload. */
+export function encodePlainRecord(type: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(RECORD_HEADER_SIZE + 1 + payload.length);
+  new DataView(out.buffer).setUint32(0, 1 + payload.length);
+  out[RECORD_HEADER_SIZE] = type;
+  out.set(payload, RECORD_HEADER_SIZE + 1);
+  return out;
+}
+
 /** Checks a record length read from the wire against the limit before anything is allocated. */
 export function checkRecordLength(length: number, sealed: boolean): void {
   const min = sealed ? 1 + TAG_SIZE : 1;

@@ -17,7 +17,7 @@ import { EXIT, exitCodeOf, formatError, UsageError, WIRE } from "./lib/errors.ts
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { Reporter } from "./lib/report.ts";
 import { legacySession, outcomeExitCode, peerName, receiveSession } from "./lib/session.ts";
-import { encodeError, encodePreamble, FRAME_ERROR } from "./protocol.ts";
+import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "./protocol.ts";
 
 let secret = "";
 
@@ -126,13 +126,9 @@ async function main(): Promise<number> {
 
 /** Over --max-connections: say so in protocol terms, then hang up. */
 function refuseBusy(conn: Deno.Conn): void {
-  const message = encodeError({ code: WIRE.BUSY, message: "too many connections" });
-  const frame = new Uint8Array(8 + 5 + message.length);
-  frame.set(encodePreamble());
-  new DataView(frame.buffer).setUint32(8, 1 + message.length);
-  frame[12] = FRAME_ERROR;
-  frame.set(message, 13);
-  conn.write(frame).catch(() => {}).finally(() => conn.close());
+  const error = encodeError({ code: WIRE.BUSY, message: "too many connections" });
+  const refusal = new Uint8Array([...encodePreamble(), ...encodePlainRecord(FRAME_ERROR, error)]);
+  conn.write(refusal).catch(() => {}).finally(() => conn.close());
 }
 
 if (import.meta.main) runMain(main, () => [secret], RECEIVER_HELP);
