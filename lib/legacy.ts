@@ -24,6 +24,14 @@ import type { Reporter } from "./report.ts";
 import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
 import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
 
+/** A legacy connection closed before it said anything: a port probe, not a transfer. */
+export class EmptyConnectionError extends ConnectionError {
+  constructor() {
+    super("sender closed before sending a header");
+    this.name = "EmptyConnectionError";
+  }
+}
+
 /** The tutorial's separator between name and size. */
 export const SEPARATOR = "<SEPARATOR>";
 /** The tutorial reads its header with one recv() of this many bytes. */
@@ -174,8 +182,9 @@ export async function receiveLegacy(
     const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), idleMs);
     if (got === null) eof = true;
     else filled += got;
+    if (eof && filled === 0) throw new EmptyConnectionError();
     header = parseLegacyHeader(buf.subarray(0, filled), eof);
-    if (eof && !header) throw new ConnectionError("sender closed before sending a header");
+    if (eof && !header) throw new ConnectionError("sender closed in the middle of the header");
   }
   const problem = nameProblem(header.name);
   if (problem) {

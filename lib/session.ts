@@ -10,7 +10,7 @@ import { Channel } from "./channel.ts";
 import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
 import { exitCodeOf, FerryError } from "./errors.ts";
 import { formatHost } from "./cli.ts";
-import { type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
+import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
 import type { Reader } from "./io.ts";
 import { type AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
@@ -62,7 +62,7 @@ export async function legacySession(
     return { summary: await receiveLegacy(conn, options), spokeFerry: true };
   } catch (error) {
     options.onError?.(error);
-    return { error, spokeFerry: true };
+    return { error, spokeFerry: !(error instanceof EmptyConnectionError) };
   } finally {
     try {
       conn.close();
