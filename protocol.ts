@@ -37,8 +37,11 @@ export const MAX_CONTROL_PAYLOAD = 256 * 1024;
 
 /** Longest relative path, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 4096;
-/** Longest single path component, in UTF-8 bytes (the usual file-system limit). */
-export const MAX_COMPONENT_BYTES = 255;
+/**
+ * Longest single path component, in UTF-8 bytes: the usual file-system limit of 255, less the
+ * 5 bytes of the ".part" suffix the receiver writes to first.
+ */
+export const MAX_COMPONENT_BYTES = 250;
 /** Most components (folder levels) in one path. */
 export const MAX_DEPTH = 128;
 /** Most entries one offer may hold. */

@@ -209,6 +209,11 @@ export function formatError(err: unknown, secrets: readonly string[] = []): stri
   } else if (err instanceof Deno.errors.NotFound) text = `not found: ${stripErrno(err.message)}`;
   else if (err instanceof Deno.errors.PermissionDenied) {
     text = `permission denied: ${stripErrno(err.message)}`;
+  } else if (
+    err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError
+  ) {
+    // Not something the peer or the machine did: a bug in ferry. Say so.
+    text = `internal error: ${err.message} (please report it; FERRY_DEBUG=1 shows where)`;
   } else if (err instanceof Error) text = stripErrno(err.message);
   else text = String(err);
   for (const secret of secrets) {

@@ -80,7 +80,7 @@ for (const victim of ["sender", "receiver"] as const) {
     const src = await tempDir();
     const dst = await tempDir();
     const size = 96 * MiB;
-    const trials = 2;
+    const trials = Number(Deno.env.get("FERRY_KILL_TRIALS") ?? 2);
     try {
       await writeRandomFile(join(src, "movie.bin"), size, 41);
       for (let trial = 0; trial < trials; trial++) {
