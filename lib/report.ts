@@ -25,10 +25,13 @@ interface Line {
   name: string;
   size: number;
   bytes: number;
+  /** Bytes that were already there when the file started (resumed). */
+  resumed: number;
   started: number;
 }
 
 interface Transfer {
+  resumed: number;
   files: number;
   doneFiles: number;
   totalSize: number;
@@ -67,8 +70,17 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
 }
 
-/** One bar line: `name  42% |████▏     | 420 MiB/1.00 GiB  390 MiB/s  ETA 0:02`. */
-export function renderBar(label: string, bytes: number, size: number, seconds: number): string {
+/**
+ * One bar line: `name  42% |████▏     | 420 MiB/1.00 GiB  390 MiB/s  ETA 0:02`. `resumed` bytes
+ * were already there: they count towards the bar but not towards the rate.
+ */
+export function renderBar(
+  label: string,
+  bytes: number,
+  size: number,
+  seconds: number,
+  resumed = 0,
+): string {
   const width = 24;
   const fraction = size > 0 ? Math.min(1, bytes / size) : 1;
   const eighths = Math.round(fraction * width * 8);
@@ -76,13 +88,18 @@ export function renderBar(label: string, bytes: number, size: number, seconds: n
   const partial = eighths % 8;
   const bar = "█".repeat(full) + (partial ? " ▏▎▍▌▋▊▉"[partial] : "") +
     " ".repeat(width - full - (partial ? 1 : 0));
-  const rate = seconds > 0 ? bytes / seconds : 0;
+  const rate = seconds > 0 ? (bytes - resumed) / seconds : 0;
   const eta = rate > 0 ? (size - bytes) / rate : NaN;
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
   const shown = label.length > 28 ? "…" + label.slice(-27) : label.padEnd(28);
   return `${shown} ${pct} |${bar}| ${formatBytes(bytes)}/${formatBytes(size)}  ${
     formatBytes(rate)
   }/s  ETA ${formatDuration(eta)}`;
+}
+
+/** A file's name for its bar, escaped, marked when it resumed. */
+function nameLabel(line: Line): string {
+  return escapeForTerminal(line.name) + (line.resumed > 0 ? " (resumed)" : "");
 }
 
 /** Reports events to the user in the chosen style. One instance per process. */
@@ -133,6 +150,7 @@ export class Reporter {
   /** A transfer (one connection) begins: `files` files, `size` bytes in all. */
   start(id: string, files: number, size: number): void {
     this.#transfers.set(id, {
+      resumed: 0,
       files,
       doneFiles: 0,
       totalSize: size,
@@ -145,8 +163,9 @@ export class Reporter {
   fileStart(id: string, name: string, size: number, offset: number): void {
     const t = this.#transfers.get(id);
     if (t) {
-      t.current = { name, size, bytes: offset, started: performance.now() };
+      t.current = { name, size, bytes: offset, resumed: offset, started: performance.now() };
       t.totalBytes += offset;
+      t.resumed += offset;
     }
     this.event("file-start", { conn: id, name, size, offset });
     this.#draw(false);
@@ -205,7 +224,7 @@ export class Reporter {
     this.#draw(false);
   }
 
-  /** The transfer ended; prints the summary line. */
+  /** The transfer ended: a `done` event, and a summary line unless --quiet. */
   finish(id: string, fields: {
     files: number;
     bytes: number;
@@ -220,6 +239,7 @@ export class Reporter {
     this.#drawnLines = 0;
     this.#transfers.delete(id);
     this.#lastJsonProgress.delete(id);
+    const resumed = t?.resumed ?? 0;
     this.event("done", {
       conn: id,
       files: fields.files,
@@ -227,8 +247,16 @@ export class Reporter {
       failed: fields.failed,
       seconds: Number(seconds.toFixed(3)),
       wire_bytes: fields.wireBytes ?? fields.bytes,
+      resumed_bytes: resumed,
       exit_code: fields.exitCode,
     });
+    const rate = seconds > 0 ? `, ${formatBytes(fields.bytes / seconds)}/s` : "";
+    this.info(
+      `ferry: ${fields.files} file${fields.files === 1 ? "" : "s"}, ${formatBytes(fields.bytes)} ` +
+        `in ${seconds.toFixed(1)} s${rate}` +
+        (resumed > 0 ? `, ${formatBytes(resumed)} resumed` : "") +
+        (fields.failed > 0 ? `, ${fields.failed} failed` : ""),
+    );
   }
 
   #write(text: string): void {
@@ -251,14 +279,12 @@ export class Reporter {
       const seconds = (now - t.started) / 1000;
       if (t.current && t.files > 1) {
         const c = t.current;
-        lines.push(
-          renderBar(escapeForTerminal(c.name), c.bytes, c.size, (now - c.started) / 1000),
-        );
+        lines.push(renderBar(nameLabel(c), c.bytes, c.size, (now - c.started) / 1000, c.resumed));
       }
       const label = t.files > 1 || !t.current
         ? `total ${t.doneFiles}/${t.files} files`
-        : escapeForTerminal(t.current.name);
-      lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds));
+        : nameLabel(t.current);
+      lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed));
     }
     let out = this.#drawnLines > 0 ? `\x1b[${this.#drawnLines}F` : "";
     for (const line of lines) out += `\x1b[2K${line}\n`;

@@ -57,6 +57,7 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
     ]]);
     const done = jsonLines(received.stdout).find((e) => e.event === "done")!;
     assertEquals(done.bytes, 5 * MiB + 123 - (2 * MiB + 7) + 3 * MiB);
+    assertEquals(done.resumed_bytes, 2 * MiB + 7);
     assertEquals(await exists(join(dst, "big.bin.part")), false);
   } finally {
     await Deno.remove(src, { recursive: true });
@@ -204,6 +205,24 @@ Deno.test("64 senders at once, good and hostile mixed: every good file verified"
     await receiver.stop();
     for (const name of good) assert(await sameFile(join(src, name), join(dst, name)), name);
   } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("receiver --max-connections 1: a second sender is told the receiver is busy (exit 6)", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  const receiver = await startReceiver(["--dir", dst, "--max-connections", "1", "--timeout", "5"]);
+  const hog = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+  try {
+    await Deno.writeTextFile(join(src, "a.txt"), "a");
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+    assertEquals(sent.code, 6, sent.stderr);
+    assertMatch(sent.stderr, /ferry: receiver is busy \(too many connections\); try again later/);
+  } finally {
+    hog.close();
+    await receiver.stop();
     await Deno.remove(src, { recursive: true });
     await Deno.remove(dst, { recursive: true });
   }
