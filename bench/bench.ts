@@ -244,6 +244,66 @@ function print(row: Row): void {
   );
 }
 
+/** An sshd on a loopback port, for scp and rsync baselines (when openssh-server is installed). */
+async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } | undefined> {
+  if (!(await Deno.stat("/usr/sbin/sshd").catch(() => null))) return undefined;
+  const dir = await Deno.makeTempDir({ prefix: "ferry-sshd-" });
+  const port = freePort();
+  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
+  await sh(
+    `ssh-keygen -q -t ed25519 -N "" -f ${dir}/host && ssh-keygen -q -t ed25519 -N "" -f ${dir}/user && cp ${dir}/user.pub ${dir}/authorized_keys`,
+  ).output();
+  await Deno.writeTextFile(
+    `${dir}/sshd_config`,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${dir}/host`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      `PidFile ${dir}/pid`,
+      "PermitRootLogin yes",
+      "PasswordAuthentication no",
+      "StrictModes no",
+      "UsePAM no",
+    ].join("\n") + "\n",
+  );
+  const daemon = new Deno.Command("/usr/sbin/sshd", {
+    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await waitPort(port).catch(() => {});
+  const ssh = `ssh -p ${port} -i ${dir}/user -o StrictHostKeyChecking=no ` +
+    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  const probe = await sh(`${ssh} root@127.0.0.1 true`).output();
+  if (!probe.success) {
+    daemon.kill();
+    await daemon.status;
+    return undefined;
+  }
+  return {
+    ssh,
+    stop: async () => {
+      daemon.kill();
+      await daemon.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Times a plain command (scp, rsync), median of RUNS. */
+async function timeCommand(prepare: () => Promise<unknown>, command: string): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    await prepare();
+    const started = performance.now();
+    const out = await sh(command).output();
+    if (!out.success) throw new Error(`${command}: ${new TextDecoder().decode(out.stderr)}`);
+    times.push((performance.now() - started) / 1000);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+}
+
 console.log(
   `ferry bench: ${navigator.hardwareConcurrency} cores, data in ${BASE}, median of ${RUNS} runs`,
 );
@@ -252,11 +312,28 @@ if (!(await have("nc"))) {
   await sh("apt-get install -y netcat-openbsd >/dev/null 2>&1").output();
 }
 
-// 1 GiB random: encrypted default and --legacy against nc.
+const sshd = await startSshd();
+if (!sshd) console.log("bench: no sshd (apt-get install openssh-server): scp and rsync skipped");
+const scpCommand = (from: string, to: string) =>
+  `scp -q -c aes128-gcm@openssh.com ${
+    sshd!.ssh.replace("ssh -p", "-P")
+  } ${from} root@127.0.0.1:${to}`;
+
+// 1 GiB random: encrypted default and --legacy against nc (and scp when there is an sshd).
 const big = join(WORK, "random-1g.bin");
 if (!ONLY || "1 GiB".includes(ONLY) || ONLY.includes("GiB")) {
   await makeRandom(big, 1024 * MiB);
-  await ncCase("1 GiB encrypted (default)", big, 1024 * MiB, "<= 3x nc");
+  const out = join(WORK, "out");
+  const scp = sshd ? await timeCommand(() => fresh(out), scpCommand(big, `${out}/`)) : undefined;
+  await ncCase(
+    "1 GiB encrypted (default)",
+    big,
+    1024 * MiB,
+    "<= 3x nc, < scp",
+    [],
+    (f) =>
+      scp ? { scp_aes128gcm_s: scp.toFixed(2), vs_scp: (f.seconds / scp).toFixed(2) + "x" } : {},
+  );
   await ncCase("1 GiB --legacy (plaintext)", big, 1024 * MiB, "<= 1.5x nc", ["--legacy"]);
   await ncCase("1 GiB --compress none", big, 1024 * MiB, "(reference)", ["--compress", "none"]);
 }
@@ -331,13 +408,27 @@ if (!ONLY || "small".includes(ONLY)) {
       port,
     );
   });
+  const rsync = sshd
+    ? await timeCommand(
+      () => fresh(out),
+      `rsync -a -e "${sshd.ssh}" ${tree} root@127.0.0.1:${out}/`,
+    )
+    : undefined;
   rows.push({
     name: "10,000 x 4 KiB files",
     ferry,
     baseline,
     baselineName: "tar|nc",
     bytes: 10_000 * 4096,
-    target: "<= 3x tar|nc",
+    target: "<= 3x tar|nc, 2x faster than rsync",
+    ...(rsync
+      ? {
+        extra: {
+          rsync_ssh_s: rsync.toFixed(2),
+          vs_rsync: (ferry.seconds / rsync).toFixed(2) + "x",
+        },
+      }
+      : {}),
   });
   print(rows.at(-1)!);
 }
@@ -450,6 +541,7 @@ if (Deno.env.get("BENCH_LINK") === "1") {
   print(rows.at(-1)!);
 }
 
+await sshd?.stop();
 await Deno.mkdir(join(ROOT, "bench/out"), { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 await Deno.writeTextFile(

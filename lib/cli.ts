@@ -159,6 +159,9 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   });
   if (values.help) return null;
   const listen = values.listen ?? false;
+  if (listen && values.legacy) {
+    throw new UsageError("--legacy connects to the tutorial's receiver; it cannot --listen");
+  }
   let host = values.host ?? "0.0.0.0";
   let port = parsePort(values.port ?? String(DEFAULT_PORT));
   let paths = positionals;
@@ -208,6 +211,9 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
     throw new UsageError(`unexpected argument: ${positionals[0]} (see --help)`);
   }
   const stdout = values.stdout ?? false;
+  if (stdout && values.json) {
+    throw new UsageError("--stdout and --json both write to standard output; choose one");
+  }
   return {
     ...common(values),
     host: values.host ?? "0.0.0.0",

@@ -138,3 +138,12 @@ Deno.test("ferry --quiet prints nothing on success but the listening line", asyn
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("conflicting flags are usage errors: --stdout with --json, --legacy with --listen", async () => {
+  const a = await run(RECEIVER, ["--stdout", "--json"]);
+  assertEquals(a.code, 2);
+  assertMatch(a.stderr, /--stdout and --json both write to standard output/);
+  const b = await run(SENDER, ["--listen", "--legacy", "x"]);
+  assertEquals(b.code, 2);
+  assertMatch(b.stderr, /--legacy .* cannot --listen/);
+});
