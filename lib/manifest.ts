@@ -58,16 +58,7 @@ export function buildManifest(
     }
     const name = options.name ?? basename(resolve(path));
     if (name === "" || name === "/") throw new UsageError(`cannot send the root folder: ${path}`);
-    if (info.isSymlink) {
-      skip(path, "symlink (not followed)");
-    } else if (info.isDirectory) {
-      entries.push(entryFor(name, info, KIND_DIR, path));
-      walk(path, name, entries, skip);
-    } else if (info.isFile) {
-      entries.push(entryFor(name, info, KIND_FILE, path));
-    } else {
-      skip(path, "not a regular file or folder");
-    }
+    add(path, name, info, entries, skip);
   }
   // Our own names go through the same checks the receiver will apply.
   const seen = new Set<string>();
@@ -96,29 +87,29 @@ function entryFor(name: string, info: Deno.FileInfo, kind: number, source: strin
   };
 }
 
-function walk(
-  dir: string,
-  prefix: string,
+/** Adds one path as `name`: a file, or a folder and everything below it (sorted). */
+function add(
+  path: string,
+  name: string,
+  info: Deno.FileInfo,
   out: SourceEntry[],
   skip: (path: string, why: string) => void,
 ): void {
-  const names: string[] = [];
-  for (const item of Deno.readDirSync(dir)) names.push(item.name);
-  // Sorted, so the same folder always gives the same offer.
-  names.sort();
-  for (const item of names) {
-    const path = join(dir, item);
-    const name = `${prefix}/${item}`;
-    const info = Deno.lstatSync(path);
-    if (info.isSymlink) {
-      skip(path, "symlink (not followed)");
-    } else if (info.isDirectory) {
-      out.push(entryFor(name, info, KIND_DIR, path));
-      walk(path, name, out, skip);
-    } else if (info.isFile) {
-      out.push(entryFor(name, info, KIND_FILE, path));
-    } else {
-      skip(path, "not a regular file or folder");
+  if (info.isSymlink) {
+    skip(path, "symlink (not followed)");
+  } else if (info.isFile) {
+    out.push(entryFor(name, info, KIND_FILE, path));
+  } else if (info.isDirectory) {
+    out.push(entryFor(name, info, KIND_DIR, path));
+    const items: string[] = [];
+    for (const item of Deno.readDirSync(path)) items.push(item.name);
+    // Sorted, so the same folder always gives the same offer.
+    items.sort();
+    for (const item of items) {
+      const child = join(path, item);
+      add(child, `${name}/${item}`, Deno.lstatSync(child), out, skip);
     }
+  } else {
+    skip(path, "not a regular file or folder");
   }
 }

@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { CODE, ROOT, sameFile, tempDir } from "./helpers.ts";
+import { CODE, readUntil, ROOT, sameFile, tempDir } from "./helpers.ts";
 
 const out = await Deno.makeTempDir({ prefix: "ferry-compile-" });
 const build = await new Deno.Command(Deno.execPath(), {
@@ -41,16 +41,7 @@ Deno.test({
         stdout: "null",
       }).spawn();
       const reader = receiver.stderr.getReader();
-      let text = "";
-      let port = 0;
-      const deadline = Date.now() + 20_000;
-      while (!port && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-        port = Number(/listening on \S+:(\d+)/.exec(text)?.[1] ?? 0);
-      }
-      assert(port > 0, text);
+      const port = Number((await readUntil(reader, /listening on \S+:(\d+)/)).match[1]);
       const sent = await new Deno.Command(join(out, "ferry-send"), {
         args: [`127.0.0.1:${port}`, join(src, "hello.txt")],
         env: { FERRY_CODE: CODE },

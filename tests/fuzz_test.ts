@@ -33,7 +33,7 @@ import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
 import { createDigest, finishDigest } from "../lib/checksum.ts";
-import { startSpake2 } from "../lib/spake2.ts";
+import { concat, startSpake2 } from "../lib/spake2.ts";
 import {
   CODEC_RAW,
   CODEC_ZSTD,
@@ -131,34 +131,27 @@ async function validFrames(prefix: string): Promise<Frame[]> {
     { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 4, totalBytes: 73_099 }) },
     {
       type: FRAME_SMALL_FILE,
-      payload: cat(
+      payload: concat(
         encodeSmallFile({ index: 1, codec: CODEC_RAW, digest: await digest(small) }),
         small,
       ),
     },
     {
       type: FRAME_SMALL_FILE,
-      payload: cat(encodeSmallFile({ index: 2, codec: CODEC_RAW, digest: await digest(mid) }), mid),
+      payload: concat(
+        encodeSmallFile({ index: 2, codec: CODEC_RAW, digest: await digest(mid) }),
+        mid,
+      ),
     },
     { type: FRAME_FILE, payload: encodeFileStart({ index: 3, offset: 0 }) },
-    { type: FRAME_DATA, payload: cat(new Uint8Array([CODEC_ZSTD]), zipped) },
-    { type: FRAME_DATA, payload: cat(new Uint8Array([CODEC_RAW]), big.subarray(40_000)) },
+    { type: FRAME_DATA, payload: concat(new Uint8Array([CODEC_ZSTD]), zipped) },
+    { type: FRAME_DATA, payload: concat(new Uint8Array([CODEC_RAW]), big.subarray(40_000)) },
     {
       type: FRAME_FILE_END,
       payload: encodeFileEnd({ size: big.length, digest: await digest(big) }),
     },
     { type: FRAME_DONE, payload: encodeDone({ files: 3, bytes: 73_099 }) },
   ];
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** One mutation of a byte string. */
@@ -173,14 +166,14 @@ function mutateBytes(r: Rng, b: Uint8Array, donor: Uint8Array): Uint8Array {
       return out;
     }
     case 1: // insert random bytes
-      return cat(b.subarray(0, at), r.bytes(1 + r.int(16)), b.subarray(at));
+      return concat(b.subarray(0, at), r.bytes(1 + r.int(16)), b.subarray(at));
     case 2: // delete a run
-      return cat(b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + r.int(16))));
+      return concat(b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + r.int(16))));
     case 3: // truncate
       return b.subarray(0, at);
     case 4: { // splice from another frame
       const from = r.int(donor.length + 1);
-      return cat(b.subarray(0, at), donor.subarray(from, from + 1 + r.int(64)), b.subarray(at));
+      return concat(b.subarray(0, at), donor.subarray(from, from + 1 + r.int(64)), b.subarray(at));
     }
     default: { // interesting integers at a random place
       const out = b.slice();
@@ -260,7 +253,7 @@ async function rawCase(port: number, r: Rng): Promise<void> {
     encodeHello({ role: ROLE_SENDER, caps: COMPRESS_CAPS }),
   );
   const pake = encodePlainRecord(FRAME_PAKE, startSpake2("A", W).share);
-  let flight = cat(encodePreamble(), hello, pake);
+  let flight = concat(encodePreamble(), hello, pake);
   for (let i = 0, n = 1 + r.int(3); i < n; i++) flight = mutateBytes(r, flight, pake);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {

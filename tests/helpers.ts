@@ -6,6 +6,8 @@
  */
 
 import { join } from "node:path";
+import { readFull } from "../lib/io.ts";
+import { concat } from "../lib/spake2.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const SENDER = join(ROOT, "sender.ts");
@@ -57,19 +59,7 @@ function command(script: string, args: string[], options: RunOptions, stdin: boo
 async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of stream) chunks.push(chunk);
-  return new TextDecoder().decode(concatChunks(chunks));
-}
-
-function concatChunks(chunks: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return new TextDecoder().decode(concat(...chunks));
 }
 
 async function withTimeout<T>(
@@ -90,6 +80,28 @@ async function withTimeout<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Reads `stream` until `pattern` matches what arrived (bounded in time); returns the match and
+ * leaves the reader locked for the caller to go on with.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs = 20_000,
+): Promise<{ match: RegExpExecArray; text: string }> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    const match = pattern.exec(text);
+    if (match) return { match, text };
+  }
+  throw new Error(`Did not see ${pattern} in: ${text}`);
 }
 
 /** Runs a script to completion (bounded) and returns its exit code and output. */
@@ -253,16 +265,6 @@ export async function sameFile(a: string, b: string): Promise<boolean> {
     if (na === 0) return true;
     for (let i = 0; i < na; i++) if (ba[i] !== bb[i]) return false;
   }
-}
-
-async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
-  let filled = 0;
-  while (filled < buf.length) {
-    const got = await file.read(buf.subarray(filled));
-    if (got === null) break;
-    filled += got;
-  }
-  return filled;
 }
 
 /** Parses every stdout line as JSON (throws on any line that is not). */

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   exists,
+  readUntil,
   ROOT,
   run,
   sameFile,
@@ -85,16 +86,7 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       const reader = py.stdout.getReader();
-      let text = "";
-      let port = 0;
-      const deadline = Date.now() + 20_000;
-      while (!port && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-        port = Number(/Listening as [\d.]+:(\d+)/.exec(text)?.[1] ?? 0);
-      }
-      assert(port > 0, text);
+      const port = Number((await readUntil(reader, /Listening as [\d.]+:(\d+)/)).match[1]);
       const sent = await run(SENDER, ["--legacy", `127.0.0.1:${port}`, join(src, "photo.jpg")]);
       assertEquals(sent.code, 0, sent.stderr);
       await reader.cancel();
