@@ -91,7 +91,8 @@ export class Channel {
   #send?: Direction;
   #recv?: Direction;
   #closed = false;
-  #timedOut = false;
+  /** Why the connection was closed under us by a timer, if it was. */
+  #expired?: string;
   #eof = false;
   /** The peer's protocol version, once its preamble has been accepted. */
   peerVersion?: number;
@@ -126,19 +127,15 @@ export class Channel {
 
   /** Runs one socket operation under the idle timeout. */
   async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
-    const timer = setTimeout(() => {
-      this.#timedOut = true;
-      this.close();
-    }, this.#idleMs);
+    const timer = setTimeout(
+      () =>
+        this.expire(`peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`),
+      this.#idleMs,
+    );
     try {
       return await op();
     } catch (err) {
-      if (this.#timedOut) {
-        throw new ConnectionError(
-          `peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`,
-          WIRE.TIMEOUT,
-        );
-      }
+      if (this.#expired !== undefined) throw new ConnectionError(this.#expired, WIRE.TIMEOUT);
       if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
         throw new ConnectionError(`connection closed while ${what}`);
       }
@@ -388,6 +385,12 @@ export class Channel {
     } catch {
       // Already closed.
     }
+  }
+
+  /** Closes the connection because time ran out; pending and later reads and writes say `why`. */
+  expire(why: string): void {
+    this.#expired ??= why;
+    this.close();
   }
 
   close(): void {

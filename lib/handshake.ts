@@ -87,7 +87,22 @@ export interface Session {
  * on a wrong code, after telling the peer.
  */
 export async function handshake(channel: Channel, options: HandshakeOptions): Promise<Session> {
-  channel.setIdleTimeout(options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+  const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  channel.setIdleTimeout(timeoutMs);
+  // A deadline for the whole handshake, not just each read: a peer that trickles one byte at a
+  // time must not hold the connection open.
+  const deadline = setTimeout(
+    () => channel.expire(`handshake not completed within ${Math.round(timeoutMs / 1000)} s`),
+    timeoutMs,
+  );
+  try {
+    return await runHandshake(channel, options);
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+async function runHandshake(channel: Channel, options: HandshakeOptions): Promise<Session> {
   const isSender = options.role === "sender";
   const myHello = encodeHello({ role: isSender ? ROLE_SENDER : ROLE_RECEIVER, caps: options.caps });
   const spake = startSpake2(isSender ? "A" : "B", options.w);

@@ -439,7 +439,31 @@ Deno.test("receiver answers garbage, a wrong version, a huge length and silence,
     );
     assertMatch(done.stderr, /ferry: Cannot read frame: length 4294967280 is outside/);
     assertMatch(done.stderr, /ferry: connection ended in the middle of a frame/);
-    assertMatch(done.stderr, /ferry: peer stopped responding \(no data for 2 s\)/);
+    assertMatch(
+      done.stderr,
+      /ferry: (peer stopped responding \(no data for 2 s\)|handshake not completed within 2 s)/,
+    );
+  }
+});
+
+Deno.test("receiver drops a peer that trickles its handshake one byte at a time", async () => {
+  const ctx = await setup();
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: ctx.receiver.port });
+    const started = Date.now();
+    const bytes = encodePreamble();
+    let dropped = false;
+    // One byte every 300 ms never trips the 2 s idle timeout; the handshake deadline must.
+    for (let i = 0; i < 40 && !dropped; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      dropped = await conn.write(bytes.subarray(i % 8, i % 8 + 1)).then(() => false, () => true);
+    }
+    conn.close();
+    const waited = Date.now() - started;
+    assert(dropped && waited < 6000, `trickling peer held on for ${waited} ms`);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /ferry: handshake not completed within 2 s/);
   }
 });
 

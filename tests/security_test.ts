@@ -229,6 +229,47 @@ Deno.test("receiver stops accepting guesses after 10 wrong codes, while serving 
   }
 });
 
+Deno.test("a replayed handshake is refused as a wrong code, and nothing is written", async () => {
+  const dst = await tempDir();
+  try {
+    // Record what a real sender says in a successful handshake...
+    const first = await startReceiver(["--once", "--dir", dst]);
+    const said: number[] = [];
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: first.port });
+    const recording = new Proxy(conn, {
+      get(target, prop) {
+        if (prop === "write") {
+          return (b: Uint8Array) => {
+            said.push(...b);
+            return target.write(b);
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const channel = new Channel(recording);
+    const w = await passwordScalar(CODE);
+    await handshake(channel, { role: "sender", w, caps: COMPRESS_CAPS, initiator: true });
+    channel.close();
+    await first.finish();
+    // ...and play it back, byte for byte, to a receiver with the same code.
+    const second = await startReceiver(["--once", "--dir", dst]);
+    const replay = await Deno.connect({ hostname: "127.0.0.1", port: second.port });
+    await replay.write(new Uint8Array(said));
+    await replay.closeWrite();
+    const sink = new Uint8Array(4096);
+    while ((await replay.read(sink).catch(() => null)) !== null) { /* drain */ }
+    replay.close();
+    const done = await second.finish();
+    assertEquals(done.code, 4, done.stderr);
+    assertMatch(done.stderr, /ferry: wrong code/);
+    assertEquals([...Deno.readDirSync(dst)], []);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
 Deno.test("the code phrase never appears in --json events, errors or output", async () => {
   const src = await tempDir();
   const dst = await tempDir();
