@@ -52,12 +52,18 @@ async function main(): Promise<number> {
   }
   const code = options.code ?? generateCode();
   secret = code;
-  const w = await passwordScalar(code);
-  const session = { w, reporter, timeoutMs: options.timeoutMs, compress: options.compress };
+  // Deriving the key from the phrase takes a moment; it runs while we connect.
+  const sessionReady = passwordScalar(code).then((w) => ({
+    w,
+    reporter,
+    timeoutMs: options.timeoutMs,
+    compress: options.compress,
+  }));
 
   // Usually we connect to a waiting receiver, like the tutorial...
   if (!options.listen) {
     const conn = await connect(options.host, options.port);
+    const session = await sessionReady;
     reporter.event("connected", { peer: formatHost(options.host, options.port) });
     const outcome = await sendSession(conn, entries, { ...session, id: "1", initiator: true });
     if (outcome.error !== undefined) throw outcome.error;
@@ -73,6 +79,7 @@ async function main(): Promise<number> {
       ? `ferry: listening on ${address} — code ${code}`
       : `ferry: listening on ${address}`,
   );
+  const session = await sessionReady;
   const limiter = new AttemptLimiter();
   let count = 0;
   for await (const conn of listener) {

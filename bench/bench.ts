@@ -265,6 +265,7 @@ async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } |
       "PasswordAuthentication no",
       "StrictModes no",
       "UsePAM no",
+      "Subsystem sftp internal-sftp",
     ].join("\n") + "\n",
   );
   const daemon = new Deno.Command("/usr/sbin/sshd", {

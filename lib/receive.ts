@@ -417,18 +417,8 @@ async function receiveFiles(
             status = RESULT_OK;
           } else {
             const part = plan.target + PART_SUFFIX;
-            const file = Deno.openSync(part, {
-              write: true,
-              create: true,
-              truncate: true,
-              mode: 0o600,
-            });
-            try {
-              writeAllSync(file, data);
-            } finally {
-              file.close();
-            }
-            status = placeFile(plan, part, options);
+            writeWholeFile(part, data, plan.entry);
+            status = moveIntoPlace(part, plan.target, options.overwrite ?? false);
           }
         }
         total += data.length;
@@ -539,6 +529,20 @@ async function receiveFiles(
       if (!keepPart) removeQuietly(current.part);
     }
   }
+}
+
+/** Writes a whole, already verified small file to `part`, with its (masked) mode and time. */
+function writeWholeFile(part: string, data: Uint8Array, entry: Entry): void {
+  const file = Deno.openSync(part, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    writeAllSync(file, data);
+    const mtime = new Date(entry.mtime);
+    file.utimeSync(mtime, mtime);
+  } finally {
+    file.close();
+  }
+  // Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable.
+  Deno.chmodSync(part, entry.mode & 0o775);
 }
 
 /** Gives a verified .part its (masked) mode and time, then moves it into place. */

@@ -107,27 +107,8 @@ export async function sendEntries(
 
   // 2. Verdicts come back while we send; a reader collects them so neither side ever blocks.
   const verdicts = new Map<number, number>();
-  let peerDone = false;
-  const reader = (async () => {
-    while (true) {
-      const frame = await channel.recv();
-      if (frame.type === FRAME_RESULT) {
-        for (const result of decodeResults(frame.payload)) {
-          if (result.index >= entries.length) {
-            throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
-          }
-          verdicts.set(result.index, result.status);
-        }
-      } else if (frame.type === FRAME_DONE) {
-        decodeDone(frame.payload);
-        peerDone = true;
-        return;
-      } else {
-        throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
-      }
-    }
-  })();
   let readerError: unknown;
+  const reader = collectVerdicts(channel, entries.length, verdicts);
   reader.catch((err) => {
     readerError = err;
     channel.close();
@@ -209,9 +190,56 @@ export async function sendEntries(
     if (readerError !== undefined) throw readerError;
     throw err;
   }
-  if (!peerDone) throw new ProtocolError("Cannot finish: the receiver did not confirm");
 
   // 4. Tally the receiver's verdicts.
+  const { exitCode, failed } = tally(entries, replies, verdicts, {
+    digests,
+    resumed,
+    localFailures,
+    report: (fields) => reporter.fileDone(id, fields),
+  });
+  return { exitCode, files, failed, bytes: compressor.rawBytes };
+}
+
+/** Reads RESULT frames into `verdicts` until the receiver's DONE. */
+async function collectVerdicts(
+  channel: Channel,
+  count: number,
+  verdicts: Map<number, number>,
+): Promise<void> {
+  while (true) {
+    const frame = await channel.recv();
+    if (frame.type === FRAME_DONE) {
+      decodeDone(frame.payload);
+      return;
+    }
+    if (frame.type !== FRAME_RESULT) {
+      throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
+    }
+    for (const result of decodeResults(frame.payload)) {
+      if (result.index >= count) {
+        throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
+      }
+      verdicts.set(result.index, result.status);
+    }
+  }
+}
+
+/** What the sender knows about each file, to report next to the receiver's verdict. */
+interface TallyContext {
+  digests: Map<number, Uint8Array>;
+  resumed: Map<number, number>;
+  localFailures: Map<number, string>;
+  report: (fields: Parameters<Reporter["fileDone"]>[1]) => void;
+}
+
+/** Reports every file's outcome; returns the exit code and how many failed. */
+function tally(
+  entries: readonly SourceEntry[],
+  replies: readonly Reply[],
+  verdicts: Map<number, number>,
+  context: TallyContext,
+): { exitCode: number; failed: number } {
   let failed = 0;
   let exitCode: number = EXIT.OK;
   for (let index = 0; index < entries.length; index++) {
@@ -221,30 +249,30 @@ export async function sendEntries(
     const status = reply.action === REPLY_REFUSE ? reply.reason : verdicts.get(index);
     const base = { name: entry.name, size: entry.size };
     if (status === RESULT_OK) {
-      const digest = digests.get(index);
-      reporter.fileDone(id, {
+      const digest = context.digests.get(index);
+      context.report({
         ...base,
         status: "ok",
         ...(digest ? { digest } : {}),
-        resumed: resumed.get(index) ?? 0,
+        resumed: context.resumed.get(index) ?? 0,
       });
       continue;
     }
     if (status === RESULT_IDENTICAL) {
-      reporter.fileDone(id, { ...base, status: "identical" });
+      context.report({ ...base, status: "identical" });
       continue;
     }
     failed++;
     const code = (status ?? WIRE.PROTOCOL) as WireCode;
-    const reason = localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
+    const reason = context.localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
     const refused = reply.action === REPLY_REFUSE || code === WIRE.EXISTS;
-    reporter.fileDone(id, { ...base, status: refused ? "refused" : "failed", reason });
+    context.report({ ...base, status: refused ? "refused" : "failed", reason });
     exitCode = worse(
       exitCode,
       refused ? EXIT.REFUSED : code === WIRE.INTEGRITY ? EXIT.INTEGRITY : EXIT.FAILED,
     );
   }
-  return { exitCode, files, failed, bytes: compressor.rawBytes };
+  return { exitCode, failed };
 }
 
 /**

@@ -15,7 +15,14 @@ export const RECEIVER = join(ROOT, "receiver.ts");
 /** The code phrase most tests use; passed through the environment, never argv. */
 export const CODE = "42-test-ferry-code";
 
-const PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+/**
+ * The permissions each script asks for in its shebang line: the tests run the scripts with
+ * exactly those, so a missing permission fails here rather than for a user.
+ */
+function shebangPermissions(script: string): string[] {
+  const first = Deno.readTextFileSync(script).split("\n")[0]!;
+  return first.split(" ").filter((arg) => arg.startsWith("--allow-"));
+}
 
 /** Output of a finished process. */
 export interface Finished {
@@ -47,7 +54,7 @@ export interface RunOptions {
 
 function command(script: string, args: string[], options: RunOptions, stdin: boolean) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, script, ...args],
+    args: ["run", ...shebangPermissions(script), script, ...args],
     env: { NO_COLOR: "1", ...options.env },
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
