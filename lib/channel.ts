@@ -34,7 +34,7 @@ import {
 /** Options for {@linkcode Channel}. */
 export interface ChannelOptions {
   /**
-   * Milliseconds a single read or write may wait for the peer before the connection is closed.
+   * Milliseconds without progress in either direction before the connection is closed.
    * @default {30000}
    */
   idleTimeoutMs?: number;
@@ -79,6 +79,8 @@ class Direction {
 export class Channel {
   readonly conn: Deno.Conn;
   #idleMs: number;
+  /** When a read or write last made progress. */
+  #lastActivity = Date.now();
   #in = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY + 64 * 1024);
   #start = 0;
   #end = 0;
@@ -127,13 +129,22 @@ export class Channel {
 
   /** Runs one socket operation under the idle timeout. */
   async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
-    const timer = setTimeout(
-      () =>
-        this.expire(`peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`),
-      this.#idleMs,
-    );
+    // The connection is idle only if nothing moved either way: a read may wait for minutes
+    // while our own writes stream a large file.
+    let timer: ReturnType<typeof setTimeout>;
+    const check = () => {
+      const quiet = Date.now() - this.#lastActivity;
+      if (quiet < this.#idleMs) {
+        timer = setTimeout(check, this.#idleMs - quiet);
+        return;
+      }
+      this.expire(`peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`);
+    };
+    timer = setTimeout(check, this.#idleMs);
     try {
-      return await op();
+      const result = await op();
+      this.#lastActivity = Date.now();
+      return result;
     } catch (err) {
       if (this.#expired !== undefined) throw new ConnectionError(this.#expired, WIRE.TIMEOUT);
       if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {

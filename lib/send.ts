@@ -330,10 +330,15 @@ async function streamFile(
     if (file && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
     const limit = entry.kind === KIND_STREAM ? Infinity : entry.size;
     // Two buffers: the next chunk is read from disk while this one is hashed and sealed.
+    // A file is read in full chunks; a stream is sent as it comes, so a slow pipe never
+    // leaves the connection silent while a chunk fills up.
     let sent = offset;
     let turn = 0;
-    const readNext = (from: number) =>
-      readFull(reader, buffers[turn % 2]!.subarray(0, Math.min(CHUNK_SIZE, limit - from)));
+    const readNext = (from: number) => {
+      const buffer = buffers[turn % 2]!.subarray(0, Math.min(CHUNK_SIZE, limit - from));
+      if (entry.kind !== KIND_STREAM) return readFull(reader, buffer);
+      return reader.read(buffer).then((got) => got ?? 0);
+    };
     let next = sent < limit ? readNext(sent) : Promise.resolve(0);
     while (true) {
       const got = await next;

@@ -195,3 +195,40 @@ Deno.test("ferry sender --listen --once + receiver --connect: the sender serves,
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("a transfer longer than --timeout is fine while data keeps moving", async () => {
+  // Before, the sender's reader waited for verdicts under the idle timeout and killed every
+  // transfer that lasted longer than --timeout. Here stdin trickles for ~3 s with --timeout 1.
+  const receiver = await startReceiver(["--stdout", "--quiet", "--timeout", "1"]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      SENDER,
+      `127.0.0.1:${receiver.port}`,
+      "-",
+      "--name",
+      "slow.bin",
+      "--timeout",
+      "1",
+    ],
+    env: { FERRY_CODE: CODE },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const piece = new Uint8Array(64 * 1024).fill(42);
+  for (let i = 0; i < 12; i++) {
+    await writer.write(piece);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await writer.close();
+  const [status, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+  ]);
+  const received = await receiver.finish();
+  assertEquals([status.code, received.code], [0, 0], stderr + received.stderr);
+  assertEquals(received.stdout.length, 12 * 64 * 1024);
+});
