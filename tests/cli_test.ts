@@ -12,6 +12,7 @@ import {
   SENDER,
   startReceiver,
   tempDir,
+  withDirs,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -70,9 +71,7 @@ Deno.test("ferry receiver --dir that is not a folder exits 2", async () => {
 });
 
 Deno.test("ferry --json: every stdout line is a JSON event with the documented fields", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "a.bin"), 3 * 1024 * 1024, 4);
     await Deno.writeTextFile(join(src, "b.txt"), "bee");
     const receiver = await startReceiver(["--once", "--json", "--dir", dst]);
@@ -115,16 +114,11 @@ Deno.test("ferry --json: every stdout line is a JSON event with the documented f
     const hashes = (out: string) =>
       jsonLines(out).filter((e) => e.event === "file-done").map((e) => e.hash);
     assertEquals(hashes(sent.stdout), hashes(received.stdout));
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry --quiet prints nothing on success but the listening line", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "q.txt"), "quiet");
     const receiver = await startReceiver(["--once", "--quiet", "--dir", dst]);
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "q.txt"), "--quiet"]);
@@ -133,10 +127,7 @@ Deno.test("ferry --quiet prints nothing on success but the listening line", asyn
     assertEquals(sent.stdout + sent.stderr, "");
     assertEquals(received.stdout, "");
     assertEquals(received.stderr.trim(), `ferry: listening on 127.0.0.1:${receiver.port}`);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("conflicting flags are usage errors: --stdout with --json, --legacy with --listen", async () => {

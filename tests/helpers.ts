@@ -207,6 +207,18 @@ export function startReceiver(args: string[], options: RunOptions = {}): Promise
   });
 }
 
+/** Runs `fn` with two fresh folders (source and target), removed afterwards whatever happens. */
+export async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
+  const src = await tempDir();
+  const dst = await tempDir();
+  try {
+    await fn(src, dst);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+}
+
 /** A fresh temporary folder. */
 export function tempDir(): Promise<string> {
   return Deno.makeTempDir({ prefix: "ferry-test-" });

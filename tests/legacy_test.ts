@@ -14,6 +14,7 @@ import {
   SENDER,
   startReceiver,
   tempDir,
+  withDirs,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -45,9 +46,7 @@ Deno.test({
   name: "tutorial sender.py -> ferry receiver --legacy --once",
   ignore: PYTHON === undefined,
   fn: async () => {
-    const src = await tempDir();
-    const dst = await tempDir();
-    try {
+    await withDirs(async (src, dst) => {
       await writeRandomFile(join(src, "data.csv"), 1_000_003, 21);
       const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
       const out = await new Deno.Command(PYTHON!, {
@@ -65,10 +64,7 @@ Deno.test({
       const received = await receiver.finish();
       assertEquals(received.code, 0, received.stderr);
       assert(await sameFile(join(src, "data.csv"), join(dst, "data.csv")));
-    } finally {
-      await Deno.remove(src, { recursive: true });
-      await Deno.remove(dst, { recursive: true });
-    }
+    });
   },
 });
 
@@ -76,9 +72,7 @@ Deno.test({
   name: "ferry sender --legacy -> tutorial receiver.py",
   ignore: PYTHON === undefined,
   fn: async () => {
-    const src = await tempDir();
-    const dst = await tempDir();
-    try {
+    await withDirs(async (src, dst) => {
       await writeRandomFile(join(src, "photo.jpg"), 2_500_000, 22);
       const py = new Deno.Command(PYTHON!, {
         args: [join(FIXTURES, "tutorial_receiver.py"), "127.0.0.1", "0", dst],
@@ -93,27 +87,19 @@ Deno.test({
       await py.stderr.cancel();
       assertEquals((await py.status).code, 0);
       assert(await sameFile(join(src, "photo.jpg"), join(dst, "photo.jpg")));
-    } finally {
-      await Deno.remove(src, { recursive: true });
-      await Deno.remove(dst, { recursive: true });
-    }
+    });
   },
 });
 
 Deno.test("ferry sender --legacy -> ferry receiver --legacy", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "x.bin"), 300_000, 23);
     const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
     const sent = await run(SENDER, ["--legacy", `127.0.0.1:${receiver.port}`, join(src, "x.bin")]);
     const received = await receiver.finish();
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assert(await sameFile(join(src, "x.bin"), join(dst, "x.bin")));
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("receiver --legacy copes with the header and file bytes in the same read, even digits", async () => {

@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { CODE, SENDER, startReceiver, tempDir, writeRandomFile } from "./helpers.ts";
+import { CODE, SENDER, startReceiver, withDirs, writeRandomFile } from "./helpers.ts";
 import { formatBytes, formatDuration, renderBar } from "../lib/report.ts";
 
 Deno.test("renderBar() shows name, percent, bar, bytes, rate and ETA", () => {
@@ -26,9 +26,7 @@ Deno.test({
   name: "ferry sender under a pseudo-terminal draws bars in place and ends at 100%",
   ignore: !hasScript,
   fn: async () => {
-    const src = await tempDir();
-    const dst = await tempDir();
-    try {
+    await withDirs(async (src, dst) => {
       await writeRandomFile(join(src, "p.bin"), 24 * 1024 * 1024, 71);
       await Deno.writeTextFile(join(src, "small.txt"), "s");
       const receiver = await startReceiver(["--once", "--dir", dst]);
@@ -62,17 +60,12 @@ Deno.test({
         /total 2\/2 files +100% \|█{24}\| 24\.0 MiB\/24\.0 MiB {2}[\d.]+ [KMG]?i?B\/s {2}ETA 0:00/,
       );
       assertMatch(plain, /p\.bin +\d+% \|/);
-    } finally {
-      await Deno.remove(src, { recursive: true });
-      await Deno.remove(dst, { recursive: true });
-    }
+    });
   },
 });
 
 Deno.test("ferry sender draws no bars when stderr is not a terminal", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "p.bin"), 2 * 1024 * 1024, 72);
     const receiver = await startReceiver(["--once", "--dir", dst]);
     const { send } = await import("./helpers.ts");
@@ -81,8 +74,5 @@ Deno.test("ferry sender draws no bars when stderr is not a terminal", async () =
     assertEquals(sent.code, 0);
     assert(!sent.stderr.includes("%"), sent.stderr);
     assert(!sent.stderr.includes("\x1b["), "escape codes without a terminal");
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });

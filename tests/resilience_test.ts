@@ -14,6 +14,7 @@ import {
   SENDER,
   startReceiver,
   tempDir,
+  withDirs,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -31,9 +32,7 @@ async function copyPrefix(
 }
 
 Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result is verified", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "big.bin"), 5 * MiB + 123, 31);
     await writeRandomFile(join(src, "other.bin"), 3 * MiB, 32);
     await copyPrefix(join(src, "big.bin"), join(dst, "big.bin.part"), 2 * MiB + 7);
@@ -59,10 +58,7 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
     assertEquals(done.bytes, 5 * MiB + 123 - (2 * MiB + 7) + 3 * MiB);
     assertEquals(done.resumed_bytes, 2 * MiB + 7);
     assertEquals(await exists(join(dst, "big.bin.part")), false);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 /** Waits (bounded) until the .part file holds at least `bytes`. */
@@ -174,9 +170,7 @@ Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part 
 });
 
 Deno.test("64 senders at once, good and hostile mixed: every good file verified", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     const receiver = await startReceiver(["--dir", dst, "--timeout", "5"]);
     const jobs: Promise<unknown>[] = [];
     const good: string[] = [];
@@ -209,10 +203,7 @@ Deno.test("64 senders at once, good and hostile mixed: every good file verified"
     await Promise.all(jobs);
     await receiver.stop();
     for (const name of good) assert(await sameFile(join(src, name), join(dst, name)), name);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("receiver --max-connections 1: a second sender is told the receiver is busy (exit 6)", async () => {

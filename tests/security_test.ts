@@ -13,6 +13,7 @@ import {
   send,
   startReceiver,
   tempDir,
+  withDirs,
   writeRandomFile,
 } from "./helpers.ts";
 import { Channel } from "../lib/channel.ts";
@@ -271,9 +272,7 @@ Deno.test("a replayed handshake is refused as a wrong code, and nothing is writt
 });
 
 Deno.test("the code phrase never appears in --json events, errors or output", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "a.txt"), "hello");
     const receiver = await startReceiver(["--once", "--json", "--dir", dst]);
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt"), "--json"]);
@@ -293,8 +292,5 @@ Deno.test("the code phrase never appears in --json events, errors or output", as
     );
     const error = jsonLines(bad.stdout).find((e) => e.event === "error")!;
     assertEquals(error, { event: "error", message: "wrong code", exit_code: 4 });
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });

@@ -16,7 +16,7 @@ import {
   send,
   SENDER,
   startReceiver,
-  tempDir,
+  withDirs,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -36,9 +36,7 @@ async function makeTree(root: string): Promise<void> {
 }
 
 Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, folder and mode arrives", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await makeTree(src);
     await Deno.symlink("/etc/passwd", join(src, "tree/link-out"));
     const receiver = await startReceiver(["--once", "--dir", dst]);
@@ -57,16 +55,11 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
       1_600_000_000_000,
     );
     assertEquals(await exists(join(dst, "tree/link-out")), false);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is created", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
     const receiver = await startReceiver(["--once", "--dir", dst]);
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "secret.txt")], {
@@ -79,16 +72,11 @@ Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is crea
     assertMatch(received.stderr, /^ferry: wrong code$/m);
     assertEquals([...Deno.readDirSync(dst)], []);
     assertNotMatch(sent.stderr + received.stderr, new RegExp(CODE));
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry receiver refuses an existing file (exit 6 both sides) and --overwrite replaces it", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "a.txt"), "new content");
     await Deno.writeTextFile(join(dst, "a.txt"), "old content!");
     let receiver = await startReceiver(["--once", "--dir", dst]);
@@ -105,16 +93,11 @@ Deno.test("ferry receiver refuses an existing file (exit 6 both sides) and --ove
     received = await receiver.finish();
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "new content");
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry sender run twice: the second run finds identical files and sends nothing", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await makeTree(src);
     const receiver = await startReceiver(["--dir", dst, "--json"]);
     const first = await send([`127.0.0.1:${receiver.port}`, join(src, "tree"), "--json"]);
@@ -128,16 +111,11 @@ Deno.test("ferry sender run twice: the second run finds identical files and send
     assert(statuses.every((s) => s === "identical"), JSON.stringify(statuses));
     const done = jsonLines(second.stdout).find((e) => e.event === "done")!;
     assertEquals(done.bytes, 0);
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry receiver serves 16 senders at once, every file verified", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     const receiver = await startReceiver(["--dir", dst]);
     const jobs = [];
     for (let i = 0; i < 16; i++) {
@@ -151,10 +129,7 @@ Deno.test("ferry receiver serves 16 senders at once, every file verified", async
     for (let i = 0; i < 16; i++) {
       assert(await sameFile(join(src, `file-${i}.bin`), join(dst, `file-${i}.bin`)), `file-${i}`);
     }
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ferry sender HOST - --name from stdin into receiver --stdout", async () => {
@@ -169,9 +144,7 @@ Deno.test("ferry sender HOST - --name from stdin into receiver --stdout", async 
 });
 
 Deno.test("ferry sender --listen --once + receiver --connect: the sender serves, with its own code", async () => {
-  const src = await tempDir();
-  const dst = await tempDir();
-  try {
+  await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "served.bin"), 2 * 1024 * 1024 + 5, 9);
     const sender = await listen(SENDER, [
       "--listen",
@@ -190,10 +163,7 @@ Deno.test("ferry sender --listen --once + receiver --connect: the sender serves,
     const served = await sender.finish();
     assertEquals([received.code, served.code], [0, 0], received.stderr + served.stderr);
     assert(await sameFile(join(src, "served.bin"), join(dst, "served.bin")));
-  } finally {
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(dst, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a transfer longer than --timeout is fine while data keeps moving", async () => {
