@@ -13,11 +13,10 @@
 
 import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, exitCodeOf, formatError, UsageError, WIRE } from "./lib/errors.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { Reporter } from "./lib/report.ts";
-import { legacySession, outcomeExitCode, peerName, receiveSession } from "./lib/session.ts";
-import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "./protocol.ts";
+import { legacySession, outcomeExitCode, receiveSession, serveConnections } from "./lib/session.ts";
 
 let secret = "";
 
@@ -90,45 +89,13 @@ async function main(): Promise<number> {
       : `ferry: listening on ${address}`,
   );
 
-  // Serve each sender on its own: one broken or slow sender never stalls the others.
-  const limiter = new AttemptLimiter();
-  const active = new Set<Promise<void>>();
-  let result: number = EXIT.OK;
-  let stopping = false;
-  const stop = (exitCode: number) => {
-    if (stopping) return;
-    stopping = true;
-    result = exitCode;
-    listener.close();
-  };
-  let count = 0;
-  for await (const conn of listener) {
-    const id = String(++count);
-    if (active.size >= options.maxConnections) {
-      refuseBusy(conn);
-      continue;
-    }
-    reporter.event("connected", { conn: id, peer: peerName(conn) });
-    const task: Promise<void> = serve(conn, id, limiter).then((outcome) => {
-      active.delete(task);
-      if (limiter.exhausted) {
-        reporter.error("ferry: too many wrong codes; no longer accepting senders", EXIT.AUTH);
-        stop(EXIT.AUTH);
-      } else if (options.once && outcome.spokeFerry) {
-        stop(outcomeExitCode(outcome));
-      }
-    });
-    active.add(task);
-  }
-  await Promise.all(active);
-  return result;
-}
-
-/** Over --max-connections: say so in protocol terms, then hang up. */
-function refuseBusy(conn: Deno.Conn): void {
-  const error = encodeError({ code: WIRE.BUSY, message: "too many connections" });
-  const refusal = new Uint8Array([...encodePreamble(), ...encodePlainRecord(FRAME_ERROR, error)]);
-  conn.write(refusal).catch(() => {}).finally(() => conn.close());
+  // Serve each sender on its own, at the same time: one broken or slow sender never stalls
+  // the others.
+  return await serveConnections(
+    listener,
+    { once: options.once, maxConnections: options.maxConnections, reporter, peers: "senders" },
+    serve,
+  );
 }
 
 if (import.meta.main) runMain(main, () => [secret], RECEIVER_HELP);

@@ -14,11 +14,10 @@
 import { buildManifest } from "./lib/manifest.ts";
 import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, formatError, UsageError } from "./lib/errors.ts";
-import { AttemptLimiter } from "./lib/handshake.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
-import { outcomeExitCode, peerName, sendSession } from "./lib/session.ts";
+import { sendSession, serveConnections } from "./lib/session.ts";
 
 let secret = "";
 
@@ -80,21 +79,18 @@ async function main(): Promise<number> {
       : `ferry: listening on ${address}`,
   );
   const session = await sessionReady;
-  const limiter = new AttemptLimiter();
-  let count = 0;
-  for await (const conn of listener) {
-    const id = String(++count);
-    reporter.event("connected", { conn: id, peer: peerName(conn) });
-    const outcome = await sendSession(conn, entries, { ...session, id, limiter, initiator: false });
-    const exitCode = outcomeExitCode(outcome);
-    if (outcome.error !== undefined) reporter.error(formatError(outcome.error, [code]), exitCode);
-    if (limiter.exhausted) {
-      reporter.error("ferry: too many wrong codes; no longer accepting receivers", EXIT.AUTH);
-      return EXIT.AUTH;
-    }
-    if (options.once && outcome.spokeFerry) return exitCode;
-  }
-  return EXIT.OK;
+  return await serveConnections(
+    listener,
+    { once: options.once, reporter, peers: "receivers" },
+    (conn, id, limiter) =>
+      sendSession(conn, entries, {
+        ...session,
+        id,
+        limiter,
+        initiator: false,
+        onError: (error) => reporter.error(formatError(error, [code]), exitCodeOf(error)),
+      }),
+  );
 }
 
 if (import.meta.main) runMain(main, () => [secret], SENDER_HELP);

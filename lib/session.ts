@@ -8,11 +8,12 @@
 
 import { Channel } from "./channel.ts";
 import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
-import { exitCodeOf, FerryError } from "./errors.ts";
+import { EXIT, exitCodeOf, FerryError, WIRE } from "./errors.ts";
 import { formatHost } from "./cli.ts";
+import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "../protocol.ts";
 import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
 import type { Reader } from "./io.ts";
-import { type AttemptLimiter, handshake } from "./handshake.ts";
+import { AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
 import { receiveEntries, type ReceiveOptions, type ReceiveSummary } from "./receive.ts";
 import type { Reporter } from "./report.ts";
@@ -136,4 +137,72 @@ async function runSession<T>(
   } finally {
     channel.close();
   }
+}
+
+/** Options for {@linkcode serveConnections}. */
+export interface ServeOptions {
+  /** Stop after the first connection that spoke ferry (or the tutorial's wire). */
+  once: boolean;
+  /** Connections served at the same time; more are told "busy". @default {64} */
+  maxConnections?: number;
+  reporter: Reporter;
+  /** What the other side is called in messages: "senders" or "receivers". */
+  peers: string;
+}
+
+/**
+ * Serves every connection of `listener` on its own, at the same time: one broken or slow peer
+ * never stalls the others. Stops after the first real session with `once`, or when the
+ * wrong-guess limit is reached (exit 4). Returns the exit code.
+ */
+export async function serveConnections(
+  listener: Deno.Listener,
+  options: ServeOptions,
+  serve: (
+    conn: Deno.Conn,
+    id: string,
+    limiter: AttemptLimiter,
+  ) => Promise<SessionOutcome<{ exitCode: number }>>,
+): Promise<number> {
+  const limiter = new AttemptLimiter();
+  const active = new Set<Promise<void>>();
+  let result: number = EXIT.OK;
+  let stopping = false;
+  const stop = (exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    result = exitCode;
+    listener.close();
+  };
+  let count = 0;
+  for await (const conn of listener) {
+    const id = String(++count);
+    if (active.size >= (options.maxConnections ?? 64)) {
+      refuseBusy(conn);
+      continue;
+    }
+    options.reporter.event("connected", { conn: id, peer: peerName(conn) });
+    const task: Promise<void> = serve(conn, id, limiter).then((outcome) => {
+      active.delete(task);
+      if (limiter.exhausted) {
+        options.reporter.error(
+          `ferry: too many wrong codes; no longer accepting ${options.peers}`,
+          EXIT.AUTH,
+        );
+        stop(EXIT.AUTH);
+      } else if (options.once && outcome.spokeFerry) {
+        stop(outcomeExitCode(outcome));
+      }
+    });
+    active.add(task);
+  }
+  await Promise.all(active);
+  return result;
+}
+
+/** Over --max-connections: say so in protocol terms, then hang up. */
+function refuseBusy(conn: Deno.Conn): void {
+  const error = encodeError({ code: WIRE.BUSY, message: "too many connections" });
+  const refusal = new Uint8Array([...encodePreamble(), ...encodePlainRecord(FRAME_ERROR, error)]);
+  conn.write(refusal).catch(() => {}).finally(() => conn.close());
 }

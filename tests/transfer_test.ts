@@ -202,3 +202,30 @@ Deno.test("a transfer longer than --timeout is fine while data keeps moving", as
   assertEquals([status.code, received.code], [0, 0], stderr + received.stderr);
   assertEquals(received.stdout.length, 12 * 64 * 1024);
 });
+
+Deno.test("ferry sender --listen serves two receivers at the same time", async () => {
+  await withDirs(async (src, dst) => {
+    await writeRandomFile(join(src, "shared.bin"), 3 * 1024 * 1024, 13);
+    const sender = await listen(SENDER, [
+      "--listen",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      join(src, "shared.bin"),
+    ], {
+      env: { FERRY_CODE: CODE },
+    });
+    const fetch = (dir: string) =>
+      run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dir], {
+        env: { FERRY_CODE: CODE },
+      });
+    await Deno.mkdir(join(dst, "a"));
+    await Deno.mkdir(join(dst, "b"));
+    const [a, b] = await Promise.all([fetch(join(dst, "a")), fetch(join(dst, "b"))]);
+    await sender.stop();
+    assertEquals([a.code, b.code], [0, 0], a.stderr + b.stderr);
+    assert(await sameFile(join(src, "shared.bin"), join(dst, "a/shared.bin")));
+    assert(await sameFile(join(src, "shared.bin"), join(dst, "b/shared.bin")));
+  });
+});
