@@ -229,3 +229,35 @@ Deno.test("ferry sender --listen serves two receivers at the same time", async (
     assert(await sameFile(join(src, "shared.bin"), join(dst, "b/shared.bin")));
   });
 });
+
+Deno.test("ferry over IPv6 loopback: receiver --host ::1, sender [::1]:PORT", async () => {
+  const v6 = await Deno.connect({ hostname: "::1", port: 9 }).then(
+    (c) => (c.close(), true),
+    (e) =>
+      !(e instanceof Deno.errors.AddrNotAvailable) &&
+      !String(e).includes("Address family not supported"),
+  );
+  if (!v6) {
+    console.log("SKIP: no IPv6 loopback on this machine");
+    return;
+  }
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "six.txt"), "over IPv6");
+    const receiver = await listen(RECEIVER, [
+      "--once",
+      "--host",
+      "::1",
+      "--port",
+      "0",
+      "--dir",
+      dst,
+    ], {
+      env: { FERRY_CODE: CODE },
+    });
+    assertMatch(receiver.banner, /listening on \[::1\]:\d+/);
+    const sent = await send([`[::1]:${receiver.port}`, join(src, "six.txt")]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assertEquals(await Deno.readTextFile(join(dst, "six.txt")), "over IPv6");
+  });
+});
