@@ -81,13 +81,8 @@ async function main(): Promise<number> {
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise.
   const listener = Deno.listen({ hostname: options.host, port: options.port });
-  const address = formatHost(options.host, listener.addr.port);
-  reporter.event("listening", { host: options.host, port: listener.addr.port });
-  reporter.notice(
-    options.code === undefined && !options.legacy
-      ? `ferry: listening on ${address} — code ${code}`
-      : `ferry: listening on ${address}`,
-  );
+  const generated = options.code === undefined && !options.legacy ? code : undefined;
+  reporter.listening(options.host, listener.addr.port, generated);
 
   // Serve each sender on its own, at the same time: one broken or slow sender never stalls
   // the others.

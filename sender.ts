@@ -71,12 +71,10 @@ async function main(): Promise<number> {
 
   // ...or, with --listen, we wait and serve each receiver that knows the code.
   using listener = Deno.listen({ hostname: options.host, port: options.port });
-  const address = formatHost(options.host, listener.addr.port);
-  reporter.event("listening", { host: options.host, port: listener.addr.port });
-  reporter.notice(
-    options.code === undefined
-      ? `ferry: listening on ${address} — code ${code}`
-      : `ferry: listening on ${address}`,
+  reporter.listening(
+    options.host,
+    listener.addr.port,
+    options.code === undefined ? code : undefined,
   );
   const session = await sessionReady;
   return await serveConnections(

@@ -6,6 +6,7 @@
  */
 
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
+import { formatHost } from "./cli.ts";
 import { escapeForTerminal } from "./errors.ts";
 
 /** Options for {@linkcode Reporter}. */
@@ -122,6 +123,20 @@ export class Reporter {
   event(name: string, fields: Record<string, unknown> = {}): void {
     if (!this.json) return;
     Deno.stdout.writeSync(encoder.encode(JSON.stringify({ event: name, ...fields }) + "\n"));
+  }
+
+  /**
+   * We are listening: a `listening` event, and the address on stderr even with --quiet. A code
+   * we made up is shown there too (the other side needs it); one we were given never is.
+   */
+  listening(host: string, port: number, generatedCode?: string): void {
+    this.event("listening", { host, port });
+    const address = formatHost(host, port);
+    this.notice(
+      generatedCode === undefined
+        ? `ferry: listening on ${address}`
+        : `ferry: listening on ${address} — code ${generatedCode}`,
+    );
   }
 
   /** A line of human text on stderr (not with --quiet or --json). */
