@@ -67,7 +67,7 @@ export const FRAME_DATA = 0x21;
 export const FRAME_FILE_END = 0x22;
 export const FRAME_SKIP = 0x23;
 export const FRAME_RESULT = 0x24;
-export const FRAME_SMALL_FILE = 0x25;
+export const FRAME_SMALL_FILES = 0x25;
 export const FRAME_DONE = 0x30;
 export const FRAME_ERROR = 0x7f;
 
@@ -95,8 +95,10 @@ export const REPLY_RESUME = 1;
 export const REPLY_HAVE = 2;
 export const REPLY_REFUSE = 3;
 
-/** Files up to this size travel whole in one SMALL_FILE frame (no FILE, DATA, FILE_END). */
+/** Files up to this size travel whole in a SMALL_FILES frame (no FILE, DATA, FILE_END). */
 export const SMALL_FILE_MAX = 64 * 1024;
+/** Bytes before each file's data in a SMALL_FILES frame: index, codec, digest, length. */
+export const SMALL_FILE_HEADER_SIZE = 4 + 1 + DIGEST_SIZE + 4;
 /** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
 export const RESULT_OK = 0;
 export const RESULT_IDENTICAL = 1;
@@ -148,7 +150,7 @@ export interface FileEnd {
   digest: Uint8Array;
 }
 
-/** SMALL_FILE header: which entry, how its bytes are coded, and their digest. */
+/** One file in a SMALL_FILES frame: which entry, how its bytes are coded, and their digest. */
 export interface SmallFile {
   index: number;
   codec: number;
@@ -500,15 +502,45 @@ export function decodeResults(payload: Uint8Array): FileResult[] {
   return results;
 }
 
-/** The SMALL_FILE header; the file's (possibly compressed) bytes follow it in the frame. */
-export function encodeSmallFile(small: SmallFile): Uint8Array {
-  return new Builder().u32(small.index).u8(small.codec).bytes(small.digest).finish();
+/**
+ * Writes one SMALL_FILES item header into `target` at `at`; the file's `length` bytes (possibly
+ * compressed) follow it. The sender reads files straight into the frame behind these headers.
+ */
+export function writeSmallFileHeader(
+  target: Uint8Array,
+  at: number,
+  small: SmallFile & { length: number },
+): void {
+  const view = new DataView(target.buffer, target.byteOffset + at, SMALL_FILE_HEADER_SIZE);
+  view.setUint32(0, small.index);
+  view.setUint8(4, small.codec);
+  target.set(small.digest, at + 5);
+  view.setUint32(5 + DIGEST_SIZE, small.length);
 }
 
-export function decodeSmallFile(payload: Uint8Array): SmallFile & { data: Uint8Array } {
-  const c = new Cursor(payload, "SMALL_FILE");
-  const small = { index: c.u32(), codec: c.u8(), digest: c.bytes(DIGEST_SIZE).slice() };
-  return { ...small, data: payload.subarray(5 + DIGEST_SIZE) };
+/** A whole SMALL_FILES payload from its items (for tests and tools; the sender writes in place). */
+export function encodeSmallFiles(items: readonly (SmallFile & { data: Uint8Array })[]): Uint8Array {
+  let size = 0;
+  for (const item of items) size += SMALL_FILE_HEADER_SIZE + item.data.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const item of items) {
+    writeSmallFileHeader(out, at, { ...item, length: item.data.length });
+    out.set(item.data, at + SMALL_FILE_HEADER_SIZE);
+    at += SMALL_FILE_HEADER_SIZE + item.data.length;
+  }
+  return out;
+}
+
+/** Splits a SMALL_FILES payload into its files; `data` views point into the payload. */
+export function decodeSmallFiles(payload: Uint8Array): (SmallFile & { data: Uint8Array })[] {
+  const c = new Cursor(payload, "SMALL_FILES");
+  const items: (SmallFile & { data: Uint8Array })[] = [];
+  while (!c.done) {
+    const small = { index: c.u32(), codec: c.u8(), digest: c.bytes(DIGEST_SIZE).slice() };
+    items.push({ ...small, data: c.bytes(c.u32()) });
+  }
+  return items;
 }
 
 export function encodeDone(done: Done): Uint8Array {
@@ -550,7 +582,7 @@ export function frameName(type: number): string {
     [FRAME_FILE_END]: "FILE_END",
     [FRAME_SKIP]: "SKIP",
     [FRAME_RESULT]: "RESULT",
-    [FRAME_SMALL_FILE]: "SMALL_FILE",
+    [FRAME_SMALL_FILES]: "SMALL_FILES",
     [FRAME_DONE]: "DONE",
     [FRAME_ERROR]: "ERROR",
   };

@@ -13,7 +13,7 @@ import {
   decodeIndex,
   decodeOffer,
   decodeOfferEnd,
-  decodeSmallFile,
+  decodeSmallFiles,
   encodeDone,
   encodeReplies,
   encodeResults,
@@ -28,7 +28,7 @@ import {
   FRAME_REPLY,
   FRAME_RESULT,
   FRAME_SKIP,
-  FRAME_SMALL_FILE,
+  FRAME_SMALL_FILES,
   frameName,
   KIND_DIR,
   KIND_STREAM,
@@ -366,7 +366,7 @@ function startable(plans: Plan[], index: number, offset: number): Plan {
   return plan;
 }
 
-/** Receives FILE/DATA/FILE_END, SMALL_FILE and SKIP frames until DONE; returns bytes received. */
+/** Receives FILE/DATA/FILE_END, SMALL_FILES and SKIP frames until DONE; returns bytes received. */
 async function receiveFiles(
   channel: Channel,
   plans: Plan[],
@@ -401,29 +401,30 @@ async function receiveFiles(
         if (current) throw new ProtocolError("Cannot finish: a file was left open");
         return total;
       }
-      if (frame.type === FRAME_SMALL_FILE) {
-        // A whole small file: verified before a single byte is written.
+      if (frame.type === FRAME_SMALL_FILES) {
+        // Whole small files, each verified before a single byte of it is written.
         if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
-        const small = decodeSmallFile(frame.payload);
-        const plan = startable(plans, small.index, 0);
-        reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
-        const data = decompressChunk(small.codec, small.data, CHUNK_SIZE);
-        hasher.init();
-        hasher.update(data);
-        let status: number = WIRE.INTEGRITY;
-        if (data.length === plan.entry.size && sameDigest(small.digest, finishDigest(hasher))) {
-          if (options.stdout) {
-            await writeAll(options.stdout, data);
-            status = RESULT_OK;
-          } else {
-            const part = plan.target + PART_SUFFIX;
-            writeWholeFile(part, data, plan.entry);
-            status = moveIntoPlace(part, plan.target, options.overwrite ?? false);
+        for (const small of decodeSmallFiles(frame.payload)) {
+          const plan = startable(plans, small.index, 0);
+          reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
+          const data = decompressChunk(small.codec, small.data, CHUNK_SIZE);
+          hasher.init();
+          hasher.update(data);
+          let status: number = WIRE.INTEGRITY;
+          if (data.length === plan.entry.size && sameDigest(small.digest, finishDigest(hasher))) {
+            if (options.stdout) {
+              await writeAll(options.stdout, data);
+              status = RESULT_OK;
+            } else {
+              const part = plan.target + PART_SUFFIX;
+              writeWholeFile(part, data, plan.entry);
+              status = moveIntoPlace(part, plan.target, options.overwrite ?? false);
+            }
           }
+          total += data.length;
+          reporter.progress(id, data.length);
+          await settle(small.index, plan, status, small.digest);
         }
-        total += data.length;
-        reporter.progress(id, data.length);
-        await settle(small.index, plan, status, small.digest);
         continue;
       }
       if (frame.type === FRAME_FILE) {

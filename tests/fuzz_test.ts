@@ -5,7 +5,7 @@
  * - pre-authentication: the first flight of a real sender (preamble, HELLO, PAKE) with its raw
  *   bytes mutated, as anyone on the network could send;
  * - post-authentication: a real handshake, then the plaintext frames of a valid transfer
- *   (OFFER, OFFER_END, SMALL_FILE, FILE, DATA, FILE_END, DONE), mutated, then sealed properly,
+ *   (OFFER, OFFER_END, SMALL_FILES, FILE, DATA, FILE_END, DONE), mutated, then sealed properly,
  *   so the mutations reach the decoders behind the AEAD.
  *
  * Mutations: bit flips, inserted and deleted bytes, truncation, splices of frames, dropped,
@@ -45,7 +45,7 @@ import {
   encodeOfferEnd,
   encodePlainRecord,
   encodePreamble,
-  encodeSmallFile,
+  encodeSmallFiles,
   type Entry,
   FRAME_DATA,
   FRAME_DONE,
@@ -55,7 +55,7 @@ import {
   FRAME_OFFER,
   FRAME_OFFER_END,
   FRAME_PAKE,
-  FRAME_SMALL_FILE,
+  FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
   ROLE_SENDER,
@@ -130,18 +130,11 @@ async function validFrames(prefix: string): Promise<Frame[]> {
     ...encodeOffer(entries).map((payload) => ({ type: FRAME_OFFER, payload })),
     { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 4, totalBytes: 73_099 }) },
     {
-      type: FRAME_SMALL_FILE,
-      payload: concat(
-        encodeSmallFile({ index: 1, codec: CODEC_RAW, digest: await digest(small) }),
-        small,
-      ),
-    },
-    {
-      type: FRAME_SMALL_FILE,
-      payload: concat(
-        encodeSmallFile({ index: 2, codec: CODEC_RAW, digest: await digest(mid) }),
-        mid,
-      ),
+      type: FRAME_SMALL_FILES,
+      payload: encodeSmallFiles([
+        { index: 1, codec: CODEC_RAW, digest: await digest(small), data: small },
+        { index: 2, codec: CODEC_RAW, digest: await digest(mid), data: mid },
+      ]),
     },
     { type: FRAME_FILE, payload: encodeFileStart({ index: 3, offset: 0 }) },
     { type: FRAME_DATA, payload: concat(new Uint8Array([CODEC_ZSTD]), zipped) },

@@ -33,7 +33,7 @@ import {
   encodeOffer,
   encodeOfferEnd,
   encodePreamble,
-  encodeSmallFile,
+  encodeSmallFiles,
   type Entry,
   type FileResult,
   FRAME_DATA,
@@ -44,7 +44,7 @@ import {
   FRAME_OFFER_END,
   FRAME_REPLY,
   FRAME_RESULT,
-  FRAME_SMALL_FILE,
+  FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
   type Reply,
@@ -306,9 +306,8 @@ Deno.test("receiver rejects a short file and a wrong digest with RESULT integrit
     await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 5, digest: new Uint8Array(16) }));
     // A whole small file with a wrong digest is refused before anything is written.
     await channel.send(
-      FRAME_SMALL_FILE,
-      encodeSmallFile({ index: 2, codec: CODEC_RAW, digest: new Uint8Array(16) }),
-      five,
+      FRAME_SMALL_FILES,
+      encodeSmallFiles([{ index: 2, codec: CODEC_RAW, digest: new Uint8Array(16), data: five }]),
     );
     assertEquals(await finish(channel), [
       { index: 0, status: WIRE.INTEGRITY },

@@ -10,7 +10,7 @@ import {
   decodePreamble,
   decodeReplies,
   decodeResults,
-  decodeSmallFile,
+  decodeSmallFiles,
   encodeError,
   encodeFileEnd,
   encodeFileStart,
@@ -20,7 +20,7 @@ import {
   encodePreamble,
   encodeReplies,
   encodeResults,
-  encodeSmallFile,
+  encodeSmallFiles,
   type Entry,
   KIND_DIR,
   KIND_FILE,
@@ -114,7 +114,7 @@ Deno.test("encodeReplies()/decodeReplies() round-trip every action", () => {
   assertThrows(() => decodeReplies(new Uint8Array([7])), ProtocolError, "action 7");
 });
 
-Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FILE, ERROR", () => {
+Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FILES, ERROR", () => {
   assertEquals(decodeOfferEnd(encodeOfferEnd({ count: 3, totalBytes: 2 ** 40 })), {
     count: 3,
     totalBytes: 2 ** 40,
@@ -127,9 +127,13 @@ Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FIL
   assertEquals(decodeFileEnd(encodeFileEnd({ size: 5, digest })), { size: 5, digest });
   const results = [{ index: 2, status: 7 }, { index: 9, status: 0 }];
   assertEquals(decodeResults(encodeResults(results)[0]!), results);
-  const small = { index: 4, codec: 1, digest: new Uint8Array(16).fill(3) };
-  const payload = new Uint8Array([...encodeSmallFile(small), 9, 9]);
-  assertEquals(decodeSmallFile(payload), { ...small, data: new Uint8Array([9, 9]) });
+  const items = [
+    { index: 4, codec: 1, digest: new Uint8Array(16).fill(3), data: new Uint8Array([9, 9]) },
+    { index: 5, codec: 0, digest: new Uint8Array(16).fill(4), data: new Uint8Array(0) },
+  ];
+  assertEquals(decodeSmallFiles(encodeSmallFiles(items)), items);
+  const cut = encodeSmallFiles(items).subarray(0, 30);
+  assertThrows(() => decodeSmallFiles(cut), ProtocolError, "SMALL_FILES");
   assertEquals(decodeError(encodeError({ code: 3, message: "wrong code" })), {
     code: 3,
     message: "wrong code",
