@@ -8,7 +8,7 @@
 
 import { Channel } from "./channel.ts";
 import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
-import { EXIT, exitCodeOf, FerryError, WIRE } from "./errors.ts";
+import { EXIT, exitCodeOf, FerryError, WIRE, WIRE_MESSAGES } from "./errors.ts";
 import { formatHost } from "./cli.ts";
 import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "../protocol.ts";
 import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
@@ -129,9 +129,13 @@ async function runSession<T>(
     return { summary, spokeFerry: true };
   } catch (error) {
     options.onError?.(error);
-    // Tell the peer what went wrong, unless it told us.
-    if (error instanceof FerryError && !error.fromPeer) {
-      await channel.sendError(error.wireCode, error.message);
+    // Tell the peer what went wrong, unless it told us. A local failure that is not one of
+    // ours (a permission, a disk) is named by its kind only: local paths stay local.
+    if (error instanceof FerryError) {
+      if (!error.fromPeer) await channel.sendError(error.wireCode, error.message);
+    } else {
+      const code = role === "receiver" ? WIRE.WRITE_FAILED : WIRE.READ_FAILED;
+      await channel.sendError(code, WIRE_MESSAGES[code]);
     }
     return { error, spokeFerry: channel.peerVersion !== undefined };
   } finally {

@@ -223,3 +223,33 @@ Deno.test("receiver --max-connections 1: a second sender is told the receiver is
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("a read-only target: the sender hears that the receiver could not write (exit 1)", async () => {
+  const mount = await tempDir();
+  const mounted = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mount],
+    stdout: "null",
+    stderr: "null",
+  }).output().then((o) => o.success).catch(() => false);
+  if (!mounted) {
+    console.log("SKIP: cannot mount a read-only tmpfs here (needs root)");
+    await Deno.remove(mount, { recursive: true });
+    return;
+  }
+  try {
+    await withDirs(async (src) => {
+      await Deno.mkdir(join(src, "folder"));
+      await Deno.writeTextFile(join(src, "folder/a.txt"), "a");
+      const receiver = await startReceiver(["--once", "--dir", mount]);
+      const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "folder")]);
+      const received = await receiver.finish();
+      assertEquals([sent.code, received.code], [1, 1], sent.stderr + received.stderr);
+      assertMatch(sent.stderr, /ferry: peer: receiver could not write the file/);
+      assertMatch(received.stderr, /ferry: .*[Rr]ead-only file system/);
+      assert(!sent.stderr.includes(mount), "the receiver's local path leaked to the sender");
+    });
+  } finally {
+    await new Deno.Command("umount", { args: [mount] }).output();
+    await Deno.remove(mount, { recursive: true });
+  }
+});
