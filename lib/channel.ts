@@ -95,7 +95,6 @@ export class Channel {
   #closed = false;
   /** Why the connection was closed under us by a timer, if it was. */
   #expired?: string;
-  #eof = false;
   /** The peer's protocol version, once its preamble has been accepted. */
   peerVersion?: number;
   /** Bytes read from and written to the socket so far. */
@@ -107,7 +106,7 @@ export class Channel {
     this.#idleMs = options.idleTimeoutMs ?? 30_000;
   }
 
-  /** Changes the idle timeout (the handshake uses a shorter one than the transfer). */
+  /** Changes the idle timeout (the transfer may use another than the handshake). */
   setIdleTimeout(ms: number): void {
     this.#idleMs = ms;
   }
@@ -120,11 +119,6 @@ export class Channel {
 
   get sealed(): boolean {
     return this.#send !== undefined;
-  }
-
-  /** True once the peer has closed its side cleanly. */
-  get eof(): boolean {
-    return this.#eof;
   }
 
   /** Runs one socket operation under the idle timeout. */
@@ -173,7 +167,6 @@ export class Channel {
     while (this.#end - this.#start < n) {
       const got = await this.#guard(what, () => this.conn.read(this.#in.subarray(this.#end)));
       if (got === null) {
-        this.#eof = true;
         if (this.#end === this.#start) return false;
         throw new ConnectionError(
           `connection ended in the middle of ${what} (${this.#end - this.#start} of ${n} bytes)`,
@@ -205,11 +198,13 @@ export class Channel {
   }
 
   /**
-   * Receives the next frame, or null if the peer closed cleanly between frames. An ERROR frame
-   * from the peer is thrown as the matching local error.
+   * Receives the next frame. An ERROR frame from the peer is thrown as the matching local
+   * error; the peer closing here is an error too.
    */
-  async recvOrEnd(): Promise<Frame | null> {
-    if (!(await this.#fill(RECORD_HEADER_SIZE, "a frame header"))) return null;
+  async recv(): Promise<Frame> {
+    if (!(await this.#fill(RECORD_HEADER_SIZE, "a frame header"))) {
+      throw new ConnectionError("peer closed the connection before the transfer finished");
+    }
     const header = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
     const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
     // The length is checked before a single byte more is read or allocated.
@@ -227,15 +222,6 @@ export class Channel {
     if (frame.type === FRAME_ERROR) {
       const error = decodeError(frame.payload);
       throw errorFromWire(error.code, error.message);
-    }
-    return frame;
-  }
-
-  /** Receives the next frame; the peer closing here is an error. */
-  async recv(): Promise<Frame> {
-    const frame = await this.recvOrEnd();
-    if (frame === null) {
-      throw new ConnectionError("peer closed the connection before the transfer finished");
     }
     return frame;
   }

@@ -46,12 +46,6 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** Options for {@linkcode SafeRoot}. */
-export interface SafeRootOptions {
-  /** Create missing folders. @default {true} */
-  create?: boolean;
-}
-
 /** Why a path could not be prepared. */
 export type PathRefusal = "symlink" | "not-a-folder";
 
@@ -67,10 +61,8 @@ export class SafeRoot {
   readonly root: string;
   #known = new Set<string>([""]);
   #listings = new Map<string, Map<string, Deno.DirEntry>>();
-  #create: boolean;
-  constructor(root: string, options: SafeRootOptions = {}) {
+  constructor(root: string) {
     this.root = root;
-    this.#create = options.create ?? true;
   }
 
   /** Absolute path of a checked relative name. */
@@ -88,7 +80,6 @@ export class SafeRoot {
       const full = this.path(sofar);
       let info = lstatOrUndefined(full);
       if (info === undefined) {
-        if (!this.#create) return "not-a-folder";
         try {
           Deno.mkdirSync(full, { mode: 0o755 });
           this.#listings.set(sofar, new Map());
