@@ -199,6 +199,21 @@ export async function listen(
   };
 }
 
+/**
+ * One transfer: receiver.ts `--once` with `receiverArgs`, then sender.ts to it with
+ * `senderArgs`; returns what both printed and their exit codes.
+ */
+export async function sendOnce(
+  senderArgs: string[],
+  receiverArgs: string[],
+  options: RunOptions = {},
+): Promise<{ sent: Finished; received: Finished }> {
+  const receiver = await startReceiver(["--once", ...receiverArgs]);
+  const sent = await send([`127.0.0.1:${receiver.port}`, ...senderArgs], options);
+  const received = await receiver.finish();
+  return { sent, received };
+}
+
 /** Starts receiver.ts with the test code, on a free port. */
 export function startReceiver(args: string[], options: RunOptions = {}): Promise<Running> {
   return listen(RECEIVER, ["--port", "0", "--host", "127.0.0.1", ...args], {

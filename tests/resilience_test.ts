@@ -12,6 +12,7 @@ import {
   sameFile,
   send,
   SENDER,
+  sendOnce,
   startReceiver,
   tempDir,
   withDirs,
@@ -37,14 +38,11 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
     await writeRandomFile(join(src, "other.bin"), 3 * MiB, 32);
     await copyPrefix(join(src, "big.bin"), join(dst, "big.bin.part"), 2 * MiB + 7);
     await copyPrefix(join(src, "other.bin"), join(dst, "other.bin.part"), MiB, true);
-    const receiver = await startReceiver(["--once", "--dir", dst, "--json"]);
-    const sent = await send([
-      `127.0.0.1:${receiver.port}`,
+    const { sent, received } = await sendOnce([
       join(src, "big.bin"),
       join(src, "other.bin"),
       "--json",
-    ]);
-    const received = await receiver.finish();
+    ], ["--dir", dst, "--json"]);
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
     assert(await sameFile(join(src, "other.bin"), join(dst, "other.bin")));
@@ -112,9 +110,11 @@ for (const victim of ["sender", "receiver"] as const) {
       }
       console.log(`kill test: ${kills} kills of the ${victim}, then a final run`);
       // Same commands again: resume and finish.
-      const receiver = await startReceiver(["--once", "--dir", dst, "--json"]);
-      const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "movie.bin"), "--json"]);
-      const received = await receiver.finish();
+      const { sent, received } = await sendOnce([join(src, "movie.bin"), "--json"], [
+        "--dir",
+        dst,
+        "--json",
+      ]);
       assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
       assert(await sameFile(join(src, "movie.bin"), join(dst, "movie.bin")));
       const start = jsonLines(sent.stdout).find((e) => e.event === "file-start");
@@ -149,9 +149,7 @@ Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part 
   try {
     await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
     await Deno.writeTextFile(join(mount, "keep.txt"), "already here");
-    const receiver = await startReceiver(["--once", "--dir", mount]);
-    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "huge.bin")]);
-    const received = await receiver.finish();
+    const { sent, received } = await sendOnce([join(src, "huge.bin")], ["--dir", mount]);
     assertEquals(received.code, 6, received.stderr);
     assertEquals(sent.code, 6, sent.stderr);
     assertMatch(sent.stderr, /ferry: receiver has no space left/);
@@ -240,9 +238,7 @@ Deno.test("a read-only target: the sender hears that the receiver could not writ
     await withDirs(async (src) => {
       await Deno.mkdir(join(src, "folder"));
       await Deno.writeTextFile(join(src, "folder/a.txt"), "a");
-      const receiver = await startReceiver(["--once", "--dir", mount]);
-      const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "folder")]);
-      const received = await receiver.finish();
+      const { sent, received } = await sendOnce([join(src, "folder")], ["--dir", mount]);
       assertEquals([sent.code, received.code], [1, 1], sent.stderr + received.stderr);
       assertMatch(sent.stderr, /ferry: peer: receiver could not write the file/);
       assertMatch(received.stderr, /ferry: .*[Rr]ead-only file system/);

@@ -11,6 +11,7 @@ import {
   exists,
   jsonLines,
   send,
+  sendOnce,
   startReceiver,
   tempDir,
   withDirs,
@@ -274,9 +275,11 @@ Deno.test("a replayed handshake is refused as a wrong code, and nothing is writt
 Deno.test("the code phrase never appears in --json events, errors or output", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "a.txt"), "hello");
-    const receiver = await startReceiver(["--once", "--json", "--dir", dst]);
-    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt"), "--json"]);
-    const received = await receiver.finish();
+    const { sent, received } = await sendOnce([join(src, "a.txt"), "--json"], [
+      "--json",
+      "--dir",
+      dst,
+    ]);
     const all = sent.stdout + sent.stderr + received.stdout + received.stderr;
     assertEquals([sent.code, received.code], [0, 0], all);
     assertNotMatch(all, new RegExp(CODE));

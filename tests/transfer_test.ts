@@ -15,6 +15,7 @@ import {
   sameFile,
   send,
   SENDER,
+  sendOnce,
   startReceiver,
   withDirs,
   writeRandomFile,
@@ -39,9 +40,7 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
   await withDirs(async (src, dst) => {
     await makeTree(src);
     await Deno.symlink("/etc/passwd", join(src, "tree/link-out"));
-    const receiver = await startReceiver(["--once", "--dir", dst]);
-    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "tree")]);
-    const received = await receiver.finish();
+    const { sent, received } = await sendOnce([join(src, "tree")], ["--dir", dst]);
     assertEquals(sent.code, 0, sent.stderr);
     assertEquals(received.code, 0, received.stderr);
     assertMatch(sent.stderr, /skipping .*link-out: symlink/);
