@@ -13,6 +13,7 @@
 
 import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
+import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { Reporter } from "./lib/report.ts";
@@ -81,6 +82,7 @@ async function main(): Promise<number> {
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise.
   const listener = Deno.listen({ hostname: options.host, port: options.port });
+  if (!options.legacy) prepareSpake2(w);
   const generated = options.code === undefined && !options.legacy ? code : undefined;
   reporter.listening(options.host, listener.addr.port, generated);
 

@@ -14,6 +14,7 @@
 import { buildManifest } from "./lib/manifest.ts";
 import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
+import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
@@ -77,6 +78,7 @@ async function main(): Promise<number> {
     options.code === undefined ? code : undefined,
   );
   const session = await sessionReady;
+  prepareSpake2(session.w);
   return await serveConnections(
     listener,
     { once: options.once, reporter, peers: "receivers" },

@@ -65,6 +65,23 @@ export interface Spake2State {
   share: Uint8Array;
 }
 
+/** w*M and w*N for the last w used: a listener uses the same w for every connection. */
+let blinds: { w: bigint; wM: Point; wN: Point } | undefined;
+
+function blindsFor(w: bigint): { wM: Point; wN: Point } {
+  if (blinds?.w !== w) blinds = { w, wM: M.multiply(w), wN: N.multiply(w) };
+  return blinds;
+}
+
+/**
+ * Does the one-time work of SPAKE2 ahead of the first connection: the generator's
+ * multiplication tables and w*M, w*N. A listener calls it while it waits.
+ */
+export function prepareSpake2(w: bigint): void {
+  p256.Point.BASE.multiply(1n);
+  blindsFor(w);
+}
+
 /** A uniformly random scalar in [1, order). */
 export function randomScalar(): bigint {
   // 48 random bytes reduced mod the order: bias below 2^-128.
@@ -88,8 +105,8 @@ export function startSpake2(
   scalar: bigint = randomScalar(),
 ): Spake2State {
   if (w <= 0n || w >= ORDER) throw new RangeError("Cannot start SPAKE2: w is out of range");
-  const blind = role === "A" ? M : N;
-  const share = p256.Point.BASE.multiply(scalar).add(blind.multiply(w)).toBytes(false);
+  const { wM, wN } = blindsFor(w);
+  const share = p256.Point.BASE.multiply(scalar).add(role === "A" ? wM : wN).toBytes(false);
   return { role, w, scalar, share };
 }
 
@@ -107,8 +124,8 @@ export function finishSpake2(
   } catch {
     throw new ProtocolError("Cannot finish handshake: the peer's key share is not a valid point");
   }
-  const peerBlind = state.role === "A" ? N : M;
-  const unblinded = peer.subtract(peerBlind.multiply(state.w));
+  const { wM, wN } = blindsFor(state.w);
+  const unblinded = peer.subtract(state.role === "A" ? wN : wM);
   if (unblinded.equals(p256.Point.ZERO)) {
     throw new ProtocolError("Cannot finish handshake: the peer's key share is degenerate");
   }
