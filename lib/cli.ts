@@ -240,7 +240,7 @@ function common(values: {
   const code = values.code ?? readEnv("FERRY_CODE");
   const timeout = values.timeout === undefined ? 30 : Number(values.timeout);
   if (!(timeout > 0)) throw new UsageError("--timeout must be a positive number of seconds");
-  if (values.legacy && code !== undefined && values.code !== undefined) {
+  if (values.legacy && values.code !== undefined) {
     throw new UsageError("--legacy is plaintext and takes no --code");
   }
   return {
