@@ -132,39 +132,46 @@ for (const victim of ["sender", "receiver"] as const) {
   });
 }
 
-Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part is kept", async () => {
+/**
+ * Runs `fn` with a small tmpfs mounted on a fresh folder (mount options `options`), or prints
+ * SKIP where mounting is not allowed (it needs root).
+ */
+async function withTmpfs(options: string, fn: (mount: string) => Promise<void>): Promise<void> {
   const mount = await tempDir();
-  const src = await tempDir();
   const mounted = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount],
+    args: ["-t", "tmpfs", "-o", options, "tmpfs", mount],
     stdout: "null",
     stderr: "null",
   }).output().then((o) => o.success).catch(() => false);
-  if (!mounted) {
-    console.log("SKIP: cannot mount a small tmpfs here (needs root); disk-full test not run");
-    await Deno.remove(mount, { recursive: true });
-    await Deno.remove(src, { recursive: true });
-    return;
-  }
   try {
-    await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
-    await Deno.writeTextFile(join(mount, "keep.txt"), "already here");
-    const { sent, received } = await sendOnce([join(src, "huge.bin")], ["--dir", mount]);
-    assertEquals(received.code, 6, received.stderr);
-    assertEquals(sent.code, 6, sent.stderr);
-    assertMatch(sent.stderr, /ferry: receiver has no space left/);
-    assertMatch(
-      received.stderr,
-      /ferry: receiver has no space left for huge\.bin; the partial file is kept/,
-    );
-    assert(await exists(join(mount, "huge.bin.part")));
-    assertEquals(await exists(join(mount, "huge.bin")), false);
-    assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
+    if (!mounted) {
+      console.log(`SKIP: cannot mount a tmpfs (${options}) here; it needs root`);
+      return;
+    }
+    await fn(mount);
   } finally {
-    await new Deno.Command("umount", { args: [mount] }).output();
+    if (mounted) await new Deno.Command("umount", { args: [mount] }).output();
     await Deno.remove(mount, { recursive: true });
-    await Deno.remove(src, { recursive: true });
   }
+}
+
+Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part is kept", async () => {
+  await withTmpfs("size=2m", (mount) =>
+    withDirs(async (src) => {
+      await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
+      await Deno.writeTextFile(join(mount, "keep.txt"), "already here");
+      const { sent, received } = await sendOnce([join(src, "huge.bin")], ["--dir", mount]);
+      assertEquals(received.code, 6, received.stderr);
+      assertEquals(sent.code, 6, sent.stderr);
+      assertMatch(sent.stderr, /ferry: receiver has no space left/);
+      assertMatch(
+        received.stderr,
+        /ferry: receiver has no space left for huge\.bin; the partial file is kept/,
+      );
+      assert(await exists(join(mount, "huge.bin.part")));
+      assertEquals(await exists(join(mount, "huge.bin")), false);
+      assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
+    }));
 });
 
 Deno.test("64 senders at once, good and hostile mixed: every good file verified", async () => {
@@ -223,19 +230,8 @@ Deno.test("receiver --max-connections 1: a second sender is told the receiver is
 });
 
 Deno.test("a read-only target: the sender hears that the receiver could not write (exit 1)", async () => {
-  const mount = await tempDir();
-  const mounted = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mount],
-    stdout: "null",
-    stderr: "null",
-  }).output().then((o) => o.success).catch(() => false);
-  if (!mounted) {
-    console.log("SKIP: cannot mount a read-only tmpfs here (needs root)");
-    await Deno.remove(mount, { recursive: true });
-    return;
-  }
-  try {
-    await withDirs(async (src) => {
+  await withTmpfs("ro,size=1m", (mount) =>
+    withDirs(async (src) => {
       await Deno.mkdir(join(src, "folder"));
       await Deno.writeTextFile(join(src, "folder/a.txt"), "a");
       const { sent, received } = await sendOnce([join(src, "folder")], ["--dir", mount]);
@@ -243,9 +239,5 @@ Deno.test("a read-only target: the sender hears that the receiver could not writ
       assertMatch(sent.stderr, /ferry: peer: receiver could not write the file/);
       assertMatch(received.stderr, /ferry: .*[Rr]ead-only file system/);
       assert(!sent.stderr.includes(mount), "the receiver's local path leaked to the sender");
-    });
-  } finally {
-    await new Deno.Command("umount", { args: [mount] }).output();
-    await Deno.remove(mount, { recursive: true });
-  }
+    }));
 });
