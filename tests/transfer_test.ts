@@ -167,8 +167,8 @@ Deno.test("ferry sender --listen --once + receiver --connect: the sender serves,
 
 Deno.test("a transfer longer than --timeout is fine while data keeps moving", async () => {
   // Before, the sender's reader waited for verdicts under the idle timeout and killed every
-  // transfer that lasted longer than --timeout. Here stdin trickles for ~3 s with --timeout 1.
-  const receiver = await startReceiver(["--stdout", "--quiet", "--timeout", "1"]);
+  // transfer that lasted longer than --timeout. Here stdin trickles for ~4 s with --timeout 2.
+  const receiver = await startReceiver(["--stdout", "--quiet", "--timeout", "2"]);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -179,7 +179,7 @@ Deno.test("a transfer longer than --timeout is fine while data keeps moving", as
       "--name",
       "slow.bin",
       "--timeout",
-      "1",
+      "2",
     ],
     env: { FERRY_CODE: CODE },
     stdin: "piped",
@@ -188,7 +188,7 @@ Deno.test("a transfer longer than --timeout is fine while data keeps moving", as
   }).spawn();
   const writer = child.stdin.getWriter();
   const piece = new Uint8Array(64 * 1024).fill(42);
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 16; i++) {
     await writer.write(piece);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -199,7 +199,7 @@ Deno.test("a transfer longer than --timeout is fine while data keeps moving", as
   ]);
   const received = await receiver.finish();
   assertEquals([status.code, received.code], [0, 0], stderr + received.stderr);
-  assertEquals(received.stdout.length, 12 * 64 * 1024);
+  assertEquals(received.stdout.length, 16 * 64 * 1024);
 });
 
 Deno.test("ferry sender --listen serves two receivers at the same time", async () => {
