@@ -35,6 +35,7 @@ export const WIRE = {
   DUPLICATE: 14,
   CANCELLED: 15,
   READ_FAILED: 16,
+  ONE_FILE_ONLY: 17,
 } as const;
 
 /** A wire error code, one of the values of {@linkcode WIRE}. */
@@ -58,6 +59,7 @@ export const WIRE_MESSAGES: Record<WireCode, string> = {
   [WIRE.DUPLICATE]: "duplicate entry",
   [WIRE.CANCELLED]: "cancelled by the peer",
   [WIRE.READ_FAILED]: "sender could not read the file",
+  [WIRE.ONE_FILE_ONLY]: "the receiver writes to standard output and takes exactly one file",
 };
 
 /** Base class: a failure with an exit code and, where the peer should hear of it, a wire code. */
@@ -148,6 +150,7 @@ function localErrorFor(code: number, detail: string): FerryError {
     case WIRE.SYMLINK:
     case WIRE.DUPLICATE:
     case WIRE.BUSY:
+    case WIRE.ONE_FILE_ONLY:
       return new RefusedError(message, code);
     case WIRE.TIMEOUT:
     case WIRE.CANCELLED:

@@ -240,6 +240,8 @@ async function planEntries(
   let accepted = 0;
   const toStdout = options.stdout !== undefined;
   const fileCount = entries.filter((e) => e.kind !== KIND_DIR).length;
+  // NAME.part is where NAME is written first: an entry by that name would collide with it.
+  const offered = new Set(entries.map((e) => e.name));
   for (const entry of entries) {
     const plan: Plan = { entry, reply: SEND, target: "", started: false };
     plans.push(plan);
@@ -256,9 +258,13 @@ async function planEntries(
       plan.reply = refuse(WIRE.BAD_NAME);
       continue;
     }
+    if (entry.name.endsWith(PART_SUFFIX) && offered.has(entry.name.slice(0, -PART_SUFFIX.length))) {
+      plan.reply = refuse(WIRE.DUPLICATE);
+      continue;
+    }
     if (toStdout) {
       // --stdout takes exactly one file and no folders.
-      plan.reply = entry.kind === KIND_DIR || fileCount !== 1 ? refuse(WIRE.BAD_NAME) : SEND;
+      plan.reply = entry.kind === KIND_DIR || fileCount !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
       continue;
     }
     if (entry.kind === KIND_DIR) {

@@ -246,7 +246,7 @@ Deno.test("receiver ends the session on a name longer than MAX_NAME_BYTES", asyn
   }
 });
 
-Deno.test("receiver refuses duplicate entries and a file entry beneath a file", async () => {
+Deno.test("receiver refuses duplicate entries, a file beneath a file, and NAME.part beside NAME", async () => {
   const ctx = await setup();
   try {
     const channel = await hostile(ctx.receiver.port);
@@ -257,12 +257,16 @@ Deno.test("receiver refuses duplicate entries and a file entry beneath a file", 
       file("f/inside.txt"),
       { kind: KIND_DIR, mode: 0o755, mtime: 0, size: 0, name: "dir" },
       file("dir"),
+      file("data.bin"),
+      file("data.bin.part"),
     ]);
     assertEquals(replies.map((r) => r.reason), [
       0,
       WIRE.DUPLICATE,
       0,
       WIRE.BAD_NAME,
+      0,
+      WIRE.DUPLICATE,
       0,
       WIRE.DUPLICATE,
     ]);

@@ -260,3 +260,23 @@ Deno.test("ferry over IPv6 loopback: receiver --host ::1, sender [::1]:PORT", as
     assertEquals(await Deno.readTextFile(join(dst, "six.txt")), "over IPv6");
   });
 });
+
+Deno.test("ferry receiver --stdout refuses more than one file, and says why (exit 6)", async () => {
+  await withDirs(async (src) => {
+    await Deno.writeTextFile(join(src, "one.txt"), "1");
+    await Deno.writeTextFile(join(src, "two.txt"), "2");
+    const receiver = await startReceiver(["--stdout", "--quiet"]);
+    const sent = await send([
+      `127.0.0.1:${receiver.port}`,
+      join(src, "one.txt"),
+      join(src, "two.txt"),
+    ]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [6, 6], sent.stderr + received.stderr);
+    assertMatch(
+      sent.stderr,
+      /one\.txt: refused \(the receiver writes to standard output and takes exactly one file\)/,
+    );
+    assertEquals(received.stdout, "");
+  });
+});
