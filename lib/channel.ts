@@ -52,7 +52,7 @@ const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
 const DIRECT_WRITE_MIN = 64 * 1024;
 /** Small frames are gathered into batches of up to this many bytes. */
-const BATCH_SIZE = 256 * 1024;
+const BATCH_SIZE = 128 * 1024;
 /** Frames up to this size are batched; larger ones are written on their own. */
 const BATCH_RECORD_MAX = DIRECT_WRITE_MIN - 1;
 
