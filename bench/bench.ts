@@ -474,15 +474,22 @@ if (Deno.env.get("BENCH_LINK") === "1") {
         5001,
       );
     });
-    const ferry = await repeat(async () => {
-      await fresh(out);
-      return await timed(
-        `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
-        `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${file} --json`,
-        5001,
-        { host: "10.77.0.2", netns: "ferrylab-b" },
-      );
-    });
+    const overLink = (path: string) =>
+      repeat(async () => {
+        await fresh(out);
+        return await timed(
+          `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
+          `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${path} --json`,
+          5001,
+          { host: "10.77.0.2", netns: "ferrylab-b" },
+        );
+      });
+    const ferry = await overLink(file);
+    // The fixed cost of a transfer (start-up, handshake), measured with one byte in the same
+    // run, so the steady rate while data flows can be told apart from it.
+    const tiny = join(WORK, "one-byte.bin");
+    await Deno.writeFile(tiny, new Uint8Array([1]));
+    const fixed = await overLink(tiny);
     rows.push({
       name: "256 MiB over 1 Gbit/s link",
       ferry,
@@ -490,7 +497,11 @@ if (Deno.env.get("BENCH_LINK") === "1") {
       baselineName: "nc",
       bytes: 256 * MiB,
       target: ">= 95% of nc throughput",
-      extra: { throughput_vs_nc: `${(100 * baseline.seconds / ferry.seconds).toFixed(0)}%` },
+      extra: {
+        throughput_vs_nc: `${(100 * baseline.seconds / ferry.seconds).toFixed(0)}%`,
+        fixed_cost_s: fixed.seconds.toFixed(2),
+        steady_vs_nc: `${(100 * baseline.seconds / (ferry.seconds - fixed.seconds)).toFixed(0)}%`,
+      },
     });
     print(rows.at(-1)!);
     await sh(`${netlab} down`).output();
