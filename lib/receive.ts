@@ -423,8 +423,9 @@ async function receiveFiles(
               status = RESULT_OK;
             } else {
               const part = plan.target + PART_SUFFIX;
-              writeWholeFile(part, data, plan.entry);
-              status = moveIntoPlace(part, plan.target, options.overwrite ?? false);
+              // One call for open, write and close: per-call overhead is what small files cost.
+              Deno.writeFileSync(part, data, { mode: 0o600 });
+              status = placeFile(plan, part, options);
             }
           }
           total += data.length;
@@ -536,16 +537,6 @@ async function receiveFiles(
       if (!keepPart) removeQuietly(current.part);
     }
   }
-}
-
-/** Writes a whole, already verified small file to `part`, with its (masked) mode and time. */
-function writeWholeFile(part: string, data: Uint8Array, entry: Entry): void {
-  // One call for open, write and close: per-call overhead is what small files cost.
-  Deno.writeFileSync(part, data, { mode: 0o600 });
-  const mtime = new Date(entry.mtime);
-  Deno.utimeSync(part, mtime, mtime);
-  // Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable.
-  Deno.chmodSync(part, entry.mode & 0o775);
 }
 
 /** Gives a verified .part its (masked) mode and time, then moves it into place. */
