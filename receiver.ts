@@ -11,13 +11,19 @@
  * @module
  */
 
-import { connect, formatHost, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
+import { connect, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { AttemptLimiter } from "./lib/handshake.ts";
 import { Reporter } from "./lib/report.ts";
-import { legacySession, outcomeExitCode, receiveSession, serveConnections } from "./lib/session.ts";
+import {
+  legacySession,
+  outcomeExitCode,
+  peerName,
+  receiveSession,
+  serveConnections,
+} from "./lib/session.ts";
 
 let secret = "";
 
@@ -76,7 +82,7 @@ async function main(): Promise<number> {
   // --connect: fetch from a sender that is listening (the server sends files too).
   if (options.connect) {
     const conn = await connect(options.connect.host, options.connect.port);
-    reporter.event("connected", { peer: formatHost(options.connect.host, options.connect.port) });
+    reporter.event("connected", { peer: peerName(conn) });
     return outcomeExitCode(await serve(conn, "1"));
   }
 

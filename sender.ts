@@ -12,13 +12,13 @@
  */
 
 import { buildManifest } from "./lib/manifest.ts";
-import { connect, formatHost, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
+import { connect, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Reporter } from "./lib/report.ts";
-import { sendSession, serveConnections } from "./lib/session.ts";
+import { peerName, sendSession, serveConnections } from "./lib/session.ts";
 
 let secret = "";
 
@@ -64,7 +64,7 @@ async function main(): Promise<number> {
   if (!options.listen) {
     const conn = await connect(options.host, options.port);
     const session = await sessionReady;
-    reporter.event("connected", { peer: formatHost(options.host, options.port) });
+    reporter.event("connected", { peer: peerName(conn) });
     const outcome = await sendSession(conn, entries, { ...session, id: "1", initiator: true });
     if (outcome.error !== undefined) throw outcome.error;
     return outcome.summary!.exitCode;
