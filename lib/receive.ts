@@ -422,10 +422,7 @@ async function receiveFiles(
               await writeAll(options.stdout, data);
               status = RESULT_OK;
             } else {
-              const part = plan.target + PART_SUFFIX;
-              // One call for open, write and close: per-call overhead is what small files cost.
-              Deno.writeFileSync(part, data, { mode: 0o600 });
-              status = placeFile(plan, part, options);
+              status = placeSmallFile(plan, data, options);
             }
           }
           total += data.length;
@@ -523,8 +520,10 @@ async function receiveFiles(
   } catch (err) {
     if (isNoSpace(err)) {
       throw new RefusedError(
-        `receiver has no space left${current ? ` for ${current.plan.entry.name}` : ""}; ` +
-          "the partial file is kept for resume",
+        current
+          ? `receiver has no space left for ${current.plan.entry.name}; ` +
+            "the partial file is kept for resume"
+          : "receiver has no space left",
         WIRE.NO_SPACE,
       );
     }
@@ -541,11 +540,43 @@ async function receiveFiles(
 
 /** Gives a verified .part its (masked) mode and time, then moves it into place. */
 function placeFile(plan: Plan, part: string, options: ReceiveOptions): number {
-  // Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable.
-  Deno.chmodSync(part, plan.entry.mode & 0o775);
-  const mtime = new Date(plan.entry.mtime);
-  Deno.utimeSync(part, mtime, mtime);
+  Deno.chmodSync(part, safeMode(plan.entry));
+  setTime(part, plan.entry);
   return moveIntoPlace(part, plan.target, options.overwrite ?? false);
+}
+
+/**
+ * A small file arrives whole and is verified in memory, so it needs no .part: it is created
+ * under its final name, with its mode, in one call (two with its time). `createNew` (O_EXCL)
+ * keeps this no-clobber: it fails if the name appeared meanwhile. Per-call overhead is what a
+ * folder of small files costs, and this is two calls instead of five.
+ */
+function placeSmallFile(plan: Plan, data: Uint8Array, options: ReceiveOptions): number {
+  if (options.overwrite) {
+    const part = plan.target + PART_SUFFIX;
+    Deno.writeFileSync(part, data, { mode: 0o600 });
+    return placeFile(plan, part, options);
+  }
+  try {
+    Deno.writeFileSync(plan.target, data, { createNew: true, mode: safeMode(plan.entry) });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
+    // Created by us but not completely written (a full disk): no short file under the name.
+    removeQuietly(plan.target);
+    throw err;
+  }
+  setTime(plan.target, plan.entry);
+  return RESULT_OK;
+}
+
+/** Permissions from the peer are masked: no setuid/setgid/sticky, never world-writable. */
+function safeMode(entry: Entry): number {
+  return entry.mode & 0o775;
+}
+
+function setTime(path: string, entry: Entry): void {
+  const mtime = new Date(entry.mtime);
+  Deno.utimeSync(path, mtime, mtime);
 }
 
 /**

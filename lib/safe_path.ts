@@ -9,8 +9,6 @@ import { join } from "node:path";
 import { MAX_COMPONENT_BYTES, MAX_DEPTH, MAX_NAME_BYTES } from "../protocol.ts";
 import { isInvisibleFormatChar } from "./errors.ts";
 
-const encoder = new TextEncoder();
-
 /** Characters that look like a slash or backslash but are not one. */
 const LOOKALIKE_SEPARATORS = new Set([0x2044, 0x2215, 0x29f8, 0x29f9, 0xff0f, 0xff3c, 0xfe68]);
 
@@ -26,7 +24,7 @@ const LOOKALIKE_SEPARATORS = new Set([0x2044, 0x2215, 0x29f8, 0x29f9, 0xff0f, 0x
  */
 export function nameProblem(name: string): string | undefined {
   if (name === "") return "empty name";
-  if (encoder.encode(name).length > MAX_NAME_BYTES) return "name too long";
+  if (utf8Length(name) > MAX_NAME_BYTES) return "name too long";
   if (name.startsWith("/")) return "absolute path";
   if (/^[A-Za-z]:/.test(name)) return "drive letter";
   if (name.includes("\\")) return "backslash";
@@ -41,9 +39,24 @@ export function nameProblem(name: string): string | undefined {
   for (const part of parts) {
     if (part === "") return "empty path component";
     if (part === "." || part === "..") return `'${part}' component`;
-    if (encoder.encode(part).length > MAX_COMPONENT_BYTES) return "path component too long";
+    if (utf8Length(part) > MAX_COMPONENT_BYTES) return "path component too long";
   }
   return undefined;
+}
+
+/**
+ * Bytes `text` takes in UTF-8, counted without encoding it (this runs for every offered name).
+ * A UTF-16 unit below 0x80 is one byte, below 0x800 two, else three; the two halves of a
+ * surrogate pair are two bytes each (four for the character).
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    bytes += unit < 0x800 || (unit >= 0xd800 && unit <= 0xdfff) ? 1 : 2;
+  }
+  return bytes;
 }
 
 /** Why a path could not be prepared. */

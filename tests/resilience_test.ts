@@ -174,6 +174,29 @@ Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part 
     }));
 });
 
+Deno.test("a full disk during small files: every file under its own name is whole", async () => {
+  await withTmpfs("size=2m", (mount) =>
+    withDirs(async (src) => {
+      const folder = join(src, "many");
+      await Deno.mkdir(folder);
+      for (let i = 0; i < 60; i++) {
+        await writeRandomFile(join(folder, `f${String(i).padStart(2, "0")}.bin`), 48 * 1024, i);
+      }
+      const { sent, received } = await sendOnce([folder], ["--dir", mount]);
+      assertEquals(received.code, 6, received.stderr);
+      assertEquals(sent.code, 6, sent.stderr);
+      assertMatch(received.stderr, /ferry: receiver has no space left\n/);
+      const landed: string[] = [];
+      for await (const item of Deno.readDir(join(mount, "many"))) landed.push(item.name);
+      // Some fitted, and each that did is complete; a file cut short by the full disk is gone.
+      assert(landed.length > 10 && landed.length < 60, `${landed.length} files landed`);
+      for (const name of landed) {
+        assert(!name.endsWith(".part"), name);
+        assert(await sameFile(join(folder, name), join(mount, "many", name)), name);
+      }
+    }));
+});
+
 Deno.test("64 senders at once, good and hostile mixed: every good file verified", async () => {
   await withDirs(async (src, dst) => {
     const receiver = await startReceiver(["--dir", dst, "--timeout", "5"]);

@@ -1,5 +1,5 @@
 import { assertEquals } from "./assert.ts";
-import { nameProblem, SafeRoot } from "../lib/safe_path.ts";
+import { nameProblem, SafeRoot, utf8Length } from "../lib/safe_path.ts";
 import { tempDir } from "./helpers.ts";
 
 Deno.test("nameProblem() accepts ordinary relative names", () => {
@@ -17,6 +17,24 @@ Deno.test("nameProblem() accepts ordinary relative names", () => {
   ) {
     assertEquals(nameProblem(name), undefined, name);
   }
+});
+
+Deno.test("utf8Length() counts what TextEncoder would produce", () => {
+  const encoder = new TextEncoder();
+  const samples = ["", "a", "é", "ü/日本語", "€", "\u07ff", "\u0800", "\uffff", "😀", "a😀b€ü"];
+  // And every code point class at random, bounded: 2,000 strings of up to 20 characters.
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  for (let i = 0; i < 2000; i++) {
+    let text = "";
+    for (let n = next() % 20; n > 0; n--) {
+      const cp = [0x7f, 0x7ff, 0xd7ff, 0xffff, 0x10ffff][next() % 5]!;
+      const c = next() % (cp + 1);
+      if (c < 0xd800 || c > 0xdfff) text += String.fromCodePoint(c);
+    }
+    samples.push(text);
+  }
+  for (const text of samples) assertEquals(utf8Length(text), encoder.encode(text).length, text);
 });
 
 Deno.test("nameProblem() refuses traversal, absolute paths and unsafe characters", () => {
