@@ -17,7 +17,14 @@
  */
 
 import { p256 } from "@noble/curves/nist.js";
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createECDH,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 import { ProtocolError } from "./errors.ts";
 
 type Point = InstanceType<typeof p256.Point>;
@@ -73,13 +80,20 @@ function blindsFor(w: bigint): { wM: Point; wN: Point } {
   return blinds;
 }
 
-/**
- * Does the one-time work of SPAKE2 ahead of the first connection: the generator's
- * multiplication tables and w*M, w*N. A listener calls it while it waits.
- */
+/** Computes w*M and w*N ahead of the first connection. A listener calls it while it waits. */
 export function prepareSpake2(w: bigint): void {
-  p256.Point.BASE.multiply(1n);
   blindsFor(w);
+}
+
+/**
+ * scalar*G, computed natively by node:crypto's ECDH (constant time). The same product from
+ * noble costs ~30 ms the first time in a process, while it builds its tables for G, and a
+ * sender makes exactly one.
+ */
+function multiplyBase(scalar: bigint): Point {
+  const ecdh = createECDH("prime256v1");
+  ecdh.setPrivateKey(scalarBytes(scalar));
+  return p256.Point.fromBytes(new Uint8Array(ecdh.getPublicKey()));
 }
 
 /** A uniformly random scalar in [1, order). */
@@ -106,7 +120,7 @@ export function startSpake2(
 ): Spake2State {
   if (w <= 0n || w >= ORDER) throw new RangeError("Cannot start SPAKE2: w is out of range");
   const { wM, wN } = blindsFor(w);
-  const share = p256.Point.BASE.multiply(scalar).add(role === "A" ? wM : wN).toBytes(false);
+  const share = multiplyBase(scalar).add(role === "A" ? wM : wN).toBytes(false);
   return { role, w, scalar, share };
 }
 
