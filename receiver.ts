@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
 /**
  * receiver.ts: receive files from ferry senders. The tutorial's receiver.py, grown up: it
  * listens on 0.0.0.0:5001, serves many senders at once, each on its own, and writes only

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
 /**
  * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects,
  * proves it knows the code phrase, offers everything at once, then streams the bytes, encrypted

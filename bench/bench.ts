@@ -142,7 +142,8 @@ async function repeat(fn: () => Promise<Measure>, runs = RUNS): Promise<Measure>
   return median(results);
 }
 
-const deno = `${Deno.execPath()} run -A`;
+// As the scripts' shebangs and the compiled binaries run (see lib/memory.ts).
+const deno = `${Deno.execPath()} run -A --v8-flags=--expose-gc`;
 const SENDER = join(ROOT, "sender.ts");
 const RECEIVER = join(ROOT, "receiver.ts");
 

@@ -11,6 +11,7 @@
  */
 
 import { type CipherChaCha20Poly1305, createCipheriv, createDecipheriv } from "node:crypto";
+import { discard } from "./memory.ts";
 import {
   checkRecordLength,
   decodeError,
@@ -243,6 +244,7 @@ export class Channel {
     decipher.setAAD(header, { plaintextLength: body.length - TAG_SIZE });
     decipher.setAuthTag(body.subarray(body.length - TAG_SIZE));
     const plain = decipher.update(body.subarray(0, body.length - TAG_SIZE));
+    discard(plain.length);
     try {
       decipher.final();
     } catch {
@@ -320,7 +322,15 @@ export class Channel {
         at += bytes.length;
       }
     };
-    for (const piece of pieces) add(cipher ? cipher.update(piece) : piece);
+    for (const piece of pieces) {
+      if (!cipher) {
+        add(piece);
+        continue;
+      }
+      const sealed = cipher.update(piece);
+      discard(sealed.length);
+      add(sealed);
+    }
     if (cipher) {
       cipher.final();
       add(cipher.getAuthTag());

@@ -11,6 +11,7 @@
 import * as zlib from "node:zlib";
 import { CAP_GZIP, CAP_ZSTD, CHUNK_SIZE, CODEC_GZIP, CODEC_RAW, CODEC_ZSTD } from "../protocol.ts";
 import { ProtocolError } from "./errors.ts";
+import { discard } from "./memory.ts";
 
 /** What `--compress` accepts. */
 export type CompressMode = "auto" | "zstd" | "gzip" | "none";
@@ -62,6 +63,7 @@ export class ChunkCompressor {
         const packed = this.#codec === CODEC_ZSTD
           ? zlib.zstdCompressSync(chunk, ZSTD_OPTIONS)
           : zlib.gzipSync(chunk, GZIP_OPTIONS);
+        discard(packed.length);
         if (packed.length <= chunk.length * KEEP_RATIO) {
           result = { codec: this.#codec, data: packed };
         } else if (this.#auto) {
@@ -78,14 +80,18 @@ export class ChunkCompressor {
 export function decompressChunk(codec: number, data: Uint8Array, limit = CHUNK_SIZE): Uint8Array {
   if (codec === CODEC_RAW) return data;
   const options = { maxOutputLength: limit };
+  let plain: Uint8Array;
   try {
-    if (codec === CODEC_ZSTD) return zlib.zstdDecompressSync(data, options);
-    if (codec === CODEC_GZIP) return zlib.gunzipSync(data, options);
+    if (codec === CODEC_ZSTD) plain = zlib.zstdDecompressSync(data, options);
+    else if (codec === CODEC_GZIP) plain = zlib.gunzipSync(data, options);
+    else throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
   } catch (err) {
+    if (err instanceof ProtocolError) throw err;
     if (err instanceof RangeError) {
       throw new ProtocolError(`Cannot decompress chunk: it expands beyond ${limit} bytes`);
     }
     throw new ProtocolError("Cannot decompress chunk: corrupt compressed data");
   }
-  throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
+  discard(plain.length);
+  return plain;
 }

@@ -51,6 +51,8 @@ async function main(): Promise<number> {
     const suffix = values.target ? `-${values.target}` : "";
     const args = [
       "compile",
+      // Lets lib/memory.ts keep memory flat, as the scripts' shebangs do.
+      "--v8-flags=--expose-gc",
       ...binary.permissions,
       ...(values.target ? ["--target", values.target] : []),
       "--output",

@@ -16,12 +16,12 @@ export const RECEIVER = join(ROOT, "receiver.ts");
 export const CODE = "42-test-ferry-code";
 
 /**
- * The permissions each script asks for in its shebang line: the tests run the scripts with
- * exactly those, so a missing permission fails here rather than for a user.
+ * The permissions (and V8 flags) each script asks for in its shebang line: the tests run the
+ * scripts with exactly those, so a missing permission fails here rather than for a user.
  */
-function shebangPermissions(script: string): string[] {
+function shebangFlags(script: string): string[] {
   const first = Deno.readTextFileSync(script).split("\n")[0]!;
-  return first.split(" ").filter((arg) => arg.startsWith("--allow-"));
+  return first.split(" ").filter((arg) => arg.startsWith("--allow-") || arg.startsWith("--v8-"));
 }
 
 /** Output of a finished process. */
@@ -54,7 +54,7 @@ export interface RunOptions {
 
 function command(script: string, args: string[], options: RunOptions, stdin: boolean) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...shebangPermissions(script), script, ...args],
+    args: ["run", ...shebangFlags(script), script, ...args],
     env: { NO_COLOR: "1", ...options.env },
     stdin: stdin ? "piped" : "null",
     stdout: "piped",
