@@ -323,13 +323,9 @@ export class Channel {
       }
     };
     for (const piece of pieces) {
-      if (!cipher) {
-        add(piece);
-        continue;
-      }
-      const sealed = cipher.update(piece);
-      discard(sealed.length);
-      add(sealed);
+      const bytes = cipher ? cipher.update(piece) : piece;
+      if (cipher) discard(bytes.length);
+      add(bytes);
     }
     if (cipher) {
       cipher.final();

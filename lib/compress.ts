@@ -79,14 +79,16 @@ export class ChunkCompressor {
 /** Decodes one DATA payload body; never produces more than `limit` bytes. */
 export function decompressChunk(codec: number, data: Uint8Array, limit = CHUNK_SIZE): Uint8Array {
   if (codec === CODEC_RAW) return data;
+  if (codec !== CODEC_ZSTD && codec !== CODEC_GZIP) {
+    throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
+  }
   const options = { maxOutputLength: limit };
   let plain: Uint8Array;
   try {
-    if (codec === CODEC_ZSTD) plain = zlib.zstdDecompressSync(data, options);
-    else if (codec === CODEC_GZIP) plain = zlib.gunzipSync(data, options);
-    else throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
+    plain = codec === CODEC_ZSTD
+      ? zlib.zstdDecompressSync(data, options)
+      : zlib.gunzipSync(data, options);
   } catch (err) {
-    if (err instanceof ProtocolError) throw err;
     if (err instanceof RangeError) {
       throw new ProtocolError(`Cannot decompress chunk: it expands beyond ${limit} bytes`);
     }
