@@ -48,6 +48,8 @@ export interface Frame {
 }
 
 const AEAD = "chacha20-poly1305";
+/** How long a peer may stay silent, both ways, before we give up (`--timeout`). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** How long an ERROR frame is given to reach the peer before the connection closes. */
 const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
@@ -104,7 +106,7 @@ export class Channel {
 
   constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
     this.conn = conn;
-    this.#idleMs = options.idleTimeoutMs ?? 30_000;
+    this.#idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */

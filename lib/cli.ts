@@ -7,6 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { DEFAULT_PORT } from "../protocol.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { ConnectionError, EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import { DEFAULT_MAX_FILES } from "./receive.ts";
@@ -238,7 +239,9 @@ function common(values: {
   timeout?: string | undefined;
 }): Omit<CommonOptions, "host" | "port" | "once"> {
   const code = values.code ?? readEnv("FERRY_CODE");
-  const timeout = values.timeout === undefined ? 30 : Number(values.timeout);
+  const timeout = values.timeout === undefined
+    ? DEFAULT_IDLE_TIMEOUT_MS / 1000
+    : Number(values.timeout);
   if (!(timeout > 0)) throw new UsageError("--timeout must be a positive number of seconds");
   if (values.legacy && values.code !== undefined) {
     throw new UsageError("--legacy is plaintext and takes no --code");

@@ -41,9 +41,8 @@ export class ChunkCompressor {
   #codec: number;
   #auto: boolean;
   #skip = 0;
-  /** Bytes before and after compression, for reporting. */
+  /** Bytes offered for compression, for reporting. */
   rawBytes = 0;
-  wireBytes = 0;
 
   /** @param peerCaps The peer's HELLO capabilities: we only use a codec it announced. */
   constructor(mode: CompressMode, peerCaps: number) {
@@ -71,7 +70,6 @@ export class ChunkCompressor {
         }
       }
     }
-    this.wireBytes += result.data.length;
     return result;
   }
 }

@@ -18,6 +18,7 @@ import {
   WIRE,
 } from "./errors.ts";
 import { KIND_FILE } from "../protocol.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import type { SourceEntry } from "./manifest.ts";
 import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
@@ -162,7 +163,7 @@ export interface LegacyReceiveOptions {
   maxSize?: number;
   reporter: Reporter;
   id?: string;
-  /** @default {60000} */
+  /** @default {30000} */
   idleTimeoutMs?: number;
 }
 
@@ -173,7 +174,7 @@ export async function receiveLegacy(
 ): Promise<ReceiveSummary> {
   const id = options.id ?? "1";
   const reporter = options.reporter;
-  const idleMs = options.idleTimeoutMs ?? 60_000;
+  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const buf = new Uint8Array(1 << 20);
   let filled = 0;
   let header: LegacyHeader | undefined;

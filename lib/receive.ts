@@ -41,7 +41,7 @@ import {
   RESULT_IDENTICAL,
   RESULT_OK,
 } from "../protocol.ts";
-import type { Channel } from "./channel.ts";
+import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
 import { decompressChunk } from "./compress.ts";
 import {
@@ -87,7 +87,7 @@ export interface ReceiveOptions {
   reporter: Reporter;
   /** Label for events from this connection. @default {"1"} */
   id?: string;
-  /** Idle timeout once the transfer runs. @default {60000} */
+  /** Idle timeout once the transfer runs. @default {30000} */
   idleTimeoutMs?: number;
   /** Target paths other connections are writing right now (shared by all connections). */
   claims?: Set<string>;
@@ -131,7 +131,7 @@ export async function receiveEntries(
   const id = options.id ?? "1";
   const reporter = options.reporter;
   const claims = options.claims ?? new Set<string>();
-  channel.setIdleTimeout(options.idleTimeoutMs ?? 60_000);
+  channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
   // 1. Read the whole offer, bounded in entries and in name bytes.
   const entries = await readOffer(channel, options.maxFiles ?? DEFAULT_MAX_FILES);

@@ -42,7 +42,7 @@ import {
   SMALL_FILE_MAX,
   writeSmallFileHeader,
 } from "../protocol.ts";
-import type { Channel } from "./channel.ts";
+import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
 import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
@@ -59,7 +59,7 @@ export interface SendOptions {
   reporter: Reporter;
   /** Label for events from this connection. @default {"1"} */
   id?: string;
-  /** Idle timeout once the transfer runs. @default {60000} */
+  /** Idle timeout once the transfer runs. @default {30000} */
   idleTimeoutMs?: number;
   /** Where stdin (`-`) is read from. @default {Deno.stdin} */
   stdin?: Reader;
@@ -83,7 +83,7 @@ export async function sendEntries(
 ): Promise<SendSummary> {
   const id = options.id ?? "1";
   const reporter = options.reporter;
-  channel.setIdleTimeout(options.idleTimeoutMs ?? 60_000);
+  channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
   // 1. Offer every entry at once, then hear the receiver's answer for each.
   let totalBytes = 0;

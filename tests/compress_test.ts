@@ -31,7 +31,6 @@ Deno.test("ChunkCompressor auto sends incompressible data raw and stops trying f
   assertEquals(c.compress(noise).codec, CODEC_RAW);
   // Now it backs off: even text is sent raw until the next trial.
   assertEquals(c.compress(text).codec, CODEC_RAW);
-  assertEquals(c.rawBytes, c.wireBytes);
 });
 
 Deno.test("decompressChunk() refuses a zip bomb instead of expanding it", () => {
