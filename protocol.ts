@@ -211,11 +211,13 @@ class Cursor {
     return this.#view.getUint32(this.#need(4));
   }
   u64(): number {
-    const value = this.#view.getBigUint64(this.#need(8));
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new ProtocolError(`Cannot decode ${this.#what}: 64-bit value ${value} is too large`);
+    // Two 32-bit halves: a JavaScript number holds integers up to 2^53 exactly.
+    const at = this.#need(8);
+    const high = this.#view.getUint32(at);
+    if (high >= 2 ** 21) {
+      throw new ProtocolError(`Cannot decode ${this.#what}: a 64-bit value is too large`);
     }
-    return Number(value);
+    return high * 2 ** 32 + this.#view.getUint32(at + 4);
   }
   bytes(n: number): Uint8Array {
     const at = this.#need(n);
@@ -265,8 +267,10 @@ class Builder {
     return this;
   }
   u64(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Cannot encode ${v} as u64`);
     const at = this.#room(8);
-    this.#view.setBigUint64(at, BigInt(v));
+    this.#view.setUint32(at, Math.floor(v / 2 ** 32));
+    this.#view.setUint32(at + 4, v % 2 ** 32);
     return this;
   }
   bytes(b: Uint8Array): this {
@@ -428,12 +432,15 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
   return batches;
 }
 
+/** The digest of a reply that carries none (shared: a zero-length array cannot change). */
+const NO_DIGEST = new Uint8Array(0);
+
 export function decodeReplies(payload: Uint8Array): Reply[] {
   const c = new Cursor(payload, "REPLY");
   const replies: Reply[] = [];
   while (!c.done) {
     const action = c.u8();
-    const reply: Reply = { action, offset: 0, digest: new Uint8Array(0), reason: 0 };
+    const reply: Reply = { action, offset: 0, digest: NO_DIGEST, reason: 0 };
     if (action === REPLY_RESUME || action === REPLY_HAVE) {
       reply.offset = c.u64();
       reply.digest = c.bytes(DIGEST_SIZE).slice();

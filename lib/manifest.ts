@@ -80,7 +80,8 @@ function entryFor(name: string, info: Deno.FileInfo, kind: number, source: strin
   return {
     kind,
     mode: (info.mode ?? (kind === KIND_DIR ? 0o755 : 0o644)) & 0o7777,
-    mtime: info.mtime?.getTime() ?? Date.now(),
+    // The wire has no times before 1970 (u64 milliseconds).
+    mtime: Math.max(0, info.mtime?.getTime() ?? Date.now()),
     size: kind === KIND_FILE ? info.size : 0,
     name,
     source,

@@ -28,11 +28,13 @@ export function nameProblem(name: string): string | undefined {
   if (name.startsWith("/")) return "absolute path";
   if (/^[A-Za-z]:/.test(name)) return "drive letter";
   if (name.includes("\\")) return "backslash";
-  for (const ch of name) {
-    const cp = ch.codePointAt(0)!;
-    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return "control character";
-    if (isInvisibleFormatChar(cp)) return "invisible or bidirectional-override character";
-    if (LOOKALIKE_SEPARATORS.has(cp)) return "look-alike slash";
+  // Every character refused here is a single UTF-16 unit, so there is no need to decode pairs.
+  for (let i = 0; i < name.length; i++) {
+    const unit = name.charCodeAt(i);
+    if (unit < 0x20 || (unit >= 0x7f && unit < 0xa0)) return "control character";
+    if (unit < 0x2000) continue;
+    if (isInvisibleFormatChar(unit)) return "invisible or bidirectional-override character";
+    if (LOOKALIKE_SEPARATORS.has(unit)) return "look-alike slash";
   }
   const parts = name.split("/");
   if (parts.length > MAX_DEPTH) return "too many nested folders";

@@ -101,6 +101,20 @@ Deno.test("decodeOffer() refuses a 64-bit size beyond what can be counted exactl
   assertThrows(() => decodeOffer(huge), ProtocolError, "too large");
 });
 
+Deno.test("64-bit fields carry every integer up to 2^53 - 1 exactly, big-endian", () => {
+  for (const offset of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 12345, 2 ** 53 - 1]) {
+    const bytes = encodeFileStart({ index: 0, offset });
+    assertEquals(decodeFileStart(bytes).offset, offset);
+    const view = new DataView(bytes.buffer, bytes.byteOffset + 4, 8);
+    assertEquals(view.getBigUint64(0), BigInt(offset));
+  }
+  const tooBig = encodeFileStart({ index: 0, offset: 0 });
+  tooBig[4 + 1] = 0x20; // 2^53: the first value a number cannot hold exactly
+  assertThrows(() => decodeFileStart(tooBig), ProtocolError, "too large");
+  assertThrows(() => encodeFileStart({ index: 0, offset: -1 }), RangeError);
+  assertThrows(() => encodeFileStart({ index: 0, offset: 2 ** 53 }), RangeError);
+});
+
 Deno.test("encodeReplies()/decodeReplies() round-trip every action", () => {
   const digest = new Uint8Array(16).fill(7);
   const replies = [

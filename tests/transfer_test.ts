@@ -40,6 +40,10 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
   await withDirs(async (src, dst) => {
     await makeTree(src);
     await Deno.symlink("/etc/passwd", join(src, "tree/link-out"));
+    // A time before 1970 cannot travel (the wire counts milliseconds since then): it becomes 1970.
+    await Deno.writeTextFile(join(src, "tree/old.txt"), "from 1960\n");
+    const in1960 = new Date("1960-01-01T00:00:00Z");
+    await Deno.utime(join(src, "tree/old.txt"), in1960, in1960);
     const { sent, received } = await sendOnce([join(src, "tree")], ["--dir", dst]);
     assertEquals(sent.code, 0, sent.stderr);
     assertEquals(received.code, 0, received.stderr);
@@ -53,6 +57,7 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
       (await Deno.stat(join(dst, "tree/sub/notes.txt"))).mtime?.getTime(),
       1_600_000_000_000,
     );
+    assertEquals((await Deno.stat(join(dst, "tree/old.txt"))).mtime?.getTime(), 0);
     assertEquals(await exists(join(dst, "tree/link-out")), false);
   });
 });
