@@ -33,6 +33,19 @@ Deno.test("ChunkCompressor auto sends incompressible data raw and stops trying f
   assertEquals(c.compress(text).codec, CODEC_RAW);
 });
 
+Deno.test("ChunkCompressor auto tries a sample first: an incompressible start keeps a chunk raw", () => {
+  // 64 KiB of noise, then text: zstd alone would shrink it, auto judges by the sample.
+  const chunk = new Uint8Array(512 * 1024);
+  chunk.set(randomBytes(64 * 1024, 9));
+  chunk.set(text.subarray(0, chunk.length - 64 * 1024), 64 * 1024);
+  assertEquals(new ChunkCompressor("zstd", CAP_ZSTD).compress(chunk).codec, CODEC_ZSTD);
+  assertEquals(new ChunkCompressor("auto", CAP_ZSTD).compress(chunk).codec, CODEC_RAW);
+  // Once compression pays, whole chunks are compressed directly, the same chunk included.
+  const paying = new ChunkCompressor("auto", CAP_ZSTD);
+  assertEquals(paying.compress(text).codec, CODEC_ZSTD);
+  assertEquals(paying.compress(chunk).codec, CODEC_ZSTD);
+});
+
 Deno.test("decompressChunk() refuses a zip bomb instead of expanding it", () => {
   const bomb = zlib.zstdCompressSync(new Uint8Array(64 * 1024 * 1024));
   assertEquals(bomb.length < 10_000, true);
