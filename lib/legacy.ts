@@ -78,13 +78,23 @@ export async function sendLegacy(
   reporter.start("1", 1, entry.size);
   reporter.fileStart("1", entry.name, entry.size, 0);
   using file = await Deno.open(entry.source, { read: true });
-  const buffer = new Uint8Array(1 << 20);
+  // Two buffers: the next chunk is read from disk while this one goes out.
+  const buffers = [new Uint8Array(1 << 20), new Uint8Array(1 << 20)];
+  let turn = 0;
+  const readNext = (from: number) =>
+    from < entry.size
+      ? file.read(buffers[turn]!.subarray(0, Math.min(1 << 20, entry.size - from)))
+      : Promise.resolve(null);
   let sent = 0;
-  while (sent < entry.size) {
-    const got = await file.read(buffer.subarray(0, Math.min(buffer.length, entry.size - sent)));
+  let next = readNext(0);
+  while (true) {
+    const got = await next;
     if (got === null) break;
+    const chunk = buffers[turn]!.subarray(0, got);
+    turn ^= 1;
+    next = readNext(sent + got);
     try {
-      await writeAll(conn, buffer.subarray(0, got));
+      await writeAll(conn, chunk);
     } catch (err) {
       throw new ConnectionError("receiver closed the connection", WIRE.CANCELLED, { cause: err });
     }
@@ -217,6 +227,10 @@ export async function receiveLegacy(
     await Deno.open(part, { write: true, create: true, truncate: true, mode: 0o600 });
   let received = 0;
   let excess = false;
+  // Two buffers: the next bytes are read from the socket while the last ones are written.
+  const buffers = [buf, new Uint8Array(buf.length)];
+  let turn = 0;
+  let writing = Promise.resolve();
   try {
     // Everything after the header, until the sender closes, is the file.
     let chunk = header.rest;
@@ -225,14 +239,20 @@ export async function receiveLegacy(
         excess = true;
         break;
       }
-      await writeAll(out, chunk);
+      await writing;
+      writing = writeAll(out, chunk);
+      // A failed write (a full disk) is thrown where it is awaited, not as an unhandled rejection.
+      writing.catch(() => {});
       received += chunk.length;
       reporter.progress(id, chunk.length);
-      const got = await readIdle(conn, buf, idleMs);
+      turn ^= 1;
+      const got = await readIdle(conn, buffers[turn]!, idleMs);
       if (got === null) break;
-      chunk = buf.subarray(0, got);
+      chunk = buffers[turn]!.subarray(0, got);
     }
+    await writing;
   } finally {
+    await writing.catch(() => {});
     if (out !== options.stdout) (out as Deno.FsFile).close();
   }
   if (!excess && received !== header.size && !options.stdout) {
