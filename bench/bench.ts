@@ -144,10 +144,24 @@ function median(values: Measure[]): Measure {
   };
 }
 
-async function repeat(fn: () => Promise<Measure>, runs = RUNS): Promise<Measure> {
-  const results: Measure[] = [];
-  for (let i = 0; i < runs; i++) results.push(await fn());
-  return median(results);
+/**
+ * Runs each contender once per round, `runs` rounds, and returns each one's median. Taking turns
+ * matters on a shared machine: its speed drifts over minutes (we saw 2x), and a ratio between
+ * two blocks of runs measured minutes apart would partly measure the drift.
+ */
+async function interleave<K extends string>(
+  contenders: Record<K, () => Promise<Measure>>,
+  runs = RUNS,
+): Promise<Record<K, Measure>> {
+  const keys = Object.keys(contenders) as K[];
+  const results = new Map<K, Measure[]>(keys.map((key) => [key, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const key of keys) results.get(key)!.push(await contenders[key]());
+  }
+  return Object.fromEntries(keys.map((key) => [key, median(results.get(key)!)])) as Record<
+    K,
+    Measure
+  >;
 }
 
 // As the scripts' shebangs and the compiled binaries run (see lib/memory.ts).
@@ -198,29 +212,34 @@ async function ncCase(
   target: string,
   ferryArgs: string[] = [],
   extra?: (f: Measure, b: Measure) => Record<string, number | string>,
+  others: Record<string, () => Promise<Measure>> = {},
 ) {
   if (ONLY && !name.includes(ONLY)) return;
   const out = join(WORK, "out");
-  const baseline = await repeat(async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `nc -l 127.0.0.1 ${port} > ${out}/nc.bin`,
-      `nc -N 127.0.0.1 ${port} < ${file}`,
-      port,
-    );
+  const results = await interleave({
+    nc: async () => {
+      await fresh(out);
+      const port = freePort();
+      return await timed(
+        `nc -l 127.0.0.1 ${port} > ${out}/nc.bin`,
+        `nc -N 127.0.0.1 ${port} < ${file}`,
+        port,
+      );
+    },
+    ferry: async () => {
+      await fresh(out);
+      const port = freePort();
+      return await timed(
+        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} ${
+          ferryArgs.includes("--legacy") ? "--legacy" : ""
+        }`,
+        `${deno} ${SENDER} 127.0.0.1:${port} ${file} --json ${ferryArgs.join(" ")}`,
+        port,
+      );
+    },
+    ...others,
   });
-  const ferry = await repeat(async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} ${
-        ferryArgs.includes("--legacy") ? "--legacy" : ""
-      }`,
-      `${deno} ${SENDER} 127.0.0.1:${port} ${file} --json ${ferryArgs.join(" ")}`,
-      port,
-    );
-  });
+  const { nc: baseline, ferry } = results;
   rows.push({
     name,
     ferry,
@@ -228,9 +247,23 @@ async function ncCase(
     baselineName: "nc",
     bytes,
     target,
-    ...(extra ? { extra: extra(ferry, baseline) } : {}),
+    extra: { ...extra?.(ferry, baseline), ...versus(ferry, results, Object.keys(others)) },
   });
   print(rows.at(-1)!);
+}
+
+/** `NAME_s` and `vs_NAME` columns for the other contenders of a case. */
+function versus(
+  ferry: Measure,
+  results: Record<string, Measure>,
+  names: string[],
+): Record<string, string> {
+  const columns: Record<string, string> = {};
+  for (const name of names) {
+    columns[`${name}_s`] = results[name]!.seconds.toFixed(2);
+    columns[`vs_${name}`] = (ferry.seconds / results[name]!.seconds).toFixed(2) + "x";
+  }
+  return columns;
 }
 
 function print(row: Row): void {
@@ -301,17 +334,15 @@ async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } |
   };
 }
 
-/** Times a plain command (scp, rsync), median of RUNS. */
-async function timeCommand(prepare: () => Promise<unknown>, command: string): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+/** One timed run of a plain command (scp, rsync), after `prepare`. */
+function commandRun(prepare: () => Promise<unknown>, command: string): () => Promise<Measure> {
+  return async () => {
     await prepare();
     const started = performance.now();
     const out = await sh(command).output();
     if (!out.success) throw new Error(`${command}: ${new TextDecoder().decode(out.stderr)}`);
-    times.push((performance.now() - started) / 1000);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    return { seconds: (performance.now() - started) / 1000 };
+  };
 }
 
 console.log(
@@ -334,16 +365,10 @@ const big = join(WORK, "random-1g.bin");
 if (!ONLY || "1 GiB".includes(ONLY) || ONLY.includes("GiB")) {
   await makeRandom(big, 1024 * MiB);
   const out = join(WORK, "out");
-  const scp = sshd ? await timeCommand(() => fresh(out), scpCommand(big, `${out}/`)) : undefined;
-  await ncCase(
-    "1 GiB encrypted (default)",
-    big,
-    1024 * MiB,
-    "<= 3x nc, < scp",
-    [],
-    (f) =>
-      scp ? { scp_aes128gcm_s: scp.toFixed(2), vs_scp: (f.seconds / scp).toFixed(2) + "x" } : {},
-  );
+  const scp = sshd
+    ? { scp_aes128gcm: commandRun(() => fresh(out), scpCommand(big, `${out}/`)) }
+    : {};
+  await ncCase("1 GiB encrypted (default)", big, 1024 * MiB, "<= 3x nc, < scp", [], undefined, scp);
   await ncCase("1 GiB --legacy (plaintext)", big, 1024 * MiB, "<= 1.5x nc", ["--legacy"]);
   await ncCase("1 GiB --compress none", big, 1024 * MiB, "(reference)", ["--compress", "none"]);
 }
@@ -363,18 +388,19 @@ if (!ONLY || "incompressible".includes(ONLY)) {
   const noise = join(WORK, "noise.bin");
   await makeRandom(noise, 512 * MiB);
   const out = join(WORK, "out");
-  const run = (mode: string) =>
-    repeat(async () => {
-      await fresh(out);
-      const port = freePort();
-      return await timed(
-        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-        `${deno} ${SENDER} 127.0.0.1:${port} ${noise} --json --compress ${mode}`,
-        port,
-      );
-    }, Math.max(RUNS, 5));
-  const none = await run("none");
-  const auto = await run("auto");
+  const run = (mode: string) => async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+      `${deno} ${SENDER} 127.0.0.1:${port} ${noise} --json --compress ${mode}`,
+      port,
+    );
+  };
+  const { none, auto } = await interleave(
+    { none: run("none"), auto: run("auto") },
+    Math.max(RUNS, 5),
+  );
   rows.push({
     name: "512 MiB random, auto vs none",
     ferry: auto,
@@ -400,45 +426,43 @@ if (!ONLY || "small".includes(ONLY)) {
     }
   }
   const out = join(WORK, "out");
-  const baseline = await repeat(async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `nc -l 127.0.0.1 ${port} | tar x -C ${out}`,
-      `tar c -C ${WORK} tree | nc -N 127.0.0.1 ${port}`,
-      port,
-    );
+  const rsync: Record<string, () => Promise<Measure>> = sshd
+    ? {
+      rsync_ssh: commandRun(
+        () => fresh(out),
+        `rsync -a -e "${sshd.ssh}" ${tree} root@127.0.0.1:${out}/`,
+      ),
+    }
+    : {};
+  const results: Record<string, Measure> = await interleave({
+    tarNc: async () => {
+      await fresh(out);
+      const port = freePort();
+      return await timed(
+        `nc -l 127.0.0.1 ${port} | tar x -C ${out}`,
+        `tar c -C ${WORK} tree | nc -N 127.0.0.1 ${port}`,
+        port,
+      );
+    },
+    ferry: async () => {
+      await fresh(out);
+      const port = freePort();
+      return await timed(
+        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+        `${deno} ${SENDER} 127.0.0.1:${port} ${tree} --json`,
+        port,
+      );
+    },
+    ...rsync,
   });
-  const ferry = await repeat(async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-      `${deno} ${SENDER} 127.0.0.1:${port} ${tree} --json`,
-      port,
-    );
-  });
-  const rsync = sshd
-    ? await timeCommand(
-      () => fresh(out),
-      `rsync -a -e "${sshd.ssh}" ${tree} root@127.0.0.1:${out}/`,
-    )
-    : undefined;
   rows.push({
     name: "10,000 x 4 KiB files",
-    ferry,
-    baseline,
+    ferry: results.ferry!,
+    baseline: results.tarNc!,
     baselineName: "tar|nc",
     bytes: 10_000 * 4096,
     target: "<= 3x tar|nc, 2x faster than rsync",
-    ...(rsync
-      ? {
-        extra: {
-          rsync_ssh_s: rsync.toFixed(2),
-          vs_rsync: (ferry.seconds / rsync).toFixed(2) + "x",
-        },
-      }
-      : {}),
+    extra: versus(results.ferry!, results, Object.keys(rsync)),
   });
   print(rows.at(-1)!);
 }
@@ -489,30 +513,31 @@ if (Deno.env.get("BENCH_LINK") === "1") {
     const file = join(WORK, "random-256m.bin");
     await makeRandom(file, 256 * MiB);
     const out = join(WORK, "out");
-    const baseline = await repeat(async () => {
+    const overLink = (path: string) => async () => {
       await fresh(out);
       return await timed(
-        `${netlab} b nc -l 10.77.0.2 5001 > ${out}/nc.bin`,
-        `${netlab} a nc -N 10.77.0.2 5001 < ${file}`,
+        `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
+        `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${path} --json`,
         5001,
+        { host: "10.77.0.2", netns: "ferrylab-b" },
       );
-    });
-    const overLink = (path: string) =>
-      repeat(async () => {
-        await fresh(out);
-        return await timed(
-          `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
-          `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${path} --json`,
-          5001,
-          { host: "10.77.0.2", netns: "ferrylab-b" },
-        );
-      });
-    const ferry = await overLink(file);
+    };
     // The fixed cost of a transfer (start-up, handshake), measured with one byte in the same
     // run, so the steady rate while data flows can be told apart from it.
     const tiny = join(WORK, "one-byte.bin");
     await Deno.writeFile(tiny, new Uint8Array([1]));
-    const fixed = await overLink(tiny);
+    const { nc: baseline, ferry, fixed } = await interleave({
+      nc: async () => {
+        await fresh(out);
+        return await timed(
+          `${netlab} b nc -l 10.77.0.2 5001 > ${out}/nc.bin`,
+          `${netlab} a nc -N 10.77.0.2 5001 < ${file}`,
+          5001,
+        );
+      },
+      ferry: overLink(file),
+      fixed: overLink(tiny),
+    });
     rows.push({
       name: "256 MiB over 1 Gbit/s link",
       ferry,
@@ -540,30 +565,31 @@ if (Deno.env.get("BENCH_LINK") === "1") {
   const one = join(WORK, "one-4m.bin");
   await makeRandom(one, 1000 * 4096);
   const out = join(WORK, "out");
-  const overRelay = (path: string) =>
-    repeat(async () => {
-      await fresh(out);
-      const port = freePort();
-      const relayPort = freePort();
-      const relay = new Deno.Command("python3", {
-        args: [proxy, String(relayPort), String(port), "25"],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      await waitPort(relayPort).catch(() => {});
-      try {
-        return await timed(
-          `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-          `${deno} ${SENDER} 127.0.0.1:${relayPort} ${path} --json`,
-          port,
-        );
-      } finally {
-        relay.kill();
-        await relay.status;
-      }
-    });
-  const single = await overRelay(one);
-  const many = await overRelay(thousand);
+  const overRelay = (path: string) => async () => {
+    await fresh(out);
+    const port = freePort();
+    const relayPort = freePort();
+    const relay = new Deno.Command("python3", {
+      args: [proxy, String(relayPort), String(port), "25"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitPort(relayPort).catch(() => {});
+    try {
+      return await timed(
+        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+        `${deno} ${SENDER} 127.0.0.1:${relayPort} ${path} --json`,
+        port,
+      );
+    } finally {
+      relay.kill();
+      await relay.status;
+    }
+  };
+  const { single, many } = await interleave({
+    single: overRelay(one),
+    many: overRelay(thousand),
+  });
   rows.push({
     name: "1,000 files over 50 ms RTT",
     ferry: many,
