@@ -108,6 +108,8 @@ interface Plan {
   target: string;
   /** Hasher state after the resumed prefix. */
   prefixState?: Uint8Array;
+  /** A NAME.part was there when we decided: a small file written directly must remove it. */
+  stalePart?: boolean;
   started: boolean;
   status?: number;
 }
@@ -326,6 +328,7 @@ async function decide(
   }
   const part = root.existing(entry.name + PART_SUFFIX);
   if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
+  plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
     hasher.init();
     await hashPrefix(plan.target + PART_SUFFIX, part.size, hasher);
@@ -566,6 +569,7 @@ function placeSmallFile(plan: Plan, data: Uint8Array, options: ReceiveOptions): 
     throw err;
   }
   setTime(plan.target, plan.entry);
+  if (plan.stalePart) removeQuietly(plan.target + PART_SUFFIX);
   return RESULT_OK;
 }
 

@@ -155,6 +155,25 @@ async function withTmpfs(options: string, fn: (mount: string) => Promise<void>):
   }
 }
 
+Deno.test("a small file replaces a stale NAME.part it cannot resume from, and removes it", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "small.txt"), "the real content\n");
+    await Deno.writeTextFile(join(src, "other.txt"), "resumable? no: the prefix differs\n");
+    // Longer than the file: no resume. A prefix that differs: the sender restarts from 0.
+    await Deno.writeTextFile(join(dst, "small.txt.part"), "x".repeat(1000));
+    await Deno.writeTextFile(join(dst, "other.txt.part"), "RESUMABLE");
+    const { sent, received } = await sendOnce([
+      join(src, "small.txt"),
+      join(src, "other.txt"),
+    ], ["--dir", dst]);
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    for (const name of ["small.txt", "other.txt"]) {
+      assert(await sameFile(join(src, name), join(dst, name)), name);
+      assertEquals(await exists(join(dst, `${name}.part`)), false, `${name}.part left behind`);
+    }
+  });
+});
+
 Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part is kept", async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async (src) => {
