@@ -26,6 +26,7 @@ import {
   send,
   startReceiver,
   tempDir,
+  withTimeout,
   writeRandomFile,
 } from "./helpers.ts";
 import { Channel } from "../lib/channel.ts";
@@ -215,20 +216,6 @@ function mutateFrames(r: Rng, frames: Frame[]): Frame[] {
 async function drain(conn: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(65536);
   while ((await conn.read(buf).catch(() => null)) !== null) { /* discard */ }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(() => reject(new Error(`hang: ${what}`)), ms)
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const W = await passwordScalar(CODE);

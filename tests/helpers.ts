@@ -69,11 +69,12 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
   return new TextDecoder().decode(concat(...chunks));
 }
 
-async function withTimeout<T>(
+/** Settles like `promise`, or rejects after `ms` (calling `onTimeout` first). */
+export async function withTimeout<T>(
   promise: Promise<T>,
   ms: number,
   what: string,
-  onTimeout: () => void,
+  onTimeout: () => void = () => {},
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -22,6 +22,8 @@ import { AuthError } from "../lib/errors.ts";
 import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
+import { readFull } from "../lib/io.ts";
+import { concat } from "../lib/spake2.ts";
 import { PREAMBLE_SIZE } from "../protocol.ts";
 
 type Tamper = "none" | "flip" | "drop" | "reorder" | "replay" | "truncate";
@@ -67,13 +69,7 @@ async function pump(from: Deno.Conn, to: Deno.Conn, captured: Uint8Array[]): Pro
 
 async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array | null> {
   const out = new Uint8Array(n);
-  let filled = 0;
-  while (filled < n) {
-    const got = await conn.read(out.subarray(filled));
-    if (got === null) return null;
-    filled += got;
-  }
-  return out;
+  return (await readFull(conn, out)) === n ? out : null;
 }
 
 async function forwardRecords(
@@ -148,23 +144,13 @@ async function tamperRun(tamper: Tamper) {
   const result = {
     sent,
     received,
-    capture: new TextDecoder("latin1").decode(concat(relay.captured)),
+    capture: new TextDecoder("latin1").decode(concat(...relay.captured)),
     final: await exists(join(dst, name)),
     part: await exists(join(dst, name + ".part")),
   };
   await Deno.remove(src, { recursive: true });
   await Deno.remove(dst, { recursive: true });
   return result;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 Deno.test("a relay that changes nothing: the transfer succeeds and the capture holds no plaintext", async () => {
