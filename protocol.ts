@@ -1,5 +1,5 @@
 /**
- * The ferry wire, version 1. This is the only file that knows byte layouts: constants, frame
+ * The ferry wire, version 2. This is the only file that knows byte layouts: constants, frame
  * types, limits, and an encode/decode pair for every frame. PROTOCOL.md describes the same
  * bytes in prose for anyone writing a compatible peer.
  *
@@ -16,7 +16,7 @@ import { ProtocolError } from "./lib/errors.ts";
 /** First bytes on the wire from both sides: "FERRY" and a NUL. */
 export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59, 0x00]);
 /** Protocol version, sent as an unsigned 16-bit big-endian number right after MAGIC. */
-export const VERSION = 1;
+export const VERSION = 2;
 /** MAGIC + VERSION. */
 export const PREAMBLE_SIZE = 8;
 /** The tutorial's port. */
@@ -52,7 +52,7 @@ export const MAX_MESSAGE_BYTES = 512;
 export const SHARE_SIZE = 65;
 /** HMAC-SHA256 key confirmation. */
 export const CONFIRM_SIZE = 32;
-/** XXH3-128 digest of a file (see PROTOCOL.md for why not SHA-256). */
+/** XXH3-128 digest of bytes the two sides compare without sending them (RESUME, HAVE). */
 export const DIGEST_SIZE = 16;
 
 // Frame types. 0x0_ handshake (plaintext), 0x1_ offer, 0x2_ file data, 0x3_ end, 0x7f error.
@@ -97,8 +97,8 @@ export const REPLY_REFUSE = 3;
 
 /** Files up to this size travel whole in a SMALL_FILES frame (no FILE, DATA, FILE_END). */
 export const SMALL_FILE_MAX = 64 * 1024;
-/** Bytes before each file's data in a SMALL_FILES frame: index, codec, digest, length. */
-export const SMALL_FILE_HEADER_SIZE = 4 + 1 + DIGEST_SIZE + 4;
+/** Bytes before each file's data in a SMALL_FILES frame: index, codec, length. */
+export const SMALL_FILE_HEADER_SIZE = 4 + 1 + 4;
 /** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
 export const RESULT_OK = 0;
 export const RESULT_IDENTICAL = 1;
@@ -144,17 +144,18 @@ export interface FileStart {
   offset: number;
 }
 
-/** FILE_END: total bytes of the file and its digest. */
+/**
+ * FILE_END: total bytes of the file. No digest: every byte came in records the AEAD
+ * authenticated, in order (see PROTOCOL.md, "What a digest is for").
+ */
 export interface FileEnd {
   size: number;
-  digest: Uint8Array;
 }
 
-/** One file in a SMALL_FILES frame: which entry, how its bytes are coded, and their digest. */
+/** One file in a SMALL_FILES frame: which entry and how its bytes are coded. */
 export interface SmallFile {
   index: number;
   codec: number;
-  digest: Uint8Array;
 }
 
 /** RESULT: the receiver's verdict on one entry (a RESULT frame carries a list). */
@@ -466,12 +467,12 @@ export function decodeFileStart(payload: Uint8Array): FileStart {
 }
 
 export function encodeFileEnd(end: FileEnd): Uint8Array {
-  return new Builder().u64(end.size).bytes(end.digest).finish();
+  return new Builder().u64(end.size).finish();
 }
 
 export function decodeFileEnd(payload: Uint8Array): FileEnd {
   const c = new Cursor(payload, "FILE_END");
-  const end = { size: c.u64(), digest: c.bytes(DIGEST_SIZE).slice() };
+  const end = { size: c.u64() };
   c.end();
   return end;
 }
@@ -521,8 +522,7 @@ export function writeSmallFileHeader(
   const view = new DataView(target.buffer, target.byteOffset + at, SMALL_FILE_HEADER_SIZE);
   view.setUint32(0, small.index);
   view.setUint8(4, small.codec);
-  target.set(small.digest, at + 5);
-  view.setUint32(5 + DIGEST_SIZE, small.length);
+  view.setUint32(5, small.length);
 }
 
 /** A whole SMALL_FILES payload from its items (for tests and tools; the sender writes in place). */
@@ -544,8 +544,7 @@ export function decodeSmallFiles(payload: Uint8Array): (SmallFile & { data: Uint
   const c = new Cursor(payload, "SMALL_FILES");
   const items: (SmallFile & { data: Uint8Array })[] = [];
   while (!c.done) {
-    const small = { index: c.u32(), codec: c.u8(), digest: c.bytes(DIGEST_SIZE).slice() };
-    items.push({ ...small, data: c.bytes(c.u32()) });
+    items.push({ index: c.u32(), codec: c.u8(), data: c.bytes(c.u32()) });
   }
   return items;
 }

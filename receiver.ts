@@ -34,12 +34,13 @@ async function main(): Promise<number> {
     console.log(RECEIVER_HELP);
     return EXIT.OK;
   }
-  const reporter = new Reporter(options);
+  const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
   const stdout = options.stdout ? { stdout: Deno.stdout } : {};
   const target = {
     dir: options.dir,
     overwrite: options.overwrite,
     maxSize: options.maxSize,
+    hash: options.hash,
     ...stdout,
   };
   if (!options.stdout && !(await Deno.stat(options.dir).catch(() => null))?.isDirectory) {

@@ -58,6 +58,7 @@ async function main(): Promise<number> {
     reporter,
     timeoutMs: options.timeoutMs,
     compress: options.compress,
+    hash: options.hash,
   }));
 
   // Usually we connect to a waiting receiver, like the tutorial...

@@ -19,7 +19,7 @@ export const EXIT_CODES_HELP = `EXIT CODES:
   2    bad command line
   3    could not connect, or the peer went away or stopped answering
   4    wrong code phrase (or too many wrong guesses)
-  5    integrity failure: data did not match its size, digest or seal
+  5    integrity failure: data did not match its size or seal
   6    refused by the receiver (exists, unsafe name, too large, no space, busy)
   130  interrupted (Ctrl-C); partial files are kept as NAME.part for resume`;
 
@@ -46,6 +46,7 @@ OPTIONS:
   --once              with --listen, exit after the first receiver
   --timeout SECONDS   give up on a peer silent for this long         [default: 30]
   --legacy            the Python tutorial's plaintext wire (one file, no encryption)
+  --hash              print each file's XXH3-128 as read here (xxhsum -H2 format)
   --json              one JSON event per line on stdout, no bars
   -q, --quiet         print nothing but errors
   -h, --help          show this help
@@ -82,6 +83,7 @@ OPTIONS:
   --max-connections N  senders served at once                        [default: 64]
   --timeout SECONDS   give up on a peer silent for this long         [default: 30]
   --legacy            the Python tutorial's plaintext wire
+  --hash              print each file's XXH3-128 as written here (xxhsum -H2 format)
   --json              one JSON event per line on stdout, no bars
   -q, --quiet         print nothing but errors (and the code, if one was generated)
   -h, --help          show this help
@@ -102,6 +104,8 @@ export interface CommonOptions {
   port: number;
   code?: string;
   legacy: boolean;
+  /** `--hash`: digest every file on this side and print it. */
+  hash: boolean;
   json: boolean;
   quiet: boolean;
   once: boolean;
@@ -134,6 +138,7 @@ const COMMON_FLAGS = {
   once: { type: "boolean" },
   timeout: { type: "string" },
   legacy: { type: "boolean" },
+  hash: { type: "boolean" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -234,6 +239,7 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
 function common(values: {
   code?: string | undefined;
   legacy?: boolean | undefined;
+  hash?: boolean | undefined;
   json?: boolean | undefined;
   quiet?: boolean | undefined;
   timeout?: string | undefined;
@@ -246,8 +252,10 @@ function common(values: {
   if (values.legacy && values.code !== undefined) {
     throw new UsageError("--legacy is plaintext and takes no --code");
   }
+  if (values.legacy && values.hash) throw new UsageError("--hash does not work with --legacy");
   return {
     legacy: values.legacy ?? false,
+    hash: values.hash ?? false,
     json: values.json ?? false,
     quiet: values.quiet ?? false,
     timeoutMs: timeout * 1000,

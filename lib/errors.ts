@@ -102,7 +102,7 @@ export class AuthError extends FerryError {
   }
 }
 
-/** Bytes that do not match what was declared, hashed or sealed (exit 5). */
+/** Bytes that do not match what was declared or sealed (exit 5). */
 export class IntegrityError extends FerryError {
   constructor(message: string) {
     super(message, EXIT.INTEGRITY, WIRE.INTEGRITY);

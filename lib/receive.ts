@@ -1,7 +1,9 @@
 /**
  * The receiver's half of a transfer, after the handshake: read the offer, decide for every
  * entry at once (send, resume, already have it, refuse), then write the files as they stream
- * in, each to `NAME.part`, renamed into place only after its size and digest check out.
+ * in, each to `NAME.part`, renamed into place only once all its bytes are in. Every byte arrives
+ * in a record the AEAD authenticated, in order; digests are only for what does not travel: the
+ * prefix of a resumed file and a file the receiver already has.
  *
  * @module
  */
@@ -42,7 +44,7 @@ import {
   RESULT_OK,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
+import { createDigest, finishDigest, hashPrefix, type IHasher } from "./checksum.ts";
 import { decompressChunk } from "./compress.ts";
 import {
   EXIT,
@@ -89,6 +91,8 @@ export interface ReceiveOptions {
   id?: string;
   /** Idle timeout once the transfer runs. @default {30000} */
   idleTimeoutMs?: number;
+  /** `--hash`: digest every file as it is written, for the file-done events. @default {false} */
+  hash?: boolean;
   /** Target paths other connections are writing right now (shared by all connections). */
   claims?: Set<string>;
 }
@@ -106,7 +110,7 @@ interface Plan {
   entry: Entry;
   reply: Reply;
   target: string;
-  /** Hasher state after the resumed prefix. */
+  /** Hasher state after the resumed prefix (for --hash). */
   prefixState?: Uint8Array;
   /** A NAME.part was there when we decided: a small file written directly must remove it. */
   stalePart?: boolean;
@@ -157,9 +161,10 @@ export async function receiveEntries(
     }
     reporter.start(id, files, toReceive);
 
-    // 3. Files stream in back to back; each is verified before it is renamed into place.
+    // 3. Files stream in back to back; each is renamed into place once all of it is in.
     const results = new ResultBatch(channel);
-    const bytes = await receiveFiles(channel, plans, options, hasher, results, id);
+    const fileHasher = options.hash ? hasher : null;
+    const bytes = await receiveFiles(channel, plans, options, fileHasher, results, id);
 
     // 4. Whatever the sender did not send or skip gets its verdict now.
     for (let index = 0; index < plans.length; index++) {
@@ -375,12 +380,15 @@ function startable(plans: Plan[], index: number, offset: number): Plan {
   return plan;
 }
 
-/** Receives FILE/DATA/FILE_END, SMALL_FILES and SKIP frames until DONE; returns bytes received. */
+/**
+ * Receives FILE/DATA/FILE_END, SMALL_FILES and SKIP frames until DONE; returns bytes received.
+ * `hasher` (with --hash) digests each file for its file-done event.
+ */
 async function receiveFiles(
   channel: Channel,
   plans: Plan[],
   options: ReceiveOptions,
-  hasher: IHasher,
+  hasher: IHasher | null,
   results: ResultBatch,
   id: string,
 ): Promise<number> {
@@ -393,7 +401,7 @@ async function receiveFiles(
     index: number,
     plan: Plan,
     status: number,
-    digest?: Uint8Array,
+    digest?: Uint8Array | null,
     offset = 0,
   ) => {
     plan.status = status;
@@ -411,16 +419,14 @@ async function receiveFiles(
         return total;
       }
       if (frame.type === FRAME_SMALL_FILES) {
-        // Whole small files, each verified before a single byte of it is written.
+        // Whole small files, each checked against its declared size before any byte is written.
         if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
         for (const small of decodeSmallFiles(frame.payload)) {
           const plan = startable(plans, small.index, 0);
           reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
           const data = decompressChunk(small.codec, small.data, CHUNK_SIZE);
-          hasher.init();
-          hasher.update(data);
           let status: number = WIRE.INTEGRITY;
-          if (data.length === plan.entry.size && sameDigest(small.digest, finishDigest(hasher))) {
+          if (data.length === plan.entry.size) {
             if (options.stdout) {
               await writeAll(options.stdout, data);
               status = RESULT_OK;
@@ -430,7 +436,7 @@ async function receiveFiles(
           }
           total += data.length;
           reporter.progress(id, data.length);
-          await settle(small.index, plan, status, small.digest);
+          await settle(small.index, plan, status, hasher && digestOf(hasher, data));
         }
         continue;
       }
@@ -439,8 +445,8 @@ async function receiveFiles(
         const start = decodeFileStart(frame.payload);
         const plan = startable(plans, start.index, start.offset);
         const resuming = start.offset > 0;
-        hasher.init();
-        if (resuming) hasher.load(plan.prefixState!);
+        hasher?.init();
+        if (resuming) hasher?.load(plan.prefixState!);
         const part = plan.target + PART_SUFFIX;
         const file = options.stdout ? null : Deno.openSync(part, {
           write: true,
@@ -474,7 +480,7 @@ async function receiveFiles(
               `${current.plan.entry.name}: the sender sent more bytes than it declared`,
             );
         }
-        hasher.update(data);
+        hasher?.update(data);
         // The write runs while the next frame is opened; at most one write is in flight.
         await current.writing;
         if (current.file && data.length < SYNC_WRITE_MAX) {
@@ -500,13 +506,13 @@ async function receiveFiles(
         const sizeOk = end.size === done.written &&
           (entry.kind === KIND_STREAM || done.written === entry.size);
         let status: number = WIRE.INTEGRITY;
-        if (sizeOk && sameDigest(end.digest, finishDigest(hasher))) {
+        if (sizeOk) {
           status = options.stdout ? RESULT_OK : placeFile(done.plan, done.part, options);
         } else if (!options.stdout) {
-          // Bad bytes are never kept, not even for resume.
+          // A file of the wrong size is never kept, not even for resume.
           removeQuietly(done.part);
         }
-        await settle(done.index, done.plan, status, end.digest, done.offset);
+        await settle(done.index, done.plan, status, hasher && finishDigest(hasher), done.offset);
         continue;
       }
       if (frame.type === FRAME_SKIP) {
@@ -541,7 +547,14 @@ async function receiveFiles(
   }
 }
 
-/** Gives a verified .part its (masked) mode and time, then moves it into place. */
+/** The digest of one whole file in memory. */
+function digestOf(hasher: IHasher, data: Uint8Array): Uint8Array {
+  hasher.init();
+  hasher.update(data);
+  return finishDigest(hasher);
+}
+
+/** Gives a complete .part its (masked) mode and time, then moves it into place. */
 function placeFile(plan: Plan, part: string, options: ReceiveOptions): number {
   Deno.chmodSync(part, safeMode(plan.entry));
   setTime(part, plan.entry);
@@ -549,7 +562,7 @@ function placeFile(plan: Plan, part: string, options: ReceiveOptions): number {
 }
 
 /**
- * A small file arrives whole and is verified in memory, so it needs no .part: it is created
+ * A small file arrives whole and its size is checked in memory, so it needs no .part: it is created
  * under its final name, with its mode, in one call (two with its time). `createNew` (O_EXCL)
  * keeps this no-clobber: it fails if the name appeared meanwhile. Per-call overhead is what a
  * folder of small files costs, and this is two calls instead of five.

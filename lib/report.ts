@@ -17,6 +17,11 @@ export interface ReporterOptions {
   quiet?: boolean;
   /** Draw bars; defaults to whether stderr is a terminal. */
   tty?: boolean;
+  /**
+   * Where `--hash` lines go without --json (`HEX  NAME`, as `xxhsum -H2` prints them, so that
+   * `xxhsum -c` can check them): stdout, unless that carries the file. @default {"stdout"}
+   */
+  hashLines?: "stdout" | "stderr";
 }
 
 /** Per-file outcome, as in the `file-done` event. */
@@ -108,6 +113,7 @@ export class Reporter {
   readonly json: boolean;
   readonly quiet: boolean;
   readonly tty: boolean;
+  readonly hashLines: "stdout" | "stderr";
   #transfers = new Map<string, Transfer>();
   #drawnLines = 0;
   #lastDraw = 0;
@@ -117,6 +123,7 @@ export class Reporter {
     this.json = options.json ?? false;
     this.quiet = options.quiet ?? false;
     this.tty = !this.json && !this.quiet && (options.tty ?? Deno.stderr.isTerminal());
+    this.hashLines = options.hashLines ?? "stdout";
   }
 
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
@@ -213,7 +220,7 @@ export class Reporter {
     name: string;
     size: number;
     status: FileStatus;
-    /** The file's digest; turned into text only if an event is printed. */
+    /** The file's digest (with --hash); turned into text only when printed. */
     digest?: Uint8Array;
     resumed?: number;
     reason?: string;
@@ -231,6 +238,12 @@ export class Reporter {
         ...rest,
         ...(digest ? { hash: `${DIGEST_NAME}:${digestHex(digest)}` } : {}),
       });
+    } else if (fields.digest) {
+      this.#clearBars();
+      const line = encoder.encode(
+        `${digestHex(fields.digest)}  ${escapeForTerminal(fields.name)}\n`,
+      );
+      (this.hashLines === "stdout" ? Deno.stdout : Deno.stderr).writeSync(line);
     }
     if (fields.status === "refused" || fields.status === "failed") {
       this.#clearBars();

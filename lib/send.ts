@@ -63,6 +63,8 @@ export interface SendOptions {
   idleTimeoutMs?: number;
   /** Where stdin (`-`) is read from. @default {Deno.stdin} */
   stdin?: Reader;
+  /** `--hash`: digest every file as it is read, for the file-done events. @default {false} */
+  hash?: boolean;
 }
 
 /** How a transfer went, from the sender's side. */
@@ -119,9 +121,12 @@ export async function sendEntries(
 
   // 3. Stream the files the receiver wants, one after another.
   const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
+  // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
+  // bytes that travel are authenticated record by record. Only --hash digests every file.
   const hasher = await createDigest();
+  const fileHasher = options.hash ? hasher : null;
   const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
-  const smallFiles = new SmallFileBatch(channel, hasher, compressor);
+  const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
   const localFailures = new Map<number, string>();
   const digests = new Map<number, Uint8Array>();
   const resumed = new Map<number, number>();
@@ -159,7 +164,7 @@ export async function sendEntries(
       if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
         // Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file.
         const sent = await smallFiles.add(index, entry);
-        digests.set(index, sent.digest);
+        if (sent.digest) digests.set(index, sent.digest);
         if (sent.size !== entry.size) {
           localFailures.set(
             index,
@@ -176,17 +181,16 @@ export async function sendEntries(
         entry,
         offset,
         buffers,
-        hasher,
+        fileHasher,
         compressor,
         (n) => reporter.progress(id, n),
         options.stdin ?? Deno.stdin,
       );
-      const digest = finishDigest(hasher);
-      digests.set(index, digest);
+      if (fileHasher) digests.set(index, finishDigest(fileHasher));
       if (entry.kind !== KIND_STREAM && sent !== entry.size) {
         localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
       }
-      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent, digest }));
+      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
       if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
     }
     await smallFiles.flush();
@@ -289,18 +293,21 @@ function tally(
  */
 class SmallFileBatch {
   #channel: Channel;
-  #hasher: IHasher;
+  #hasher: IHasher | null;
   #compressor: ChunkCompressor;
   #frame = new Uint8Array(MAX_PLAIN_BODY - 1);
   #length = 0;
-  constructor(channel: Channel, hasher: IHasher, compressor: ChunkCompressor) {
+  constructor(channel: Channel, hasher: IHasher | null, compressor: ChunkCompressor) {
     this.#channel = channel;
     this.#hasher = hasher;
     this.#compressor = compressor;
   }
 
-  /** Adds a file (sending the batch first if it is full); returns its size and digest. */
-  async add(index: number, entry: SourceEntry): Promise<{ size: number; digest: Uint8Array }> {
+  /** Adds a file (sending the batch first if it is full); returns its size (and digest). */
+  async add(
+    index: number,
+    entry: SourceEntry,
+  ): Promise<{ size: number; digest: Uint8Array | null }> {
     if (this.#length + SMALL_FILE_HEADER_SIZE + entry.size > this.#frame.length) {
       await this.flush();
     }
@@ -317,13 +324,16 @@ class SmallFileBatch {
         WIRE.READ_FAILED,
       );
     }
-    this.#hasher.init();
-    this.#hasher.update(bytes.subarray(0, size));
-    const digest = finishDigest(this.#hasher);
+    let digest: Uint8Array | null = null;
+    if (this.#hasher) {
+      this.#hasher.init();
+      this.#hasher.update(bytes.subarray(0, size));
+      digest = finishDigest(this.#hasher);
+    }
     const packed = this.#compressor.compress(bytes.subarray(0, size));
     // Compressed data is kept only when smaller, so it always fits where the file was read.
     if (packed.codec !== CODEC_RAW) this.#frame.set(packed.data, at);
-    const small = { index, codec: packed.codec, digest, length: packed.data.length };
+    const small = { index, codec: packed.codec, length: packed.data.length };
     writeSmallFileHeader(this.#frame, this.#length, small);
     this.#length = at + packed.data.length;
     return { size, digest };
@@ -343,7 +353,7 @@ async function streamFile(
   entry: SourceEntry,
   offset: number,
   buffers: readonly Uint8Array[],
-  hasher: IHasher,
+  hasher: IHasher | null,
   compressor: ChunkCompressor,
   onProgress: (bytes: number) => void,
   stdin: Reader,
@@ -355,7 +365,7 @@ async function streamFile(
       : (file = await Deno.open(entry.source, { read: true }));
     if (file && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
     const limit = entry.kind === KIND_STREAM ? Infinity : entry.size;
-    // Two buffers: the next chunk is read from disk while this one is hashed and sealed.
+    // Two buffers: the next chunk is read from disk while this one is sealed.
     // A file is read in full chunks; a stream is sent as it comes, so a slow pipe never
     // leaves the connection silent while a chunk fills up.
     let sent = offset;
@@ -373,7 +383,7 @@ async function streamFile(
       sent += got;
       turn++;
       next = sent < limit ? readNext(sent) : Promise.resolve(0);
-      hasher.update(chunk);
+      hasher?.update(chunk);
       const packed = compressor.compress(chunk);
       await channel.send(FRAME_DATA, DATA_CODEC[packed.codec]!, packed.data);
       onProgress(got);

@@ -77,7 +77,7 @@ export async function legacySession(
 export function sendSession(
   conn: Deno.Conn,
   entries: readonly SourceEntry[],
-  options: SessionOptions & { compress: CompressMode; stdin?: Reader },
+  options: SessionOptions & { compress: CompressMode; hash?: boolean; stdin?: Reader },
 ): Promise<SessionOutcome<SendSummary>> {
   return runSession(conn, "sender", options, async (channel, peerCaps) => {
     const summary = await sendEntries(channel, entries, {
@@ -86,6 +86,7 @@ export function sendSession(
       reporter: options.reporter,
       id: options.id,
       idleTimeoutMs: options.timeoutMs,
+      hash: options.hash ?? false,
       ...(options.stdin ? { stdin: options.stdin } : {}),
     });
     options.reporter.finish(options.id, { ...summary, wireBytes: channel.bytesOut });

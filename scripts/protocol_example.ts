@@ -57,7 +57,7 @@ export function workedExample(): Record<string, string> {
   const pB = G.multiply(y).add(N.multiply(w)).toBytes(false);
   const K = p256.Point.fromBytes(pB).subtract(N.multiply(w)).multiply(x).toBytes(false);
   // 3. Preamble and hellos (sender role 1, receiver role 2, capabilities zstd|gzip = 3).
-  const preamble = cat(enc.encode("FERRY"), new Uint8Array([0, 0, 1]));
+  const preamble = cat(enc.encode("FERRY"), new Uint8Array([0, 0, 2]));
   const helloS = new Uint8Array([1, 0, 0, 0, 3]);
   const helloR = new Uint8Array([2, 0, 0, 0, 3]);
   const record = (type: number, payload: Uint8Array) =>

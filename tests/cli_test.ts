@@ -14,6 +14,7 @@ import {
   tempDir,
   withDirs,
   writeRandomFile,
+  xxh128Of,
 } from "./helpers.ts";
 
 for (const [script, name] of [[SENDER, "sender.ts"], [RECEIVER, "receiver.ts"]] as const) {
@@ -104,14 +105,40 @@ Deno.test("ferry --json: every stdout line is a JSON event with the documented f
         "ok",
         3,
       ]]);
-      for (const e of fileDone) assertMatch(String(e.hash), /^xxh128:[0-9a-f]{32}$/);
+      // Without --hash no file is hashed: the AEAD has checked every byte already.
+      for (const e of fileDone) assertEquals(e.hash, undefined, side);
     }
     assertEquals(jsonLines(received.stdout)[0]!.event, "listening");
-    // Hashes agree across the two sides.
-    const hashes = (out: string) =>
-      jsonLines(out).filter((e) => e.event === "file-done").map((e) => e.hash);
-    assertEquals(hashes(sent.stdout), hashes(received.stdout));
   });
+});
+
+Deno.test("ferry --hash prints each file's XXH3-128 on both sides, as xxhsum -H2 does", async () => {
+  await withDirs(async (src, dst) => {
+    await writeRandomFile(join(src, "a.bin"), 3 * 1024 * 1024 + 5, 6);
+    await Deno.writeTextFile(join(src, "b.txt"), "bee");
+    const { sent, received } = await sendOnce(
+      [join(src, "a.bin"), join(src, "b.txt"), "--hash"],
+      ["--dir", dst, "--hash", "--quiet"],
+    );
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    const expected = [];
+    for (const name of ["a.bin", "b.txt"]) {
+      expected.push(`${(await xxh128Of(join(src, name))).slice("xxh128:".length)}  ${name}`);
+    }
+    assertEquals(sent.stdout.trimEnd().split("\n"), expected);
+    assertEquals(received.stdout.trimEnd().split("\n"), expected);
+    // A receiver writing the file to stdout prints its line on stderr instead.
+    const piped = await sendOnce([join(src, "b.txt"), "--quiet"], ["--stdout", "--hash"]);
+    assertEquals([piped.sent.code, piped.received.code], [0, 0], piped.received.stderr);
+    assertEquals(piped.received.stdout, "bee");
+    assert(piped.received.stderr.includes(`${expected[1]}\n`), piped.received.stderr);
+  });
+});
+
+Deno.test("ferry --hash with --legacy is a usage error", async () => {
+  const out = await send(["127.0.0.1:1", "/etc/hostname", "--legacy", "--hash"]);
+  assertEquals(out.code, 2);
+  assertMatch(out.stderr, /--hash does not work with --legacy/);
 });
 
 Deno.test("ferry --quiet prints nothing on success but the listening line", async () => {

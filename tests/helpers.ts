@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { xxhash128 } from "hash-wasm";
 import { readFull } from "../lib/io.ts";
 import { concat } from "../lib/spake2.ts";
 
@@ -300,6 +301,14 @@ export async function sameFile(a: string, b: string): Promise<boolean> {
     if (na === 0) return true;
     for (let i = 0; i < na; i++) if (ba[i] !== bb[i]) return false;
   }
+}
+
+/**
+ * `xxh128:HEX` of a whole file, as `--hash` reports it, computed here in one call of hash-wasm
+ * (not through ferry's streaming hasher).
+ */
+export async function xxh128Of(path: string): Promise<string> {
+  return `xxh128:${await xxhash128(await Deno.readFile(path))}`;
 }
 
 /** Parses every stdout line as JSON (throws on any line that is not). */

@@ -33,17 +33,20 @@ import {
   REPLY_RESUME,
   REPLY_SEND,
   ROLE_SENDER,
+  SMALL_FILE_HEADER_SIZE,
 } from "../protocol.ts";
 import { ProtocolError } from "../lib/errors.ts";
 
 Deno.test("encodePreamble()/decodePreamble() round-trip and reject garbage and other versions", () => {
-  assertEquals(decodePreamble(encodePreamble()), 1);
+  assertEquals(decodePreamble(encodePreamble()), 2);
   assertThrows(
     () => decodePreamble(new TextEncoder().encode("GET / HT")),
     ProtocolError,
     "not speaking",
   );
-  assertThrows(() => decodePreamble(encodePreamble(2)), ProtocolError, "version 2");
+  // Version 1 (which sent a digest with every file) is refused cleanly.
+  assertThrows(() => decodePreamble(encodePreamble(1)), ProtocolError, "version 1");
+  assertThrows(() => decodePreamble(encodePreamble(3)), ProtocolError, "version 3");
 });
 
 Deno.test("checkRecordLength() rejects a length above MAX_RECORD_BODY before allocating", () => {
@@ -137,16 +140,17 @@ Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FIL
     index: 7,
     offset: 1 << 30,
   });
-  const digest = new Uint8Array(16).fill(1);
-  assertEquals(decodeFileEnd(encodeFileEnd({ size: 5, digest })), { size: 5, digest });
+  assertEquals(decodeFileEnd(encodeFileEnd({ size: 5 })), { size: 5 });
+  assertThrows(() => decodeFileEnd(new Uint8Array(24)), ProtocolError, "FILE_END");
   const results = [{ index: 2, status: 7 }, { index: 9, status: 0 }];
   assertEquals(decodeResults(encodeResults(results)[0]!), results);
   const items = [
-    { index: 4, codec: 1, digest: new Uint8Array(16).fill(3), data: new Uint8Array([9, 9]) },
-    { index: 5, codec: 0, digest: new Uint8Array(16).fill(4), data: new Uint8Array(0) },
+    { index: 4, codec: 1, data: new Uint8Array([9, 9]) },
+    { index: 5, codec: 0, data: new Uint8Array(0) },
   ];
+  assertEquals(encodeSmallFiles(items).length, 2 * SMALL_FILE_HEADER_SIZE + 2);
   assertEquals(decodeSmallFiles(encodeSmallFiles(items)), items);
-  const cut = encodeSmallFiles(items).subarray(0, 30);
+  const cut = encodeSmallFiles(items).subarray(0, 15);
   assertThrows(() => decodeSmallFiles(cut), ProtocolError, "SMALL_FILES");
   assertEquals(decodeError(encodeError({ code: 3, message: "wrong code" })), {
     code: 3,

@@ -17,6 +17,7 @@ import {
   tempDir,
   withDirs,
   writeRandomFile,
+  xxh128Of,
 } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -42,7 +43,8 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
       join(src, "big.bin"),
       join(src, "other.bin"),
       "--json",
-    ], ["--dir", dst, "--json"]);
+      "--hash",
+    ], ["--dir", dst, "--json", "--hash"]);
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
     assert(await sameFile(join(src, "other.bin"), join(dst, "other.bin")));
@@ -56,6 +58,15 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
     assertEquals(done.bytes, 5 * MiB + 123 - (2 * MiB + 7) + 3 * MiB);
     assertEquals(done.resumed_bytes, 2 * MiB + 7);
     assertEquals(await exists(join(dst, "big.bin.part")), false);
+    // --hash covers the whole file on both sides, the resumed prefix included.
+    const expected = [
+      ["big.bin", await xxh128Of(join(src, "big.bin"))],
+      ["other.bin", await xxh128Of(join(src, "other.bin"))],
+    ];
+    for (const out of [sent.stdout, received.stdout]) {
+      const fileDone = jsonLines(out).filter((e) => e.event === "file-done");
+      assertEquals(fileDone.map((e) => [e.name, e.hash]), expected);
+    }
   });
 });
 
