@@ -13,7 +13,7 @@
  * @module
  */
 
-import { createXXHash128, type IHasher } from "hash-wasm";
+import type { IHasher } from "hash-wasm";
 import { DIGEST_SIZE } from "../protocol.ts";
 
 export type { IHasher };
@@ -21,11 +21,21 @@ export type { IHasher };
 /** Name shown next to digests in events and messages. */
 export const DIGEST_NAME = "xxh128";
 
-/** A fresh, initialised hasher. */
+/** A fresh, initialised hasher. hash-wasm is loaded on first use, not at start-up. */
 export async function createDigest(): Promise<IHasher> {
+  const { createXXHash128 } = await import("hash-wasm");
   const hasher = await createXXHash128();
   hasher.init();
   return hasher;
+}
+
+/**
+ * One hasher, made when first asked for. Most transfers never hash (nothing to resume, nothing
+ * already there, no --hash), and loading hash-wasm and its WebAssembly costs ~25 ms of start-up.
+ */
+export function lazyHasher(): () => Promise<IHasher> {
+  let hasher: Promise<IHasher> | undefined;
+  return () => (hasher ??= createDigest());
 }
 
 /** Finishes a hasher into DIGEST_SIZE bytes. */

@@ -44,7 +44,7 @@ import {
   RESULT_OK,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { createDigest, finishDigest, hashPrefix, type IHasher } from "./checksum.ts";
+import { finishDigest, hashPrefix, type IHasher, lazyHasher } from "./checksum.ts";
 import { decompressChunk } from "./compress.ts";
 import {
   EXIT,
@@ -144,7 +144,7 @@ export async function receiveEntries(
 
   // 2. Decide for every entry at once and answer in one go: no round trip per file.
   const root = new SafeRoot(options.dir);
-  const hasher = await createDigest();
+  const hasher = lazyHasher();
   const plans: Plan[] = [];
   const myClaims: string[] = [];
   try {
@@ -163,7 +163,7 @@ export async function receiveEntries(
 
     // 3. Files stream in back to back; each is renamed into place once all of it is in.
     const results = new ResultBatch(channel);
-    const fileHasher = options.hash ? hasher : null;
+    const fileHasher = options.hash ? await hasher() : null;
     const bytes = await receiveFiles(channel, plans, options, fileHasher, results, id);
 
     // 4. Whatever the sender did not send or skip gets its verdict now.
@@ -236,7 +236,7 @@ async function planEntries(
   entries: readonly Entry[],
   root: SafeRoot,
   options: ReceiveOptions,
-  hasher: IHasher,
+  hasher: () => Promise<IHasher>,
   claims: Set<string>,
   myClaims: string[],
   plans: Plan[],
@@ -320,25 +320,27 @@ async function decide(
   plan: Plan,
   root: SafeRoot,
   overwrite: boolean,
-  hasher: IHasher,
+  hasher: () => Promise<IHasher>,
 ): Promise<Reply> {
   const existing = root.existing(entry.name);
   if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
   if (existing?.isDirectory) return refuse(WIRE.EXISTS);
   if (existing && !overwrite) {
     if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
-    hasher.init();
-    await hashPrefix(plan.target, existing.size, hasher);
-    return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(hasher), reason: 0 };
+    const mine = await hasher();
+    mine.init();
+    await hashPrefix(plan.target, existing.size, mine);
+    return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(mine), reason: 0 };
   }
   const part = root.existing(entry.name + PART_SUFFIX);
   if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
   plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
-    hasher.init();
-    await hashPrefix(plan.target + PART_SUFFIX, part.size, hasher);
-    plan.prefixState = hasher.save();
-    return { action: REPLY_RESUME, offset: part.size, digest: finishDigest(hasher), reason: 0 };
+    const mine = await hasher();
+    mine.init();
+    await hashPrefix(plan.target + PART_SUFFIX, part.size, mine);
+    plan.prefixState = mine.save();
+    return { action: REPLY_RESUME, offset: part.size, digest: finishDigest(mine), reason: 0 };
   }
   return SEND;
 }

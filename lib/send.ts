@@ -43,7 +43,7 @@ import {
   writeSmallFileHeader,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { createDigest, finishDigest, hashPrefix, type IHasher, sameDigest } from "./checksum.ts";
+import { finishDigest, hashPrefix, type IHasher, lazyHasher, sameDigest } from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
 import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
 import { type Reader, readFull, readFullSync } from "./io.ts";
@@ -123,8 +123,8 @@ export async function sendEntries(
   const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
   // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
   // bytes that travel are authenticated record by record. Only --hash digests every file.
-  const hasher = await createDigest();
-  const fileHasher = options.hash ? hasher : null;
+  const hasher = lazyHasher();
+  const fileHasher = options.hash ? await hasher() : null;
   const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
   const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
   const localFailures = new Map<number, string>();
@@ -138,25 +138,29 @@ export async function sendEntries(
       if (reply.action === REPLY_HAVE) {
         // The receiver has a file of this name and size: skip it only if it is the same.
         if (reply.offset === entry.size && entry.source !== null) {
-          hasher.init();
-          await hashPrefix(entry.source, entry.size, hasher);
-          if (sameDigest(finishDigest(hasher), reply.digest)) {
+          const mine = await hasher();
+          mine.init();
+          await hashPrefix(entry.source, entry.size, mine);
+          if (sameDigest(finishDigest(mine), reply.digest)) {
             await channel.send(FRAME_SKIP, encodeIndex(index));
           }
         }
         continue;
       }
       let offset = 0;
-      hasher.init();
+      fileHasher?.init();
       if (reply.action === REPLY_RESUME && entry.source !== null && reply.offset <= entry.size) {
         // Resume only if the receiver's partial bytes are exactly our first bytes.
-        await hashPrefix(entry.source, reply.offset, hasher);
-        const state = hasher.save();
-        if (sameDigest(finishDigest(hasher), reply.digest)) {
-          hasher.load(state);
+        const mine = await hasher();
+        mine.init();
+        await hashPrefix(entry.source, reply.offset, mine);
+        const state = mine.save();
+        if (sameDigest(finishDigest(mine), reply.digest)) {
+          // (With --hash, mine is fileHasher: the file's digest goes on from the prefix.)
+          mine.load(state);
           offset = reply.offset;
         } else {
-          hasher.init();
+          mine.init();
         }
       }
       resumed.set(index, offset);
