@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   }
   const code = options.legacy ? "" : options.code ?? generateCode();
   secret = code;
-  const w = options.legacy ? 0n : await passwordScalar(code);
+  const w = options.legacy ? 0n : passwordScalar(code);
   const session = { w, reporter, timeoutMs: options.timeoutMs, maxFiles: options.maxFiles };
   const claims = new Set<string>();
 

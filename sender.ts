@@ -52,19 +52,17 @@ async function main(): Promise<number> {
   }
   const code = options.code ?? generateCode();
   secret = code;
-  // Deriving the key from the phrase takes a moment; it runs while we connect.
-  const sessionReady = passwordScalar(code).then((w) => ({
-    w,
+  const session = {
+    w: passwordScalar(code),
     reporter,
     timeoutMs: options.timeoutMs,
     compress: options.compress,
     hash: options.hash,
-  }));
+  };
 
   // Usually we connect to a waiting receiver, like the tutorial...
   if (!options.listen) {
     const conn = await connect(options.host, options.port);
-    const session = await sessionReady;
     reporter.event("connected", { peer: peerName(conn) });
     const outcome = await sendSession(conn, entries, { ...session, id: "1", initiator: true });
     if (outcome.error !== undefined) throw outcome.error;
@@ -78,7 +76,6 @@ async function main(): Promise<number> {
     listener.addr.port,
     options.code === undefined ? code : undefined,
   );
-  const session = await sessionReady;
   prepareSpake2(session.w);
   return await serveConnections(
     listener,

@@ -10,7 +10,7 @@
  */
 
 import { p256 } from "@noble/curves/nist.js";
-import { createCipheriv, createHash, createHmac, hkdfSync, scryptSync } from "node:crypto";
+import { createCipheriv, createHash, createHmac, hkdfSync } from "node:crypto";
 
 const enc = new TextEncoder();
 export const hex = (b: Uint8Array): string =>
@@ -40,7 +40,7 @@ export function workedExample(): Record<string, string> {
   const order = p256.Point.Fn.ORDER;
   // 1. The password scalar w from the code phrase.
   const wide = new Uint8Array(
-    scryptSync(code, "ferry/1 code phrase", 48, { N: 4096, r: 8, p: 1, maxmem: 64 << 20 }),
+    hkdfSync("sha256", code, "", "ferry/2 code phrase", 48),
   );
   const w = (big(wide) % (order - 1n)) + 1n;
   // 2. Fixed scalars for the example (real runs draw them at random).

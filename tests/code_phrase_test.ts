@@ -18,14 +18,14 @@ Deno.test("normalizeCode() ignores case, spaces and repeated dashes", () => {
   assertEquals(normalizeCode("  7 Absurd  ribbon--CASTLE "), "7-absurd-ribbon-castle");
 });
 
-Deno.test("passwordScalar() is deterministic for equivalent phrases and differs otherwise", async () => {
+Deno.test("passwordScalar() is deterministic for equivalent phrases and differs otherwise", () => {
   assertEquals(
-    await passwordScalar("7 absurd ribbon castle"),
-    await passwordScalar("7-absurd-ribbon-castle"),
+    passwordScalar("7 absurd ribbon castle"),
+    passwordScalar("7-absurd-ribbon-castle"),
   );
   assertNotEquals(
-    await passwordScalar("7-absurd-ribbon-castle"),
-    await passwordScalar("8-absurd-ribbon-castle"),
+    passwordScalar("7-absurd-ribbon-castle"),
+    passwordScalar("8-absurd-ribbon-castle"),
   );
 });
 

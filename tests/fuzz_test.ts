@@ -212,7 +212,7 @@ async function drain(conn: Deno.Conn): Promise<void> {
   while ((await conn.read(buf).catch(() => null)) !== null) { /* discard */ }
 }
 
-const W = await passwordScalar(CODE);
+const W = passwordScalar(CODE);
 
 /** Every failure must be a clean refusal, never a bug ("internal error" is how ferry says so). */
 function noInternalErrors(stderr: string): void {

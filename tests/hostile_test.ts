@@ -51,7 +51,7 @@ import {
   REPLY_SEND,
 } from "../protocol.ts";
 
-const W = await passwordScalar(CODE);
+const W = passwordScalar(CODE);
 
 /** Connects and completes a real handshake as a sender. */
 async function hostile(port: number): Promise<Channel> {

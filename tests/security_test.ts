@@ -186,7 +186,7 @@ Deno.test("receiver stops accepting guesses after 10 wrong codes, while serving 
   const receiver = await startReceiver(["--dir", dst]);
   try {
     await writeRandomFile(join(src, "ok.bin"), 10_000, 2);
-    const wrong = await passwordScalar("1-not-the-code");
+    const wrong = passwordScalar("1-not-the-code");
     const guess = async () => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
       const channel = new Channel(conn);
@@ -237,7 +237,7 @@ Deno.test("a replayed handshake is refused as a wrong code, and nothing is writt
       },
     });
     const channel = new Channel(recording);
-    const w = await passwordScalar(CODE);
+    const w = passwordScalar(CODE);
     await handshake(channel, { role: "sender", w, caps: COMPRESS_CAPS, initiator: true });
     channel.close();
     await first.finish();
