@@ -97,8 +97,10 @@ export const REPLY_REFUSE = 3;
 
 /** Files up to this size travel whole in a SMALL_FILES frame (no FILE, DATA, FILE_END). */
 export const SMALL_FILE_MAX = 64 * 1024;
-/** Bytes before each file's data in a SMALL_FILES frame: index, codec, length. */
-export const SMALL_FILE_HEADER_SIZE = 4 + 1 + 4;
+/** Bytes before each file's data in a SMALL_FILES body: index, length. */
+export const SMALL_FILE_HEADER_SIZE = 4 + 4;
+/** Most bytes a SMALL_FILES body may decode to: what fits in one frame beside its codec byte. */
+export const MAX_SMALL_FILES_BODY = MAX_PLAIN_BODY - 2;
 /** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
 export const RESULT_OK = 0;
 export const RESULT_IDENTICAL = 1;
@@ -152,10 +154,9 @@ export interface FileEnd {
   size: number;
 }
 
-/** One file in a SMALL_FILES frame: which entry and how its bytes are coded. */
+/** One file in a SMALL_FILES body: which entry it is. */
 export interface SmallFile {
   index: number;
-  codec: number;
 }
 
 /** RESULT: the receiver's verdict on one entry (a RESULT frame carries a list). */
@@ -511,8 +512,9 @@ export function decodeResults(payload: Uint8Array): FileResult[] {
 }
 
 /**
- * Writes one SMALL_FILES item header into `target` at `at`; the file's `length` bytes (possibly
- * compressed) follow it. The sender reads files straight into the frame behind these headers.
+ * Writes one SMALL_FILES item header into `target` at `at`; the file's `length` bytes follow it.
+ * The sender reads files straight into the body behind these headers. The frame's payload is
+ * `codec (1) || body`, the body coded as one chunk: many small files compress together.
  */
 export function writeSmallFileHeader(
   target: Uint8Array,
@@ -521,11 +523,10 @@ export function writeSmallFileHeader(
 ): void {
   const view = new DataView(target.buffer, target.byteOffset + at, SMALL_FILE_HEADER_SIZE);
   view.setUint32(0, small.index);
-  view.setUint8(4, small.codec);
-  view.setUint32(5, small.length);
+  view.setUint32(4, small.length);
 }
 
-/** A whole SMALL_FILES payload from its items (for tests and tools; the sender writes in place). */
+/** A SMALL_FILES body from its items, before coding (for tests and tools). */
 export function encodeSmallFiles(items: readonly (SmallFile & { data: Uint8Array })[]): Uint8Array {
   let size = 0;
   for (const item of items) size += SMALL_FILE_HEADER_SIZE + item.data.length;
@@ -539,13 +540,11 @@ export function encodeSmallFiles(items: readonly (SmallFile & { data: Uint8Array
   return out;
 }
 
-/** Splits a SMALL_FILES payload into its files; `data` views point into the payload. */
-export function decodeSmallFiles(payload: Uint8Array): (SmallFile & { data: Uint8Array })[] {
-  const c = new Cursor(payload, "SMALL_FILES");
+/** Splits a (decoded) SMALL_FILES body into its files; `data` views point into the body. */
+export function decodeSmallFiles(body: Uint8Array): (SmallFile & { data: Uint8Array })[] {
+  const c = new Cursor(body, "SMALL_FILES");
   const items: (SmallFile & { data: Uint8Array })[] = [];
-  while (!c.done) {
-    items.push({ index: c.u32(), codec: c.u8(), data: c.bytes(c.u32()) });
-  }
+  while (!c.done) items.push({ index: c.u32(), data: c.bytes(c.u32()) });
   return items;
 }
 

@@ -51,8 +51,6 @@ export class ChunkCompressor {
   #auto: boolean;
   #skip = 0;
   #paying = false;
-  /** Bytes offered for compression, for reporting. */
-  rawBytes = 0;
 
   /** @param peerCaps The peer's HELLO capabilities: we only use a codec it announced. */
   constructor(mode: CompressMode, peerCaps: number) {
@@ -63,7 +61,6 @@ export class ChunkCompressor {
   }
 
   compress(chunk: Uint8Array): Compressed {
-    this.rawBytes += chunk.length;
     const raw = { codec: CODEC_RAW, data: chunk };
     if (this.#codec === CODEC_RAW || chunk.length < MIN_TRY) return raw;
     if (this.#auto) {

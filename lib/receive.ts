@@ -35,6 +35,7 @@ import {
   KIND_DIR,
   KIND_STREAM,
   MAX_ENTRIES,
+  MAX_SMALL_FILES_BODY,
   type Reply,
   REPLY_HAVE,
   REPLY_REFUSE,
@@ -423,10 +424,16 @@ async function receiveFiles(
       if (frame.type === FRAME_SMALL_FILES) {
         // Whole small files, each checked against its declared size before any byte is written.
         if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
-        for (const small of decodeSmallFiles(frame.payload)) {
+        if (frame.payload.length < 1) throw new ProtocolError("Cannot take SMALL_FILES: empty");
+        const body = decompressChunk(
+          frame.payload[0]!,
+          frame.payload.subarray(1),
+          MAX_SMALL_FILES_BODY,
+        );
+        for (const small of decodeSmallFiles(body)) {
           const plan = startable(plans, small.index, 0);
           reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
-          const data = decompressChunk(small.codec, small.data, CHUNK_SIZE);
+          const data = small.data;
           let status: number = WIRE.INTEGRITY;
           if (data.length === plan.entry.size) {
             if (options.stdout) {

@@ -126,10 +126,12 @@ function validFrames(prefix: string): Frame[] {
     { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 4, totalBytes: 73_099 }) },
     {
       type: FRAME_SMALL_FILES,
-      payload: encodeSmallFiles([
-        { index: 1, codec: CODEC_RAW, data: small },
-        { index: 2, codec: CODEC_RAW, data: mid },
-      ]),
+      payload: concat(
+        new Uint8Array([CODEC_ZSTD]),
+        zlib.zstdCompressSync(
+          encodeSmallFiles([{ index: 1, data: small }, { index: 2, data: mid }]),
+        ),
+      ),
     },
     { type: FRAME_FILE, payload: encodeFileStart({ index: 3, offset: 0 }) },
     { type: FRAME_DATA, payload: concat(new Uint8Array([CODEC_ZSTD]), zipped) },

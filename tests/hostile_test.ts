@@ -302,7 +302,8 @@ Deno.test("receiver rejects short files and a lying FILE_END with RESULT integri
     // A whole small file shorter than offered is refused before anything is written.
     await channel.send(
       FRAME_SMALL_FILES,
-      encodeSmallFiles([{ index: 2, codec: CODEC_RAW, data: five }]),
+      new Uint8Array([CODEC_RAW]),
+      encodeSmallFiles([{ index: 2, data: five }]),
     );
     assertEquals(await finish(channel), [
       { index: 0, status: WIRE.INTEGRITY },
@@ -338,6 +339,27 @@ Deno.test("receiver refuses a zip-bomb chunk instead of expanding it", async () 
   } finally {
     const done = await teardown(ctx);
     assertMatch(done.stderr, /Cannot decompress chunk: it expands beyond 1048576 bytes/);
+  }
+});
+
+Deno.test("receiver refuses a SMALL_FILES frame that would expand past one frame, writes nothing", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("tiny.txt", 4)]);
+    // A valid item, then 64 MiB of zeros: the body is decoded whole, so it is refused whole.
+    const body = new Uint8Array(64 * 1024 * 1024);
+    body.set(encodeSmallFiles([{ index: 0, data: new Uint8Array([1, 2, 3, 4]) }]));
+    await channel.send(
+      FRAME_SMALL_FILES,
+      new Uint8Array([CODEC_ZSTD]),
+      zlib.zstdCompressSync(body),
+    );
+    await expectError(channel, WIRE.PROTOCOL);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /Cannot decompress chunk: it expands beyond 1048638 bytes/);
+    assertEquals(await exists(join(ctx.dst, "tiny.txt")), false);
   }
 });
 

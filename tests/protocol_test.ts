@@ -145,12 +145,12 @@ Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FIL
   const results = [{ index: 2, status: 7 }, { index: 9, status: 0 }];
   assertEquals(decodeResults(encodeResults(results)[0]!), results);
   const items = [
-    { index: 4, codec: 1, data: new Uint8Array([9, 9]) },
-    { index: 5, codec: 0, data: new Uint8Array(0) },
+    { index: 4, data: new Uint8Array([9, 9]) },
+    { index: 5, data: new Uint8Array(0) },
   ];
   assertEquals(encodeSmallFiles(items).length, 2 * SMALL_FILE_HEADER_SIZE + 2);
   assertEquals(decodeSmallFiles(encodeSmallFiles(items)), items);
-  const cut = encodeSmallFiles(items).subarray(0, 15);
+  const cut = encodeSmallFiles(items).subarray(0, 13);
   assertThrows(() => decodeSmallFiles(cut), ProtocolError, "SMALL_FILES");
   assertEquals(decodeError(encodeError({ code: 3, message: "wrong code" })), {
     code: 3,

@@ -62,6 +62,27 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
   });
 });
 
+Deno.test("small files are compressed together: 500 copies of one random 2 KiB block cost little", async () => {
+  await withDirs(async (src, dst) => {
+    // Each file alone is incompressible; together they repeat, which only a frame-wide
+    // compressor sees.
+    const block = crypto.getRandomValues(new Uint8Array(2048));
+    for (let d = 0; d < 5; d++) {
+      await Deno.mkdir(join(src, "many", `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        await Deno.writeFile(join(src, "many", `d${d}`, `f${f}`), block);
+      }
+    }
+    const { sent, received } = await sendOnce([join(src, "many"), "--json"], ["--dir", dst]);
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assertEquals(await listTree(join(dst, "many")), await listTree(join(src, "many")));
+    assert(await sameFile(join(src, "many/d4/f99"), join(dst, "many/d4/f99")));
+    const done = jsonLines(sent.stdout).find((e) => e.event === "done")!;
+    assertEquals(done.bytes, 500 * 2048);
+    assert(Number(done.wire_bytes) < 500 * 2048 / 10, `wire_bytes ${done.wire_bytes}`);
+  });
+});
+
 Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is created", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
