@@ -5,7 +5,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import { MAX_COMPONENT_BYTES, MAX_DEPTH, MAX_NAME_BYTES } from "../protocol.ts";
 import { isInvisibleFormatChar } from "./errors.ts";
 
@@ -74,15 +73,20 @@ export type PathRefusal = "symlink" | "not-a-folder";
  */
 export class SafeRoot {
   readonly root: string;
+  #prefix: string;
   #known = new Set<string>([""]);
   #listings = new Map<string, Map<string, Deno.DirEntry>>();
   constructor(root: string) {
     this.root = root;
+    this.#prefix = root.endsWith("/") ? root : `${root}/`;
   }
 
-  /** Absolute path of a checked relative name. */
+  /**
+   * Path of a relative name that passed {@linkcode nameProblem} (no `.`, `..`, empty components
+   * or leading `/`), so it can be appended as it is.
+   */
   path(name: string): string {
-    return join(this.root, ...name.split("/"));
+    return name === "" ? this.root : this.#prefix + name;
   }
 
   /** Makes sure every folder of `relDir` exists and is a real folder (not a symlink). */
@@ -93,18 +97,17 @@ export class SafeRoot {
       sofar = sofar === "" ? part : `${sofar}/${part}`;
       if (this.#known.has(sofar)) continue;
       const full = this.path(sofar);
-      let info = lstatOrUndefined(full);
-      if (info === undefined) {
-        try {
-          Deno.mkdirSync(full, { mode: 0o755 });
-          this.#listings.set(sofar, new Map());
-        } catch (err) {
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-          info = Deno.lstatSync(full);
-        }
+      try {
+        // Most folders are new, so making one comes first: a failed lstat costs an exception.
+        // mkdir never follows a symlink in the last component; it fails with EEXIST.
+        Deno.mkdirSync(full, { mode: 0o755 });
+        this.#listings.set(sofar, new Map());
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        const info = Deno.lstatSync(full);
+        if (info.isSymlink) return "symlink";
+        if (!info.isDirectory) return "not-a-folder";
       }
-      if (info?.isSymlink) return "symlink";
-      if (info !== undefined && !info.isDirectory) return "not-a-folder";
       this.#known.add(sofar);
     }
     return undefined;

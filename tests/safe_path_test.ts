@@ -1,6 +1,6 @@
 import { assertEquals } from "./assert.ts";
 import { nameProblem, SafeRoot, utf8Length } from "../lib/safe_path.ts";
-import { tempDir } from "./helpers.ts";
+import { exists, tempDir } from "./helpers.ts";
 
 Deno.test("nameProblem() accepts ordinary relative names", () => {
   for (
@@ -77,6 +77,14 @@ Deno.test("SafeRoot.ensureDir() creates folders but refuses to go through a syml
     assertEquals(await safe.ensureParent("link/file.txt"), "symlink");
     await Deno.writeTextFile(`${root}/plain`, "x");
     assertEquals(await safe.ensureParent("plain/file.txt"), "not-a-folder");
+    // A dangling symlink is refused too, and nothing is made where it points.
+    await Deno.symlink(`${outside}/nowhere`, `${root}/dangling`);
+    assertEquals(await safe.ensureDir("dangling/x"), "symlink");
+    assertEquals(await exists(`${outside}/nowhere`), false);
+    // An existing real folder is used as it is.
+    await Deno.mkdir(`${root}/real`);
+    assertEquals(await safe.ensureDir("real/new"), undefined);
+    assertEquals(safe.path("real/new"), `${root}/real/new`);
     assertEquals([...Deno.readDirSync(outside)].length, 0);
   } finally {
     await Deno.remove(root, { recursive: true });
