@@ -12,7 +12,7 @@
 
 import { wordlist } from "@scure/bip39/wordlists/english.js";
 import { hkdfSync, randomInt } from "node:crypto";
-import { p256 } from "@noble/curves/nist.js";
+import { ORDER } from "./spake2.ts";
 
 /** Words in a generated phrase. */
 export const CODE_WORDS = 3;
@@ -59,7 +59,6 @@ export function passwordScalar(code: string): bigint {
   const normalized = normalizeCode(code);
   if (normalized === "") throw new RangeError("Cannot use an empty code phrase");
   const wide = new Uint8Array(hkdfSync("sha256", normalized, "", "ferry/2 code phrase", 48));
-  const order = p256.Point.Fn.ORDER;
   const value = BigInt("0x" + Array.from(wide, (b) => b.toString(16).padStart(2, "0")).join(""));
-  return (value % (order - 1n)) + 1n;
+  return (value % (ORDER - 1n)) + 1n;
 }

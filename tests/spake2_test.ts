@@ -1,5 +1,5 @@
 import { assertEquals, assertNotEquals, assertThrows } from "./assert.ts";
-import { finishSpake2, M_HEX, N_HEX, startSpake2 } from "../lib/spake2.ts";
+import { finishSpake2, M_HEX, N_HEX, ORDER, P256, startSpake2 } from "../lib/spake2.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { ProtocolError } from "../lib/errors.ts";
 
@@ -144,4 +144,17 @@ Deno.test("finishSpake2() rejects a share that unblinds to the identity", async 
   const state = startSpake2("A", w);
   const wN = p256.Point.fromHex(N_HEX).multiply(w).toBytes(false);
   assertThrows(() => finishSpake2(state, wN), ProtocolError, "degenerate");
+});
+
+Deno.test("our P-256 is noble's nist.js P-256: same field, coefficients, generator and order", async () => {
+  const { p256 } = await import("@noble/curves/nist.js");
+  const ours = P256.CURVE();
+  const theirs = p256.Point.CURVE();
+  for (const key of ["p", "n", "h", "a", "b", "Gx", "Gy"] as const) {
+    assertEquals(ours[key], theirs[key], key);
+  }
+  assertEquals(P256.BASE.toHex(false), p256.Point.BASE.toHex(false));
+  assertEquals(ORDER, p256.Point.Fn.ORDER);
+  // And it still multiplies: 2*G from either curve is the same point.
+  assertEquals(P256.BASE.double().toHex(), p256.Point.BASE.double().toHex());
 });
