@@ -56,11 +56,19 @@ export function digestHex(digest: Uint8Array): string {
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
+/** Starts `hasher` afresh and returns the digest of `bytes`, a whole file in memory. */
+export function digestOf(hasher: IHasher, bytes: Uint8Array): Uint8Array {
+  hasher.init();
+  hasher.update(bytes);
+  return finishDigest(hasher);
+}
+
 /**
- * Feeds the first `length` bytes of the file at `path` into `hasher` (used for resume: both
- * sides hash the prefix the receiver already has). Returns the bytes actually hashed.
+ * Starts `hasher` afresh and feeds it the first `length` bytes of the file at `path` (for
+ * RESUME and HAVE: both sides hash bytes the receiver already has). Returns the bytes hashed.
  */
 export async function hashPrefix(path: string, length: number, hasher: IHasher): Promise<number> {
+  hasher.init();
   using file = await Deno.open(path, { read: true });
   const buf = new Uint8Array(Math.min(1 << 20, Math.max(length, 1)));
   let done = 0;

@@ -12,7 +12,7 @@
 
 import { wordlist } from "@scure/bip39/wordlists/english.js";
 import { hkdfSync, randomInt } from "node:crypto";
-import { ORDER } from "./spake2.ts";
+import { scalarFromWide } from "./spake2.ts";
 
 /** Words in a generated phrase. */
 export const CODE_WORDS = 3;
@@ -58,7 +58,7 @@ export function normalizeCode(code: string): string {
 export function passwordScalar(code: string): bigint {
   const normalized = normalizeCode(code);
   if (normalized === "") throw new RangeError("Cannot use an empty code phrase");
-  const wide = new Uint8Array(hkdfSync("sha256", normalized, "", "ferry/2 code phrase", 48));
-  const value = BigInt("0x" + Array.from(wide, (b) => b.toString(16).padStart(2, "0")).join(""));
-  return (value % (ORDER - 1n)) + 1n;
+  return scalarFromWide(
+    new Uint8Array(hkdfSync("sha256", normalized, "", "ferry/2 code phrase", 48)),
+  );
 }

@@ -93,6 +93,15 @@ export class ChunkCompressor {
   }
 }
 
+/**
+ * Decodes a `codec (1) || data` payload (DATA, SMALL_FILES); never produces more than `limit`
+ * bytes. `frame` names the frame in errors.
+ */
+export function decompressPayload(payload: Uint8Array, limit: number, frame: string): Uint8Array {
+  if (payload.length < 1) throw new ProtocolError(`Cannot take ${frame}: empty frame`);
+  return decompressChunk(payload[0]!, payload.subarray(1), limit);
+}
+
 /** Decodes one DATA payload body; never produces more than `limit` bytes. */
 export function decompressChunk(codec: number, data: Uint8Array, limit = CHUNK_SIZE): Uint8Array {
   if (codec === CODEC_RAW) return data;

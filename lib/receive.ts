@@ -45,8 +45,8 @@ import {
   RESULT_OK,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { finishDigest, hashPrefix, type IHasher, lazyHasher } from "./checksum.ts";
-import { decompressChunk } from "./compress.ts";
+import { digestOf, finishDigest, hashPrefix, type IHasher, lazyHasher } from "./checksum.ts";
+import { decompressPayload } from "./compress.ts";
 import {
   EXIT,
   IntegrityError,
@@ -329,7 +329,6 @@ async function decide(
   if (existing && !overwrite) {
     if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
     const mine = await hasher();
-    mine.init();
     await hashPrefix(plan.target, existing.size, mine);
     return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(mine), reason: 0 };
   }
@@ -338,7 +337,6 @@ async function decide(
   plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
     const mine = await hasher();
-    mine.init();
     await hashPrefix(plan.target + PART_SUFFIX, part.size, mine);
     plan.prefixState = mine.save();
     return { action: REPLY_RESUME, offset: part.size, digest: finishDigest(mine), reason: 0 };
@@ -424,12 +422,7 @@ async function receiveFiles(
       if (frame.type === FRAME_SMALL_FILES) {
         // Whole small files, each checked against its declared size before any byte is written.
         if (current) throw new ProtocolError("Cannot start a file: the previous one did not end");
-        if (frame.payload.length < 1) throw new ProtocolError("Cannot take SMALL_FILES: empty");
-        const body = decompressChunk(
-          frame.payload[0]!,
-          frame.payload.subarray(1),
-          MAX_SMALL_FILES_BODY,
-        );
+        const body = decompressPayload(frame.payload, MAX_SMALL_FILES_BODY, "SMALL_FILES");
         for (const small of decodeSmallFiles(body)) {
           const plan = startable(plans, small.index, 0);
           reporter.fileStart(id, plan.entry.name, plan.entry.size, 0);
@@ -478,8 +471,7 @@ async function receiveFiles(
       }
       if (frame.type === FRAME_DATA) {
         if (!current) throw new ProtocolError("Cannot take DATA: no file is open");
-        if (frame.payload.length < 1) throw new ProtocolError("Cannot take DATA: empty frame");
-        const data = decompressChunk(frame.payload[0]!, frame.payload.subarray(1), CHUNK_SIZE);
+        const data = decompressPayload(frame.payload, CHUNK_SIZE, "DATA");
         const limit = current.plan.entry.kind === KIND_STREAM ? maxSize : current.plan.entry.size;
         if (current.written + data.length > limit) {
           keepPart = false;
@@ -554,13 +546,6 @@ async function receiveFiles(
       if (!keepPart) removeQuietly(current.part);
     }
   }
-}
-
-/** The digest of one whole file in memory. */
-function digestOf(hasher: IHasher, data: Uint8Array): Uint8Array {
-  hasher.init();
-  hasher.update(data);
-  return finishDigest(hasher);
 }
 
 /** Gives a complete .part its (masked) mode and time, then moves it into place. */

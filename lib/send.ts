@@ -42,7 +42,14 @@ import {
   writeSmallFileHeader,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { finishDigest, hashPrefix, type IHasher, lazyHasher, sameDigest } from "./checksum.ts";
+import {
+  digestOf,
+  finishDigest,
+  hashPrefix,
+  type IHasher,
+  lazyHasher,
+  sameDigest,
+} from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
 import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
 import { type Reader, readFull, readFullSync } from "./io.ts";
@@ -141,7 +148,6 @@ export async function sendEntries(
         // The receiver has a file of this name and size: skip it only if it is the same.
         if (reply.offset === entry.size && entry.source !== null) {
           const mine = await hasher();
-          mine.init();
           await hashPrefix(entry.source, entry.size, mine);
           if (sameDigest(finishDigest(mine), reply.digest)) {
             await channel.send(FRAME_SKIP, encodeIndex(index));
@@ -154,7 +160,6 @@ export async function sendEntries(
       if (reply.action === REPLY_RESUME && entry.source !== null && reply.offset <= entry.size) {
         // Resume only if the receiver's partial bytes are exactly our first bytes.
         const mine = await hasher();
-        mine.init();
         await hashPrefix(entry.source, reply.offset, mine);
         const state = mine.save();
         if (sameDigest(finishDigest(mine), reply.digest)) {
@@ -334,12 +339,7 @@ class SmallFileBatch {
         WIRE.READ_FAILED,
       );
     }
-    let digest: Uint8Array | null = null;
-    if (this.#hasher) {
-      this.#hasher.init();
-      this.#hasher.update(bytes.subarray(0, size));
-      digest = finishDigest(this.#hasher);
-    }
+    const digest = this.#hasher && digestOf(this.#hasher, bytes.subarray(0, size));
     writeSmallFileHeader(this.#body, this.#length, { index, length: size });
     this.#length = at + size;
     return { size, digest };

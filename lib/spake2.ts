@@ -114,9 +114,16 @@ function multiplyBase(scalar: bigint): Point {
 
 /** A uniformly random scalar in [1, order). */
 export function randomScalar(): bigint {
-  // 48 random bytes reduced mod the order: bias below 2^-128.
-  const wide = BigInt("0x" + Buffer.from(randomBytes(48)).toString("hex"));
-  return (wide % (ORDER - 1n)) + 1n;
+  return scalarFromWide(randomBytes(48));
+}
+
+/**
+ * A scalar in [1, order) from 48 bytes (big-endian) of a random or pseudo-random source: with 16
+ * bytes more than the order needs, the bias of the reduction stays below 2^-128.
+ */
+export function scalarFromWide(wide: Uint8Array): bigint {
+  const value = BigInt("0x" + Buffer.from(wide).toString("hex"));
+  return (value % (ORDER - 1n)) + 1n;
 }
 
 /**
