@@ -187,6 +187,8 @@ export class Channel {
       this.#end -= this.#start;
       this.#start = 0;
     }
+    // We are about to wait for the peer, who may be waiting for frames still in our batch.
+    if (this.#batchLength > 0) this.flush().catch(() => {});
     while (this.#end - this.#start < n) {
       const got = await this.#guard(what, () => this.conn.read(this.#in.subarray(this.#end)));
       if (got === null) {
@@ -281,8 +283,9 @@ export class Channel {
    * Sends one frame: `type` followed by the concatenation of `parts`, sealed if the channel is.
    *
    * Small frames are gathered into a batch that goes out in one write when it is full, before a
-   * large frame, at {@linkcode Channel.flush}, or as soon as the event loop is idle: a folder of
-   * small files costs a few writes, not three per file. A large piece (a file chunk) is written
+   * large frame, at {@linkcode Channel.flush}, before a read that has to wait for the peer, or as
+   * soon as the event loop is idle: a folder of small files costs a few writes, not three per
+   * file. A large piece (a file chunk) is written
    * as it is, never copied. A frame is sealed at the moment its place in the stream is fixed,
    * so nonces always follow the byte order.
    */

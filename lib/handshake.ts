@@ -105,12 +105,16 @@ export async function handshake(channel: Channel, options: HandshakeOptions): Pr
 async function runHandshake(channel: Channel, options: HandshakeOptions): Promise<Session> {
   const isSender = options.role === "sender";
   const myHello = encodeHello({ role: isSender ? ROLE_SENDER : ROLE_RECEIVER, caps: options.caps });
-  const spake = startSpake2(isSender ? "A" : "B", options.w);
+  const spake = await startSpake2(isSender ? "A" : "B", options.w);
 
   // Say everything we can before hearing from the peer: preamble, hello, key share.
   await channel.writeRaw(encodePreamble());
   await channel.send(FRAME_HELLO, myHello);
   await channel.send(FRAME_PAKE, spake.share);
+  // Out now, not when we next wait: finishing SPAKE2 below takes a while, and so does the
+  // peer's half, which cannot start before our share arrives. Not awaited: a peer that refuses
+  // us (busy) hangs up after its ERROR frame, and that frame, read below, is the better news.
+  channel.flush().catch(() => {});
 
   // The peer must speak ferry v1 and take the other role.
   channel.peerVersion = decodePreamble(
@@ -134,7 +138,7 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
   const [senderHello, receiverHello] = isSender
     ? [myHello, peerHelloBytes]
     : [peerHelloBytes, myHello];
-  const keys = finishSpake2(spake, peerShare, {
+  const keys = await finishSpake2(spake, peerShare, {
     idA: ID_SENDER,
     idB: ID_RECEIVER,
     aad: concat(CONFIRM_LABEL, senderHello, receiverHello),

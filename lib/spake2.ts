@@ -17,14 +17,7 @@
  */
 
 import { weierstrass } from "@noble/curves/abstract/weierstrass.js";
-import {
-  createECDH,
-  createHash,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-  timingSafeEqual,
-} from "node:crypto";
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { ProtocolError } from "./errors.ts";
 
 /**
@@ -89,27 +82,105 @@ export interface Spake2State {
 }
 
 /** w*M and w*N for the last w used: a listener uses the same w for every connection. */
-let blinds: { w: bigint; wM: Point; wN: Point } | undefined;
+let blinds: { w: bigint; points: Promise<{ wM: Point; wN: Point }> } | undefined;
 
-function blindsFor(w: bigint): { wM: Point; wN: Point } {
-  if (blinds?.w !== w) blinds = { w, wM: M.multiply(w), wN: N.multiply(w) };
-  return blinds;
+function blindsFor(w: bigint): Promise<{ wM: Point; wN: Point }> {
+  if (blinds?.w !== w) {
+    const points = Promise.all([multiply(M, w), multiply(N, w)]).then(([wM, wN]) => ({ wM, wN }));
+    blinds = { w, points };
+  }
+  return blinds.points;
 }
 
 /** Computes w*M and w*N ahead of the first connection. A listener calls it while it waits. */
 export function prepareSpake2(w: bigint): void {
-  blindsFor(w);
+  blindsFor(w).catch(() => {});
 }
 
-/**
- * scalar*G, computed natively by node:crypto's ECDH (constant time). The same product from
- * noble costs ~30 ms the first time in a process, while it builds its tables for G, and a
- * sender makes exactly one.
+/*
+ * Scalar multiplication, natively. noble's constant-time multiply is exact but costs 7-10 ms in
+ * JavaScript, and a sender needs four before its first file byte moves (w*M, w*N, x*G, x*Z):
+ * a third of its start-up. WebCrypto's ECDH does the same product in native code, but tells
+ * only the x-coordinate of scalar*P. Two points have that x-coordinate, Q and -Q; the
+ * x-coordinate of (scalar+1)*P tells which one it is, because only Q + P equals that point.
+ * Two ECDH derivations, one decompression and one addition: ~2 ms in all.
  */
-function multiplyBase(scalar: bigint): Point {
-  const ecdh = createECDH("prime256v1");
-  ecdh.setPrivateKey(scalarBytes(scalar));
-  return P256.fromBytes(new Uint8Array(ecdh.getPublicKey()));
+
+const ECDH_P256 = { name: "ECDH", namedCurve: "P-256" } as const;
+/** DER of a PKCS #8 P-256 private key up to its 32 bytes of scalar (RFC 5915, no public key). */
+const PKCS8_P256_PREFIX = Uint8Array.from([
+  0x30,
+  0x41,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x13,
+  0x06,
+  0x07,
+  0x2a,
+  0x86,
+  0x48,
+  0xce,
+  0x3d,
+  0x02,
+  0x01,
+  0x06,
+  0x08,
+  0x2a,
+  0x86,
+  0x48,
+  0xce,
+  0x3d,
+  0x03,
+  0x01,
+  0x07,
+  0x04,
+  0x27,
+  0x30,
+  0x25,
+  0x02,
+  0x01,
+  0x01,
+  0x04,
+  0x20,
+]);
+
+function privateKey(scalar: bigint, extractable = false): Promise<CryptoKey> {
+  const der = new Uint8Array(PKCS8_P256_PREFIX.length + 32);
+  der.set(PKCS8_P256_PREFIX);
+  der.set(scalarBytes(scalar), PKCS8_P256_PREFIX.length);
+  return crypto.subtle.importKey("pkcs8", der, ECDH_P256, extractable, ["deriveBits"]);
+}
+
+/** The x-coordinate (32 bytes) of scalar*point. */
+async function xOfProduct(scalar: bigint, point: Point): Promise<Uint8Array> {
+  const peer = await crypto.subtle.importKey("raw", point.toBytes(false), ECDH_P256, false, []);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "ECDH", public: peer },
+    await privateKey(scalar),
+    256,
+  );
+  return new Uint8Array(bits);
+}
+
+/** scalar*point for scalar in [1, order), by {@linkcode xOfProduct} as explained above. */
+export async function multiply(point: Point, scalar: bigint): Promise<Point> {
+  if (scalar === ORDER - 1n) return point.negate();
+  const [x, xNext] = await Promise.all([
+    xOfProduct(scalar, point),
+    xOfProduct(scalar + 1n, point),
+  ]);
+  const candidate = P256.fromBytes(concat(Uint8Array.of(0x02), x));
+  const next = candidate.add(point).toBytes(true).subarray(1);
+  return next.every((byte, i) => byte === xNext[i]) ? candidate : candidate.negate();
+}
+
+/** scalar*G: WebCrypto computes the public key of a private one, and JWK shows both coordinates. */
+async function multiplyBase(scalar: bigint): Promise<Point> {
+  const jwk = await crypto.subtle.exportKey("jwk", await privateKey(scalar, true));
+  const coordinate = (b64: string | undefined) => Buffer.from(b64 ?? "", "base64url");
+  return P256.fromBytes(concat(Uint8Array.of(0x04), coordinate(jwk.x), coordinate(jwk.y)));
 }
 
 /** A uniformly random scalar in [1, order). */
@@ -133,26 +204,26 @@ export function scalarFromWide(wide: Uint8Array): bigint {
  * ```ts
  * const w = 0x2ee57912099d31560b3a44b1184b9b4866e904c49d12ac5042c97dca461b1a5fn;
  * const x = 0x43dd0fd7215bdcb482879fca3220c6a968e66d70b1356cac18bb26c84a78d729n;
- * startSpake2("A", w, x).share; // 04a56fa8...
+ * (await startSpake2("A", w, x)).share; // 04a56fa8...
  * ```
  */
-export function startSpake2(
+export async function startSpake2(
   role: Spake2Role,
   w: bigint,
   scalar: bigint = randomScalar(),
-): Spake2State {
+): Promise<Spake2State> {
   if (w <= 0n || w >= ORDER) throw new RangeError("Cannot start SPAKE2: w is out of range");
-  const { wM, wN } = blindsFor(w);
-  const share = multiplyBase(scalar).add(role === "A" ? wM : wN).toBytes(false);
+  const [{ wM, wN }, xG] = await Promise.all([blindsFor(w), multiplyBase(scalar)]);
+  const share = xG.add(role === "A" ? wM : wN).toBytes(false);
   return { role, w, scalar, share };
 }
 
 /** Finishes an exchange with the peer's share; throws ProtocolError on an invalid share. */
-export function finishSpake2(
+export async function finishSpake2(
   state: Spake2State,
   peerShare: Uint8Array,
   options: Spake2FinishOptions = {},
-): Spake2Keys {
+): Promise<Spake2Keys> {
   let peer: Point;
   try {
     if (peerShare.length !== 65 || peerShare[0] !== 0x04) throw new Error("not uncompressed");
@@ -161,12 +232,12 @@ export function finishSpake2(
   } catch {
     throw new ProtocolError("Cannot finish handshake: the peer's key share is not a valid point");
   }
-  const { wM, wN } = blindsFor(state.w);
+  const { wM, wN } = await blindsFor(state.w);
   const unblinded = peer.subtract(state.role === "A" ? wN : wM);
   if (unblinded.equals(P256.ZERO)) {
     throw new ProtocolError("Cannot finish handshake: the peer's key share is degenerate");
   }
-  const K = unblinded.multiply(state.scalar).toBytes(false);
+  const K = (await multiply(unblinded, state.scalar)).toBytes(false);
   const [pA, pB] = state.role === "A" ? [state.share, peerShare] : [peerShare, state.share];
   const transcript = concat(
     lengthPrefixed(options.idA ?? new Uint8Array(0)),

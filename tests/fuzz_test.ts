@@ -228,7 +228,7 @@ async function rawCase(port: number, r: Rng): Promise<void> {
     FRAME_HELLO,
     encodeHello({ role: ROLE_SENDER, caps: COMPRESS_CAPS }),
   );
-  const pake = encodePlainRecord(FRAME_PAKE, startSpake2("A", W).share);
+  const pake = encodePlainRecord(FRAME_PAKE, (await startSpake2("A", W)).share);
   let flight = concat(encodePreamble(), hello, pake);
   for (let i = 0, n = 1 + r.int(3); i < n; i++) flight = mutateBytes(r, flight, pake);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

@@ -1,5 +1,14 @@
-import { assertEquals, assertNotEquals, assertThrows } from "./assert.ts";
-import { finishSpake2, M_HEX, N_HEX, ORDER, P256, startSpake2 } from "../lib/spake2.ts";
+import { assertEquals, assertNotEquals, assertRejects } from "./assert.ts";
+import {
+  finishSpake2,
+  M_HEX,
+  multiply,
+  N_HEX,
+  ORDER,
+  P256,
+  randomScalar,
+  startSpake2,
+} from "../lib/spake2.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { ProtocolError } from "../lib/errors.ts";
 
@@ -80,15 +89,15 @@ const VECTORS = [
 ];
 
 for (const v of VECTORS) {
-  Deno.test(`SPAKE2 matches RFC 9382 vector A='${v.A}' B='${v.B}'`, () => {
+  Deno.test(`SPAKE2 matches RFC 9382 vector A='${v.A}' B='${v.B}'`, async () => {
     const w = BigInt("0x" + v.w);
-    const a = startSpake2("A", w, BigInt("0x" + v.x));
-    const b = startSpake2("B", w, BigInt("0x" + v.y));
+    const a = await startSpake2("A", w, BigInt("0x" + v.x));
+    const b = await startSpake2("B", w, BigInt("0x" + v.y));
     assertEquals(hex(a.share), v.pA);
     assertEquals(hex(b.share), v.pB);
     const ids = { idA: ascii(v.A), idB: ascii(v.B) };
-    const ka = finishSpake2(a, b.share, ids);
-    const kb = finishSpake2(b, a.share, ids);
+    const ka = await finishSpake2(a, b.share, ids);
+    const kb = await finishSpake2(b, a.share, ids);
     for (const keys of [ka, kb]) {
       assertEquals(hex(keys.ke), v.Ke);
       assertEquals(hex(keys.ka), v.Ka);
@@ -106,44 +115,44 @@ Deno.test("SPAKE2 uses the RFC 9382 M and N points for P-256", () => {
   assertEquals(N_HEX, "03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49");
 });
 
-Deno.test("SPAKE2 with different code phrases gives different keys and failing confirmations", () => {
-  const a = startSpake2("A", passwordScalar("1-alpha-beta-gamma"));
-  const b = startSpake2("B", passwordScalar("1-alpha-beta-delta"));
-  const ka = finishSpake2(a, b.share);
-  const kb = finishSpake2(b, a.share);
+Deno.test("SPAKE2 with different code phrases gives different keys and failing confirmations", async () => {
+  const a = await startSpake2("A", passwordScalar("1-alpha-beta-gamma"));
+  const b = await startSpake2("B", passwordScalar("1-alpha-beta-delta"));
+  const ka = await finishSpake2(a, b.share);
+  const kb = await finishSpake2(b, a.share);
   assertNotEquals(hex(ka.ke), hex(kb.ke));
   assertNotEquals(hex(ka.peerConfirm), hex(kb.myConfirm));
 });
 
-Deno.test("SPAKE2 with the same phrase agrees, and the AAD (hellos) is bound into confirmation", () => {
+Deno.test("SPAKE2 with the same phrase agrees, and the AAD (hellos) is bound into confirmation", async () => {
   const w = passwordScalar("7-absurd-ribbon-castle");
-  const a = startSpake2("A", w);
-  const b = startSpake2("B", w);
-  const ka = finishSpake2(a, b.share, { aad: ascii("v1") });
-  const kb = finishSpake2(b, a.share, { aad: ascii("v1") });
+  const a = await startSpake2("A", w);
+  const b = await startSpake2("B", w);
+  const ka = await finishSpake2(a, b.share, { aad: ascii("v1") });
+  const kb = await finishSpake2(b, a.share, { aad: ascii("v1") });
   assertEquals(hex(ka.ke), hex(kb.ke));
   assertEquals(hex(ka.peerConfirm), hex(kb.myConfirm));
-  const downgraded = finishSpake2(b, a.share, { aad: ascii("v0") });
+  const downgraded = await finishSpake2(b, a.share, { aad: ascii("v0") });
   assertNotEquals(hex(ka.peerConfirm), hex(downgraded.myConfirm));
 });
 
-Deno.test("finishSpake2() rejects shares that are not valid uncompressed points", () => {
-  const state = startSpake2("A", 12345n);
+Deno.test("finishSpake2() rejects shares that are not valid uncompressed points", async () => {
+  const state = await startSpake2("A", 12345n);
   const bad = [
     new Uint8Array(0),
     new Uint8Array(65),
     fromHex("04" + "ff".repeat(64)),
     fromHex(M_HEX),
   ];
-  for (const share of bad) assertThrows(() => finishSpake2(state, share), ProtocolError);
+  for (const share of bad) await assertRejects(() => finishSpake2(state, share), ProtocolError);
 });
 
 Deno.test("finishSpake2() rejects a share that unblinds to the identity", async () => {
   const { p256 } = await import("@noble/curves/nist.js");
   const w = 12345n;
-  const state = startSpake2("A", w);
+  const state = await startSpake2("A", w);
   const wN = p256.Point.fromHex(N_HEX).multiply(w).toBytes(false);
-  assertThrows(() => finishSpake2(state, wN), ProtocolError, "degenerate");
+  await assertRejects(() => finishSpake2(state, wN), ProtocolError, "degenerate");
 });
 
 Deno.test("our P-256 is noble's nist.js P-256: same field, coefficients, generator and order", async () => {
@@ -157,4 +166,19 @@ Deno.test("our P-256 is noble's nist.js P-256: same field, coefficients, generat
   assertEquals(ORDER, p256.Point.Fn.ORDER);
   // And it still multiplies: 2*G from either curve is the same point.
   assertEquals(P256.BASE.double().toHex(), p256.Point.BASE.double().toHex());
+});
+
+Deno.test("multiply() (WebCrypto x-coordinates, sign recovered) equals noble's multiply", async () => {
+  // Random products: a wrong choice between Q and -Q would fail about half of these.
+  const points = [P256.BASE, P256.fromHex(M_HEX), P256.fromHex(N_HEX)];
+  for (let i = 0; i < 20; i++) points.push(P256.BASE.multiply(randomScalar()));
+  for (const point of points) {
+    const scalar = randomScalar();
+    assertEquals((await multiply(point, scalar)).toHex(false), point.multiply(scalar).toHex(false));
+  }
+  // The ends of the range, where scalar + 1 wraps or the product is the point itself.
+  const M = P256.fromHex(M_HEX);
+  for (const scalar of [1n, 2n, ORDER - 2n, ORDER - 1n]) {
+    assertEquals((await multiply(M, scalar)).toHex(false), M.multiply(scalar).toHex(false));
+  }
 });
