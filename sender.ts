@@ -11,7 +11,7 @@
  * @module
  */
 
-import { buildManifest } from "./lib/manifest.ts";
+import { Manifest } from "./lib/manifest.ts";
 import { connect, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
@@ -31,15 +31,15 @@ async function main(): Promise<number> {
   }
   const reporter = new Reporter(options);
 
-  // Make the list of everything we are about to send; folders are walked recursively.
-  const entries = buildManifest(options.paths, {
+  // What we are about to send. The paths are checked now; folders are walked as we offer them.
+  const manifest = new Manifest(options.paths, {
     ...(options.name !== undefined ? { name: options.name } : {}),
     onSkip: (path, why) => reporter.warn(`skipping ${path}: ${why}`),
   });
-  if (entries.length === 0) throw new UsageError("nothing to send");
 
   // --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes.
   if (options.legacy) {
+    const entries = [...manifest];
     legacyEntry(entries);
     using conn = await connect(options.host, options.port);
     await sendLegacy(conn, entries, { reporter });
@@ -64,7 +64,7 @@ async function main(): Promise<number> {
   if (!options.listen) {
     const conn = await connect(options.host, options.port);
     reporter.event("connected", { peer: peerName(conn) });
-    const outcome = await sendSession(conn, entries, { ...session, id: "1", initiator: true });
+    const outcome = await sendSession(conn, manifest, { ...session, id: "1", initiator: true });
     if (outcome.error !== undefined) throw outcome.error;
     return outcome.summary!.exitCode;
   }
@@ -81,7 +81,7 @@ async function main(): Promise<number> {
     listener,
     { once: options.once, reporter, peers: "receivers" },
     (conn, id, limiter) =>
-      sendSession(conn, entries, {
+      sendSession(conn, manifest, {
         ...session,
         id,
         limiter,

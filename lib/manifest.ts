@@ -6,7 +6,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { type Entry, KIND_DIR, KIND_FILE, KIND_STREAM } from "../protocol.ts";
 import { UsageError } from "./errors.ts";
 import { nameProblem } from "./safe_path.ts";
@@ -24,56 +24,111 @@ export interface ManifestOptions {
   onSkip?: (path: string, why: string) => void;
 }
 
-/** Builds the entry list for `paths`. Throws UsageError for a missing path or a name clash. */
+/**
+ * The entries for `paths`, walked lazily: the command line is checked at once (a missing path,
+ * a name clash or nothing to send is a UsageError before any connection), folders are walked
+ * only as the entries are asked for. The sender walks while it offers, so the receiver plans
+ * the first entries while the sender still lists the rest. A second pass (a listening sender
+ * serving another receiver) reads the entries remembered from the first.
+ */
+export class Manifest implements Iterable<SourceEntry> {
+  #walked: SourceEntry[] = [];
+  #rest: Iterator<SourceEntry> | undefined;
+
+  constructor(paths: readonly string[], options: ManifestOptions = {}) {
+    const skip = options.onSkip ?? (() => {});
+    if (options.name !== undefined && paths.length > 1) {
+      throw new UsageError("--name works with a single PATH only");
+    }
+    const roots: Root[] = [];
+    const seen = new Set<string>();
+    for (const path of paths) {
+      const root = rootOf(path, options.name);
+      // Our own names go through the same checks the receiver will apply.
+      const problem = nameProblem(root.name);
+      if (problem) {
+        skip(path, `${problem} in name`);
+        continue;
+      }
+      if (seen.has(root.name)) throw new UsageError(`two paths would both be named ${root.name}`);
+      seen.add(root.name);
+      if (root.info !== null && !root.info.isFile && !root.info.isDirectory) {
+        skip(path, root.info.isSymlink ? "symlink (not followed)" : "not a regular file or folder");
+        continue;
+      }
+      roots.push(root);
+    }
+    if (roots.length === 0) throw new UsageError("nothing to send");
+    this.#rest = walk(roots, skip);
+  }
+
+  *[Symbol.iterator](): Iterator<SourceEntry> {
+    for (let i = 0;; i++) {
+      if (i < this.#walked.length) {
+        yield this.#walked[i]!;
+        continue;
+      }
+      const next = this.#rest?.next();
+      if (next === undefined || next.done) {
+        this.#rest = undefined;
+        return;
+      }
+      this.#walked.push(next.value);
+      yield next.value;
+    }
+  }
+}
+
+/** Walks every entry for `paths` at once. */
 export function buildManifest(
   paths: readonly string[],
   options: ManifestOptions = {},
 ): SourceEntry[] {
-  const entries: SourceEntry[] = [];
-  const skip = options.onSkip ?? (() => {});
-  if (options.name !== undefined && paths.length > 1) {
-    throw new UsageError("--name works with a single PATH only");
+  return [...new Manifest(paths, options)];
+}
+
+/** A command-line path, its name on the other side, and what it is (`null`: stdin). */
+interface Root {
+  path: string;
+  name: string;
+  info: Deno.FileInfo | null;
+}
+
+function rootOf(path: string, name: string | undefined): Root {
+  if (path === "-") return { path, name: name ?? "stdin", info: null };
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UsageError(`no such file or folder: ${path}`);
+    }
+    throw err;
   }
-  for (const path of paths) {
-    if (path === "-") {
-      const name = options.name ?? "stdin";
-      entries.push({
+  name ??= basename(resolve(path));
+  if (name === "" || name === "/") throw new UsageError(`cannot send the root folder: ${path}`);
+  return { path, name, info };
+}
+
+function* walk(
+  roots: readonly Root[],
+  skip: (path: string, why: string) => void,
+): Generator<SourceEntry> {
+  for (const root of roots) {
+    if (root.info === null) {
+      yield {
         kind: KIND_STREAM,
         mode: 0o644,
         mtime: Date.now(),
         size: 0,
-        name,
+        name: root.name,
         source: null,
-      });
-      continue;
+      };
+    } else {
+      // "dir/" and "dir" are the same folder; its children are named "dir/x" either way.
+      yield* add(root.path.replace(/(.)\/+$/, "$1"), root.name, root.info, skip);
     }
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(path);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw new UsageError(`no such file or folder: ${path}`);
-      }
-      throw err;
-    }
-    const name = options.name ?? basename(resolve(path));
-    if (name === "" || name === "/") throw new UsageError(`cannot send the root folder: ${path}`);
-    add(path, name, info, entries, skip);
   }
-  // Our own names go through the same checks the receiver will apply.
-  const seen = new Set<string>();
-  const kept: SourceEntry[] = [];
-  for (const entry of entries) {
-    const problem = nameProblem(entry.name);
-    if (problem) {
-      skip(entry.source ?? entry.name, `${problem} in name`);
-      continue;
-    }
-    if (seen.has(entry.name)) throw new UsageError(`two paths would both be named ${entry.name}`);
-    seen.add(entry.name);
-    kept.push(entry);
-  }
-  return kept;
 }
 
 function entryFor(name: string, info: Deno.FileInfo, kind: number, source: string): SourceEntry {
@@ -88,29 +143,32 @@ function entryFor(name: string, info: Deno.FileInfo, kind: number, source: strin
   };
 }
 
-/** Adds one path as `name`: a file, or a folder and everything below it (sorted). */
-function add(
+/** One path as `name`: a file, or a folder and everything below it (sorted, names checked). */
+function* add(
   path: string,
   name: string,
   info: Deno.FileInfo,
-  out: SourceEntry[],
   skip: (path: string, why: string) => void,
-): void {
-  if (info.isSymlink) {
-    skip(path, "symlink (not followed)");
-  } else if (info.isFile) {
-    out.push(entryFor(name, info, KIND_FILE, path));
-  } else if (info.isDirectory) {
-    out.push(entryFor(name, info, KIND_DIR, path));
-    const items: string[] = [];
-    for (const item of Deno.readDirSync(path)) items.push(item.name);
-    // Sorted, so the same folder always gives the same offer.
-    items.sort();
-    for (const item of items) {
-      const child = join(path, item);
-      add(child, `${name}/${item}`, Deno.lstatSync(child), out, skip);
-    }
-  } else {
-    skip(path, "not a regular file or folder");
+): Generator<SourceEntry> {
+  if (info.isFile) {
+    yield entryFor(name, info, KIND_FILE, path);
+    return;
+  }
+  yield entryFor(name, info, KIND_DIR, path);
+  const items: string[] = [];
+  for (const item of Deno.readDirSync(path)) items.push(item.name);
+  // Sorted, so the same folder always gives the same offer.
+  items.sort();
+  for (const item of items) {
+    const child = `${path}/${item}`;
+    const childName = `${name}/${item}`;
+    const childInfo = Deno.lstatSync(child);
+    // A name the receiver would refuse is skipped here, and so is everything below it.
+    const problem = nameProblem(childName);
+    if (problem) skip(child, `${problem} in name`);
+    else if (childInfo.isSymlink) skip(child, "symlink (not followed)");
+    else if (childInfo.isFile || childInfo.isDirectory) {
+      yield* add(child, childName, childInfo, skip);
+    } else skip(child, "not a regular file or folder");
   }
 }

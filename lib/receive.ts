@@ -1,6 +1,6 @@
 /**
- * The receiver's half of a transfer, after the handshake: read the offer, decide for every
- * entry at once (send, resume, already have it, refuse), then write the files as they stream
+ * The receiver's half of a transfer, after the handshake: read the offer, deciding for every
+ * entry as it arrives (send, resume, already have it, refuse), then write the files as they stream
  * in, each to `NAME.part`, renamed into place only once all its bytes are in. Every byte arrives
  * in a record the AEAD authenticated, in order; digests are only for what does not travel: the
  * prefix of a resumed file and a file the receiver already has.
@@ -140,19 +140,14 @@ export async function receiveEntries(
   const claims = options.claims ?? new Set<string>();
   channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
-  // 1. Read the whole offer, bounded in entries and in name bytes.
-  const entries = await readOffer(channel, options.maxFiles ?? DEFAULT_MAX_FILES);
-
-  // 2. Decide for every entry at once and answer in one go: no round trip per file.
-  const root = new SafeRoot(options.dir);
+  // 1-2. Read the offer and answer every entry: send, resume, already have it, or refuse. Each
+  // OFFER frame is answered as it comes, while the sender is still listing the rest; there is
+  // no round trip per file.
   const hasher = lazyHasher();
-  const plans: Plan[] = [];
-  const myClaims: string[] = [];
+  const root = new SafeRoot(options.dir);
+  const planner = new Planner(root, options, hasher, claims);
   try {
-    await planEntries(entries, root, options, hasher, claims, myClaims, plans);
-    for (const batch of encodeReplies(plans.map((p) => p.reply))) {
-      await channel.send(FRAME_REPLY, batch);
-    }
+    const plans = await answerOffer(channel, planner, options.maxFiles ?? DEFAULT_MAX_FILES);
     let toReceive = 0;
     let files = 0;
     for (const plan of plans) {
@@ -192,38 +187,55 @@ export async function receiveEntries(
     await channel.send(FRAME_DONE, encodeDone({ files: files - failed, bytes }));
     return { exitCode, files, failed, bytes };
   } finally {
-    for (const claim of myClaims) claims.delete(claim);
+    planner.release();
   }
 }
 
-async function readOffer(channel: Channel, maxFiles: number): Promise<Entry[]> {
-  const entries: Entry[] = [];
+/**
+ * Reads the offer, bounded in entries and in name bytes, and answers each OFFER frame as soon as
+ * it is decided. With --stdout the answers wait for OFFER_END: only then is it known whether the
+ * offer holds exactly one file.
+ */
+async function answerOffer(channel: Channel, planner: Planner, maxFiles: number): Promise<Plan[]> {
+  const limit = Math.min(maxFiles, MAX_ENTRIES);
+  let count = 0;
   let nameBytes = 0;
+  const held: Entry[] = [];
+  const answer = async (entries: readonly Entry[]) => {
+    const replies: Reply[] = [];
+    for (const entry of entries) replies.push(await planner.plan(entry));
+    for (const batch of encodeReplies(replies)) await channel.send(FRAME_REPLY, batch);
+  };
   while (true) {
     const frame = await channel.recv();
     if (frame.type === FRAME_OFFER_END) {
       const end = decodeOfferEnd(frame.payload);
-      if (end.count !== entries.length) {
+      if (end.count !== count) {
         throw new ProtocolError(
-          `Cannot accept offer: it announced ${end.count} entries but listed ${entries.length}`,
+          `Cannot accept offer: it announced ${end.count} entries but listed ${count}`,
         );
       }
-      return entries;
+      planner.stdoutFiles = held.filter((e) => e.kind !== KIND_DIR).length;
+      await answer(held);
+      return planner.plans;
     }
     if (frame.type !== FRAME_OFFER) {
       throw new ProtocolError(`Cannot accept offer: unexpected ${frameName(frame.type)}`);
     }
     nameBytes += frame.payload.length;
-    for (const entry of decodeOffer(frame.payload)) entries.push(entry);
-    if (entries.length > Math.min(maxFiles, MAX_ENTRIES)) {
+    const entries = decodeOffer(frame.payload);
+    count += entries.length;
+    if (count > limit) {
       throw new RefusedError(
-        `Cannot accept offer: more than ${Math.min(maxFiles, MAX_ENTRIES)} entries (--max-files)`,
+        `Cannot accept offer: more than ${limit} entries (--max-files)`,
         WIRE.TOO_LARGE,
       );
     }
     if (nameBytes > MAX_OFFER_NAME_BYTES) {
       throw new RefusedError("Cannot accept offer: the list of names is too large", WIRE.TOO_LARGE);
     }
+    if (planner.toStdout) held.push(...entries);
+    else await answer(entries);
   }
 }
 
@@ -233,75 +245,87 @@ function refuse(reason: WireCode): Reply {
 
 const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
 
-async function planEntries(
-  entries: readonly Entry[],
-  root: SafeRoot,
-  options: ReceiveOptions,
-  hasher: () => Promise<IHasher>,
-  claims: Set<string>,
-  myClaims: string[],
-  plans: Plan[],
-): Promise<void> {
-  const names = new Set<string>();
-  const fileNames = new Set<string>();
-  const maxSize = options.maxSize ?? Infinity;
-  let accepted = 0;
-  const toStdout = options.stdout !== undefined;
-  const fileCount = entries.filter((e) => e.kind !== KIND_DIR).length;
-  // NAME.part is where NAME is written first: an entry by that name would collide with it.
-  const offered = new Set(entries.map((e) => e.name));
-  for (const entry of entries) {
+/** Decides, entry by entry in offer order, what to do with each; remembers what it decided. */
+class Planner {
+  readonly plans: Plan[] = [];
+  readonly toStdout: boolean;
+  /** With --stdout: how many files the whole offer holds (set once it has ended). */
+  stdoutFiles = 0;
+  #root: SafeRoot;
+  #options: ReceiveOptions;
+  #hasher: () => Promise<IHasher>;
+  /** Targets being written by any connection, and those this one added. */
+  #claims: Set<string>;
+  #myClaims: string[] = [];
+  #offered = new Set<string>();
+  #names = new Set<string>();
+  #fileNames = new Set<string>();
+  #accepted = 0;
+
+  constructor(
+    root: SafeRoot,
+    options: ReceiveOptions,
+    hasher: () => Promise<IHasher>,
+    claims: Set<string>,
+  ) {
+    this.#root = root;
+    this.#options = options;
+    this.#hasher = hasher;
+    this.#claims = claims;
+    this.toStdout = options.stdout !== undefined;
+  }
+
+  /** Plans the next entry of the offer and returns the reply for it. */
+  async plan(entry: Entry): Promise<Reply> {
     const plan: Plan = { entry, reply: SEND, target: "", started: false };
-    plans.push(plan);
-    if (nameProblem(entry.name) !== undefined) {
-      plan.reply = refuse(WIRE.BAD_NAME);
-      continue;
-    }
-    if (names.has(entry.name)) {
-      plan.reply = refuse(WIRE.DUPLICATE);
-      continue;
-    }
-    names.add(entry.name);
-    if (insideAFile(entry.name, fileNames)) {
-      plan.reply = refuse(WIRE.BAD_NAME);
-      continue;
-    }
-    if (entry.name.endsWith(PART_SUFFIX) && offered.has(entry.name.slice(0, -PART_SUFFIX.length))) {
-      plan.reply = refuse(WIRE.DUPLICATE);
-      continue;
-    }
-    if (toStdout) {
+    this.plans.push(plan);
+    plan.reply = await this.#decide(entry, plan);
+    return plan.reply;
+  }
+
+  /** Lets other connections write to the targets this one claimed. */
+  release(): void {
+    for (const claim of this.#myClaims) this.#claims.delete(claim);
+  }
+
+  async #decide(entry: Entry, plan: Plan): Promise<Reply> {
+    const name = entry.name;
+    // NAME.part is where NAME is written first: of NAME and NAME.part, the later is refused.
+    const collides = (name.endsWith(PART_SUFFIX) &&
+      this.#offered.has(name.slice(0, -PART_SUFFIX.length))) ||
+      this.#offered.has(name + PART_SUFFIX);
+    this.#offered.add(name);
+    if (nameProblem(name) !== undefined) return refuse(WIRE.BAD_NAME);
+    if (this.#names.has(name)) return refuse(WIRE.DUPLICATE);
+    this.#names.add(name);
+    if (insideAFile(name, this.#fileNames)) return refuse(WIRE.BAD_NAME);
+    if (collides) return refuse(WIRE.DUPLICATE);
+    if (this.toStdout) {
       // --stdout takes exactly one file and no folders.
-      plan.reply = entry.kind === KIND_DIR || fileCount !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
-      continue;
+      return entry.kind === KIND_DIR || this.stdoutFiles !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
     }
+    const root = this.#root;
     if (entry.kind === KIND_DIR) {
-      const refusal = root.ensureDir(entry.name);
-      if (refusal) plan.reply = refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
-      plan.target = root.path(entry.name);
-      continue;
+      const refusal = root.ensureDir(name);
+      plan.target = root.path(name);
+      if (refusal) return refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
+      return SEND;
     }
-    fileNames.add(entry.name);
-    if (accepted + entry.size > maxSize) {
-      plan.reply = refuse(WIRE.TOO_LARGE);
-      continue;
+    this.#fileNames.add(name);
+    if (this.#accepted + entry.size > (this.#options.maxSize ?? Infinity)) {
+      return refuse(WIRE.TOO_LARGE);
     }
-    const parentRefusal = root.ensureParent(entry.name);
-    if (parentRefusal) {
-      plan.reply = refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
-      continue;
+    const parentRefusal = root.ensureParent(name);
+    if (parentRefusal) return refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
+    plan.target = root.path(name);
+    if (this.#claims.has(plan.target)) return refuse(WIRE.BUSY);
+    const reply = await decide(entry, plan, root, this.#options.overwrite ?? false, this.#hasher);
+    if (reply.action !== REPLY_REFUSE) {
+      this.#claims.add(plan.target);
+      this.#myClaims.push(plan.target);
+      this.#accepted += entry.size;
     }
-    plan.target = root.path(entry.name);
-    if (claims.has(plan.target)) {
-      plan.reply = refuse(WIRE.BUSY);
-      continue;
-    }
-    plan.reply = await decide(entry, plan, root, options.overwrite ?? false, hasher);
-    if (plan.reply.action !== REPLY_REFUSE) {
-      claims.add(plan.target);
-      myClaims.push(plan.target);
-      accepted += entry.size;
-    }
+    return reply;
   }
 }
 

@@ -87,27 +87,15 @@ const CODEC_BYTE = [new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2]
 /** Runs the sender's side of one transfer on a sealed channel. */
 export async function sendEntries(
   channel: Channel,
-  entries: readonly SourceEntry[],
+  manifest: Iterable<SourceEntry>,
   options: SendOptions,
 ): Promise<SendSummary> {
   const id = options.id ?? "1";
   const reporter = options.reporter;
   channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
-  // 1. Offer every entry at once, then hear the receiver's answer for each.
-  let totalBytes = 0;
-  for (const entry of entries) totalBytes += entry.size;
-  for (const batch of encodeOffer(entries)) await channel.send(FRAME_OFFER, batch);
-  await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: entries.length, totalBytes }));
-  const replies: Reply[] = [];
-  while (replies.length < entries.length) {
-    replies.push(...decodeReplies(await channel.expect(FRAME_REPLY)));
-  }
-  if (replies.length !== entries.length) {
-    throw new ProtocolError(
-      `Cannot continue: ${replies.length} replies for ${entries.length} entries`,
-    );
-  }
+  // 1. Offer every entry, walking folders as we go, and hear the receiver's answer for each.
+  const { entries, replies } = await offer(channel, manifest);
 
   const files = entries.filter((e) => e.kind !== KIND_DIR).length;
   let toSend = 0;
@@ -222,6 +210,73 @@ export async function sendEntries(
     report: (fields) => reporter.fileDone(id, fields),
   });
   return { exitCode, files, failed, bytes };
+}
+
+/** Entries per OFFER frame: few enough that the receiver starts planning while we walk on. */
+const OFFER_BATCH = 1000;
+
+/**
+ * Offers the manifest's entries, walking it as we go, and collects one answer per entry. A
+ * receiver may answer each OFFER frame as it comes (ferry's does, so its planning overlaps our
+ * walk), so the answers are read while we still offer: with a huge offer, a sender that only
+ * wrote could leave both sides waiting for the other to read.
+ */
+async function offer(
+  channel: Channel,
+  manifest: Iterable<SourceEntry>,
+): Promise<{ entries: SourceEntry[]; replies: Reply[] }> {
+  const entries: SourceEntry[] = [];
+  const replies: Reply[] = [];
+  let offered = 0;
+  let ended = false;
+  let more: (() => void) | undefined;
+  const reading = (async () => {
+    while (!ended || replies.length < offered) {
+      if (replies.length === offered) {
+        // Everything offered so far is answered: wait until we offer more, or end.
+        await new Promise<void>((resolve) => (more = resolve));
+        continue;
+      }
+      for (const reply of decodeReplies(await channel.expect(FRAME_REPLY))) replies.push(reply);
+      if (replies.length > offered) {
+        throw new ProtocolError(
+          `Cannot continue: ${replies.length} replies for ${offered} entries offered`,
+        );
+      }
+    }
+  })();
+  let readerError: unknown;
+  reading.catch((err) => {
+    readerError = err;
+    channel.close();
+  });
+
+  let batch: SourceEntry[] = [];
+  let totalBytes = 0;
+  const sendBatch = async () => {
+    for (const payload of encodeOffer(batch)) await channel.send(FRAME_OFFER, payload);
+    batch = [];
+    offered = entries.length;
+    more?.();
+    await channel.flush();
+  };
+  try {
+    for (const entry of manifest) {
+      entries.push(entry);
+      batch.push(entry);
+      totalBytes += entry.size;
+      if (batch.length === OFFER_BATCH) await sendBatch();
+    }
+    await sendBatch();
+    await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: entries.length, totalBytes }));
+    ended = true;
+    more?.();
+    await reading;
+  } catch (err) {
+    // The receiver's own reason (a refusal, an error frame) explains more than a closed socket.
+    throw readerError ?? err;
+  }
+  return { entries, replies };
 }
 
 /** Reads RESULT frames into `verdicts` until the receiver's DONE. */

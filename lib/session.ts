@@ -73,14 +73,14 @@ export async function legacySession(
   }
 }
 
-/** Runs a sender session: handshake, then send `entries`. */
+/** Runs a sender session: handshake, then offer and send the entries of `manifest`. */
 export function sendSession(
   conn: Deno.Conn,
-  entries: readonly SourceEntry[],
+  manifest: Iterable<SourceEntry>,
   options: SessionOptions & { compress: CompressMode; hash?: boolean; stdin?: Reader },
 ): Promise<SessionOutcome<SendSummary>> {
   return runSession(conn, "sender", options, async (channel, peerCaps) => {
-    const summary = await sendEntries(channel, entries, {
+    const summary = await sendEntries(channel, manifest, {
       compress: options.compress,
       peerCaps,
       reporter: options.reporter,

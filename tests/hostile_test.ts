@@ -249,12 +249,17 @@ Deno.test("receiver refuses duplicate entries, a file beneath a file, and NAME.p
       file("dir"),
       file("data.bin"),
       file("data.bin.part"),
+      // The other order: the later of the two is refused, whichever it is.
+      file("log.part"),
+      file("log"),
     ]);
     assertEquals(replies.map((r) => r.reason), [
       0,
       WIRE.DUPLICATE,
       0,
       WIRE.BAD_NAME,
+      0,
+      WIRE.DUPLICATE,
       0,
       WIRE.DUPLICATE,
       0,
@@ -480,6 +485,20 @@ Deno.test("receiver drops a peer that trickles its handshake one byte at a time"
   } finally {
     const done = await teardown(ctx);
     assertMatch(done.stderr, /ferry: handshake not completed within 2 s/);
+  }
+});
+
+Deno.test("receiver answers each OFFER frame before the offer ends", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    // No OFFER_END yet: a receiver that waited for the whole offer would never answer.
+    await channel.send(FRAME_OFFER, ...encodeOffer([file("first.txt"), file("second.txt")]));
+    const replies = decodeReplies(await channel.expect(FRAME_REPLY));
+    assertEquals(replies.map((r) => r.action), [REPLY_SEND, REPLY_SEND]);
+    channel.close();
+  } finally {
+    await teardown(ctx);
   }
 });
 

@@ -4,6 +4,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
+import { EXIT } from "../lib/errors.ts";
 import {
   CODE,
   exists,
@@ -80,6 +81,32 @@ Deno.test("small files are compressed together: 500 copies of one random 2 KiB b
     const done = jsonLines(sent.stdout).find((e) => e.event === "done")!;
     assertEquals(done.bytes, 500 * 2048);
     assert(Number(done.wire_bytes) < 500 * 2048 / 10, `wire_bytes ${done.wire_bytes}`);
+  });
+});
+
+Deno.test("2,600 files offered in several frames as the folder is walked: every answer lines up", async () => {
+  await withDirs(async (src, dst) => {
+    // More than two OFFER frames' worth, so answers come back while the sender still offers.
+    for (let d = 0; d < 26; d++) {
+      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), `${d}/${f}`);
+      }
+    }
+    // The receiver has two of them already, deep in the offer: one identical, one not.
+    await Deno.mkdir(join(dst, "tree", "d15"), { recursive: true });
+    await Deno.mkdir(join(dst, "tree", "d25"), { recursive: true });
+    await Deno.writeTextFile(join(dst, "tree", "d15", "f50"), "15/50");
+    await Deno.writeTextFile(join(dst, "tree", "d25", "f99"), "xx/xx");
+    const { sent, received } = await sendOnce([join(src, "tree"), "--json"], ["--dir", dst]);
+    assertEquals(received.code, EXIT.REFUSED, received.stderr);
+    const done = jsonLines(sent.stdout).filter((e) => e.event === "file-done");
+    assertEquals(done.length, 2600);
+    const notOk = done.filter((e) => e.status !== "ok").map((e) => `${e.name} ${e.status}`);
+    assertEquals(notOk, ["tree/d15/f50 identical", "tree/d25/f99 refused"]);
+    assertEquals(await Deno.readTextFile(join(dst, "tree", "d25", "f99")), "xx/xx");
+    assertEquals(await Deno.readTextFile(join(dst, "tree", "d25", "f98")), "25/98");
+    assertEquals(await Deno.readTextFile(join(dst, "tree", "d0", "f0")), "0/0");
   });
 });
 
