@@ -10,6 +10,7 @@ import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { ConnectionError, EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import { flushOutput } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./receive.ts";
 
 /** Exit codes as printed in --help and README.md. */
@@ -336,6 +337,7 @@ export async function runMain(
   help: string,
 ): Promise<never> {
   Deno.addSignalListener("SIGINT", () => {
+    flushOutput();
     Deno.stderr.writeSync(
       new TextEncoder().encode("\nferry: interrupted; partial files are kept as NAME.part\n"),
     );
@@ -348,6 +350,7 @@ export async function runMain(
     if (readEnv("FERRY_DEBUG") === "1") console.error(err);
     const line = formatError(err, secrets());
     const exitCode = exitCodeOf(err);
+    flushOutput();
     if (Deno.args.includes("--json")) {
       Deno.stdout.writeSync(new TextEncoder().encode(
         JSON.stringify({
@@ -366,5 +369,6 @@ export async function runMain(
     }
     code = exitCode;
   }
+  flushOutput();
   Deno.exit(code);
 }

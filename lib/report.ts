@@ -8,6 +8,7 @@
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
 import { formatHost } from "./cli.ts";
 import { escapeForTerminal } from "./errors.ts";
+import { writeOut } from "./io.ts";
 
 /** Options for {@linkcode Reporter}. */
 export interface ReporterOptions {
@@ -129,7 +130,7 @@ export class Reporter {
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
   event(name: string, fields: Record<string, unknown> = {}): void {
     if (!this.json) return;
-    Deno.stdout.writeSync(encoder.encode(JSON.stringify({ event: name, ...fields }) + "\n"));
+    writeOut(JSON.stringify({ event: name, ...fields }) + "\n");
   }
 
   /**
@@ -240,10 +241,9 @@ export class Reporter {
       });
     } else if (fields.digest) {
       this.#clearBars();
-      const line = encoder.encode(
-        `${digestHex(fields.digest)}  ${escapeForTerminal(fields.name)}\n`,
-      );
-      (this.hashLines === "stdout" ? Deno.stdout : Deno.stderr).writeSync(line);
+      const line = `${digestHex(fields.digest)}  ${escapeForTerminal(fields.name)}\n`;
+      if (this.hashLines === "stdout") writeOut(line);
+      else this.#write(line);
     }
     if (fields.status === "refused" || fields.status === "failed") {
       this.#clearBars();
