@@ -111,6 +111,10 @@ export class Channel {
   constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
     this.conn = conn;
     this.#idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    // We gather small frames ourselves (see send()). Nagle's algorithm on top would hold a
+    // small write back until the previous one is acknowledged, and the peer may delay that
+    // acknowledgement by 40 ms when it has nothing to say.
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */

@@ -71,3 +71,18 @@ Deno.test("setIdleTimeout() applies to an operation already waiting", async () =
     assert(waited < 5000, `the 30 s timer was still in charge (${waited} ms)`);
   });
 });
+
+Deno.test("a channel turns Nagle's algorithm off: it gathers small frames itself", async () => {
+  await withPair((a) => {
+    const calls: (boolean | undefined)[] = [];
+    const tcp = a as Deno.TcpConn;
+    const setNoDelay = tcp.setNoDelay.bind(tcp);
+    tcp.setNoDelay = (noDelay?: boolean) => {
+      calls.push(noDelay);
+      setNoDelay(noDelay);
+    };
+    new Channel(a);
+    assertEquals(calls, [true]);
+    return Promise.resolve();
+  });
+});
