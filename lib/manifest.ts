@@ -156,13 +156,17 @@ function* add(
   }
   yield entryFor(name, info, KIND_DIR, path);
   const items: string[] = [];
-  for (const item of Deno.readDirSync(path)) items.push(item.name);
+  // Folders are listed while the offer goes out, so something may vanish meanwhile: like tar
+  // and rsync, we say so and go on (the receiver gets an empty folder).
+  const listing = ifStillThere(() => Deno.readDirSync(path), path, skip);
+  for (const item of listing ?? []) items.push(item.name);
   // Sorted, so the same folder always gives the same offer.
   items.sort();
   for (const item of items) {
     const child = `${path}/${item}`;
     const childName = `${name}/${item}`;
-    const childInfo = Deno.lstatSync(child);
+    const childInfo = ifStillThere(() => Deno.lstatSync(child), child, skip);
+    if (childInfo === undefined) continue;
     // A name the receiver would refuse is skipped here, and so is everything below it.
     const problem = nameProblem(childName);
     if (problem) skip(child, `${problem} in name`);
@@ -170,5 +174,20 @@ function* add(
     else if (childInfo.isFile || childInfo.isDirectory) {
       yield* add(child, childName, childInfo, skip);
     } else skip(child, "not a regular file or folder");
+  }
+}
+
+/** Runs `look`; if `path` has vanished, reports it as skipped and answers undefined. */
+function ifStillThere<T>(
+  look: () => T,
+  path: string,
+  skip: (path: string, why: string) => void,
+): T | undefined {
+  try {
+    return look();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    skip(path, "vanished while the folder was being listed");
+    return undefined;
   }
 }
