@@ -203,7 +203,14 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
   const held: Entry[] = [];
   const answer = async (entries: readonly Entry[]) => {
     const replies: Reply[] = [];
-    for (const entry of entries) replies.push(await planner.plan(entry));
+    for (const entry of entries) {
+      const plan = planner.plan(entry);
+      // Only HAVE and RESUME read the disk; everything else is decided without waiting.
+      if (plan.reply.action === REPLY_HAVE || plan.reply.action === REPLY_RESUME) {
+        await planner.digest(plan);
+      }
+      replies.push(plan.reply);
+    }
     for (const batch of encodeReplies(replies)) await channel.send(FRAME_REPLY, batch);
   };
   while (true) {
@@ -239,11 +246,13 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
   }
 }
 
+const NO_DIGEST = new Uint8Array(0);
+
 function refuse(reason: WireCode): Reply {
-  return { action: REPLY_REFUSE, offset: 0, digest: new Uint8Array(0), reason };
+  return { action: REPLY_REFUSE, offset: 0, digest: NO_DIGEST, reason };
 }
 
-const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
+const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: NO_DIGEST, reason: 0 };
 
 /** Decides, entry by entry in offer order, what to do with each; remembers what it decided. */
 class Planner {
@@ -275,12 +284,25 @@ class Planner {
     this.toStdout = options.stdout !== undefined;
   }
 
-  /** Plans the next entry of the offer and returns the reply for it. */
-  async plan(entry: Entry): Promise<Reply> {
+  /**
+   * Plans the next entry of the offer. A HAVE or RESUME reply still lacks its digest: that
+   * reads the disk, so {@linkcode Planner.digest} adds it.
+   */
+  plan(entry: Entry): Plan {
     const plan: Plan = { entry, reply: SEND, target: "", started: false };
     this.plans.push(plan);
-    plan.reply = await this.#decide(entry, plan);
-    return plan.reply;
+    plan.reply = this.#decide(entry, plan);
+    return plan;
+  }
+
+  /** Fills in the digest of a HAVE (the file we have) or RESUME (the `.part` prefix) reply. */
+  async digest(plan: Plan): Promise<void> {
+    const mine = await this.#hasher();
+    const resume = plan.reply.action === REPLY_RESUME;
+    await hashPrefix(resume ? plan.target + PART_SUFFIX : plan.target, plan.reply.offset, mine);
+    // With --hash, the file's own digest goes on from the resumed prefix.
+    if (resume) plan.prefixState = mine.save();
+    plan.reply = { ...plan.reply, digest: finishDigest(mine) };
   }
 
   /** Lets other connections write to the targets this one claimed. */
@@ -288,7 +310,7 @@ class Planner {
     for (const claim of this.#myClaims) this.#claims.delete(claim);
   }
 
-  async #decide(entry: Entry, plan: Plan): Promise<Reply> {
+  #decide(entry: Entry, plan: Plan): Reply {
     const name = entry.name;
     // NAME.part is where NAME is written first: of NAME and NAME.part, the later is refused.
     const collides = (name.endsWith(PART_SUFFIX) &&
@@ -319,7 +341,7 @@ class Planner {
     if (parentRefusal) return refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
     plan.target = root.path(name);
     if (this.#claims.has(plan.target)) return refuse(WIRE.BUSY);
-    const reply = await decide(entry, plan, root, this.#options.overwrite ?? false, this.#hasher);
+    const reply = decide(entry, plan, root, this.#options.overwrite ?? false);
     if (reply.action !== REPLY_REFUSE) {
       this.#claims.add(plan.target);
       this.#myClaims.push(plan.target);
@@ -339,31 +361,23 @@ function insideAFile(name: string, fileNames: Set<string>): boolean {
   return false;
 }
 
-/** Send, resume, already-have or refuse, from what is on disk now. */
-async function decide(
-  entry: Entry,
-  plan: Plan,
-  root: SafeRoot,
-  overwrite: boolean,
-  hasher: () => Promise<IHasher>,
-): Promise<Reply> {
+/**
+ * Send, resume, already-have or refuse, from what is on disk now. HAVE and RESUME come without
+ * their digest ({@linkcode Planner.digest}).
+ */
+function decide(entry: Entry, plan: Plan, root: SafeRoot, overwrite: boolean): Reply {
   const existing = root.existing(entry.name);
   if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
   if (existing?.isDirectory) return refuse(WIRE.EXISTS);
   if (existing && !overwrite) {
     if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
-    const mine = await hasher();
-    await hashPrefix(plan.target, existing.size, mine);
-    return { action: REPLY_HAVE, offset: existing.size, digest: finishDigest(mine), reason: 0 };
+    return { action: REPLY_HAVE, offset: existing.size, digest: NO_DIGEST, reason: 0 };
   }
   const part = root.existing(entry.name + PART_SUFFIX);
   if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
   plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
-    const mine = await hasher();
-    await hashPrefix(plan.target + PART_SUFFIX, part.size, mine);
-    plan.prefixState = mine.save();
-    return { action: REPLY_RESUME, offset: part.size, digest: finishDigest(mine), reason: 0 };
+    return { action: REPLY_RESUME, offset: part.size, digest: NO_DIGEST, reason: 0 };
   }
   return SEND;
 }
