@@ -44,6 +44,10 @@ export class Manifest implements Iterable<SourceEntry> {
     const seen = new Set<string>();
     for (const path of paths) {
       const root = rootOf(path, options.name);
+      if (root.info !== null && !root.info.isFile && !root.info.isDirectory) {
+        skip(path, root.info.isSymlink ? "symlink (not followed)" : "not a regular file or folder");
+        continue;
+      }
       // Our own names go through the same checks the receiver will apply.
       const problem = nameProblem(root.name);
       if (problem) {
@@ -52,10 +56,6 @@ export class Manifest implements Iterable<SourceEntry> {
       }
       if (seen.has(root.name)) throw new UsageError(`two paths would both be named ${root.name}`);
       seen.add(root.name);
-      if (root.info !== null && !root.info.isFile && !root.info.isDirectory) {
-        skip(path, root.info.isSymlink ? "symlink (not followed)" : "not a regular file or folder");
-        continue;
-      }
       roots.push(root);
     }
     if (roots.length === 0) throw new UsageError("nothing to send");

@@ -22,6 +22,11 @@ Deno.test("Manifest checks the command line before walking anything", async () =
       UsageError,
       "both be named a.txt",
     );
+    // A skipped symlink takes no name: no clash with the file it shares a name with.
+    await Deno.mkdir(join(src, "links"));
+    await Deno.symlink(join(src, "a.txt"), join(src, "links", "a.txt"));
+    const manifest = new Manifest([join(src, "a.txt"), join(src, "links", "a.txt")]);
+    assertEquals([...manifest].map((e) => e.name), ["a.txt"]);
   });
 });
 
