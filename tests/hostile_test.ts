@@ -20,7 +20,7 @@ import { Channel } from "../lib/channel.ts";
 import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
-import { FerryError, WIRE } from "../lib/errors.ts";
+import { EXIT, FerryError, WIRE } from "../lib/errors.ts";
 import {
   CODEC_RAW,
   CODEC_ZSTD,
@@ -32,6 +32,7 @@ import {
   encodeOffer,
   encodeOfferEnd,
   encodePreamble,
+  encodeReplies,
   encodeSmallFiles,
   type Entry,
   type FileResult,
@@ -518,5 +519,30 @@ Deno.test("receiver --max-files and --max-size refuse oversized offers", async (
   } finally {
     await receiver.stop();
     await Deno.remove(box, { recursive: true });
+  }
+});
+
+Deno.test("sender refuses a receiver that answers more entries than were offered", async () => {
+  const src = await tempDir();
+  try {
+    await Deno.writeTextFile(join(src, "one.txt"), "one");
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const sent = send([`127.0.0.1:${listener.addr.port}`, join(src, "one.txt")]);
+    const channel = new Channel(await listener.accept(), { idleTimeoutMs: 10_000 });
+    await handshake(channel, { role: "receiver", w: W, caps: COMPRESS_CAPS, initiator: false });
+    let frame = await channel.recv();
+    while (frame.type === FRAME_OFFER) frame = await channel.recv();
+    assertEquals(frame.type, FRAME_OFFER_END);
+    // One entry offered, two answers.
+    const send0 = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
+    const [replies] = encodeReplies([send0, send0]);
+    await channel.send(FRAME_REPLY, replies!);
+    await channel.flush();
+    const finished = await sent;
+    assertEquals(finished.code, EXIT.FAILED, finished.stderr);
+    assertMatch(finished.stderr, /2 replies for 1 entries offered/);
+    channel.close();
+  } finally {
+    await Deno.remove(src, { recursive: true });
   }
 });
