@@ -105,10 +105,11 @@ export async function sendEntries(
   }
   reporter.start(id, files, toSend);
 
-  // 2. Verdicts come back while we send; a reader collects them so neither side ever blocks.
-  const verdicts = new Map<number, number>();
+  // 2. Verdicts come back while we send; a reader reports each file's outcome as its verdict
+  // arrives, so neither side ever blocks and little is left to do at the end.
+  const outcomes = new Outcomes(entries, replies, (fields) => reporter.fileDone(id, fields));
   let readerError: unknown;
-  const reader = collectVerdicts(channel, entries.length, verdicts);
+  const reader = collectVerdicts(channel, outcomes);
   reader.catch((err) => {
     readerError = err;
     channel.close();
@@ -122,9 +123,7 @@ export async function sendEntries(
   const fileHasher = options.hash ? await hasher() : null;
   const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
   const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
-  const localFailures = new Map<number, string>();
-  const digests = new Map<number, Uint8Array>();
-  const resumed = new Map<number, number>();
+  const { localFailures, digests, resumed } = outcomes;
   /** File bytes sent (before compression and sealing). */
   let bytes = 0;
   try {
@@ -191,8 +190,8 @@ export async function sendEntries(
       if (entry.kind !== KIND_STREAM && sent !== entry.size) {
         localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
       }
-      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
       if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
+      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
     }
     await smallFiles.flush();
     await channel.send(FRAME_DONE, encodeDone({ files, bytes }));
@@ -202,13 +201,8 @@ export async function sendEntries(
     throw err;
   }
 
-  // 4. Tally the receiver's verdicts.
-  const { exitCode, failed } = tally(entries, replies, verdicts, {
-    digests,
-    resumed,
-    localFailures,
-    report: (fields) => reporter.fileDone(id, fields),
-  });
+  // 4. Whatever got no verdict is reported now; the worst outcome decides the exit code.
+  const { exitCode, failed } = outcomes.finish();
   return { exitCode, files, failed, bytes };
 }
 
@@ -279,12 +273,8 @@ async function offer(
   return { entries, replies };
 }
 
-/** Reads RESULT frames into `verdicts` until the receiver's DONE. */
-async function collectVerdicts(
-  channel: Channel,
-  count: number,
-  verdicts: Map<number, number>,
-): Promise<void> {
+/** Reads RESULT frames until the receiver's DONE, handing each verdict to `outcomes`. */
+async function collectVerdicts(channel: Channel, outcomes: Outcomes): Promise<void> {
   while (true) {
     const frame = await channel.recv();
     if (frame.type === FRAME_DONE) {
@@ -295,62 +285,88 @@ async function collectVerdicts(
       throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
     }
     for (const result of decodeResults(frame.payload)) {
-      if (result.index >= count) {
-        throw new ProtocolError(`Cannot use RESULT: no entry ${result.index}`);
-      }
-      verdicts.set(result.index, result.status);
+      outcomes.verdict(result.index, result.status);
     }
   }
 }
 
-/** What the sender knows about each file, to report next to the receiver's verdict. */
-interface TallyContext {
-  digests: Map<number, Uint8Array>;
-  resumed: Map<number, number>;
-  localFailures: Map<number, string>;
-  report: (fields: Parameters<Reporter["fileDone"]>[1]) => void;
-}
+/**
+ * Each file's outcome, reported once: when the receiver's verdict arrives, when the receiver
+ * refused the file in its reply, or at the end for a file that got no verdict (a protocol
+ * error). What the sender itself learned while sending goes in the maps first: a verdict can
+ * only come after the file's bytes went out.
+ */
+class Outcomes {
+  readonly digests = new Map<number, Uint8Array>();
+  readonly resumed = new Map<number, number>();
+  readonly localFailures = new Map<number, string>();
+  #entries: readonly SourceEntry[];
+  #replies: readonly Reply[];
+  #report: (fields: Parameters<Reporter["fileDone"]>[1]) => void;
+  #reported = new Set<number>();
+  #failed = 0;
+  #exitCode: number = EXIT.OK;
 
-/** Reports every file's outcome; returns the exit code and how many failed. */
-function tally(
-  entries: readonly SourceEntry[],
-  replies: readonly Reply[],
-  verdicts: Map<number, number>,
-  context: TallyContext,
-): { exitCode: number; failed: number } {
-  let failed = 0;
-  let exitCode: number = EXIT.OK;
-  for (let index = 0; index < entries.length; index++) {
-    const entry = entries[index]!;
-    if (entry.kind === KIND_DIR) continue;
-    const reply = replies[index]!;
-    const status = reply.action === REPLY_REFUSE ? reply.reason : verdicts.get(index);
+  constructor(
+    entries: readonly SourceEntry[],
+    replies: readonly Reply[],
+    report: (fields: Parameters<Reporter["fileDone"]>[1]) => void,
+  ) {
+    this.#entries = entries;
+    this.#replies = replies;
+    this.#report = report;
+  }
+
+  /** The receiver's verdict on entry `index`. */
+  verdict(index: number, status: number): void {
+    const entry = this.#entries[index];
+    if (entry === undefined || entry.kind === KIND_DIR) {
+      throw new ProtocolError(`Cannot use RESULT: no file entry ${index}`);
+    }
+    if (this.#replies[index]!.action === REPLY_REFUSE || this.#reported.has(index)) {
+      throw new ProtocolError(`Cannot use RESULT: entry ${index} has its outcome already`);
+    }
+    this.#settle(index, status);
+  }
+
+  /** Reports the files still without an outcome; returns the exit code and how many failed. */
+  finish(): { exitCode: number; failed: number } {
+    for (let index = 0; index < this.#entries.length; index++) {
+      if (this.#entries[index]!.kind === KIND_DIR || this.#reported.has(index)) continue;
+      const reply = this.#replies[index]!;
+      this.#settle(index, reply.action === REPLY_REFUSE ? reply.reason : WIRE.PROTOCOL);
+    }
+    return { exitCode: this.#exitCode, failed: this.#failed };
+  }
+
+  #settle(index: number, status: number): void {
+    this.#reported.add(index);
+    const entry = this.#entries[index]!;
     const base = { name: entry.name, size: entry.size };
     if (status === RESULT_OK) {
-      const digest = context.digests.get(index);
-      context.report({
+      const digest = this.digests.get(index);
+      this.#report({
         ...base,
         status: "ok",
         ...(digest ? { digest } : {}),
-        resumed: context.resumed.get(index) ?? 0,
+        resumed: this.resumed.get(index) ?? 0,
       });
-      continue;
+      return;
     }
     if (status === RESULT_IDENTICAL) {
-      context.report({ ...base, status: "identical" });
-      continue;
+      this.#report({ ...base, status: "identical" });
+      return;
     }
-    failed++;
-    const code = (status ?? WIRE.PROTOCOL) as WireCode;
-    const reason = context.localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
-    const refused = reply.action === REPLY_REFUSE || code === WIRE.EXISTS;
-    context.report({ ...base, status: refused ? "refused" : "failed", reason });
-    exitCode = worse(
-      exitCode,
+    this.#failed++;
+    const code = status as WireCode;
+    const reason = this.localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
+    const refused = this.#replies[index]!.action === REPLY_REFUSE || code === WIRE.EXISTS;
+    this.#report({ ...base, status: refused ? "refused" : "failed", reason });
+    this.#exitCode = worse(
+      this.#exitCode,
       refused ? EXIT.REFUSED : code === WIRE.INTEGRITY ? EXIT.INTEGRITY : EXIT.FAILED,
     );
   }
-  return { exitCode, failed };
 }
 
 /**

@@ -33,6 +33,7 @@ import {
   encodeOfferEnd,
   encodePreamble,
   encodeReplies,
+  encodeResults,
   encodeSmallFiles,
   type Entry,
   type FileResult,
@@ -50,6 +51,7 @@ import {
   type Reply,
   REPLY_REFUSE,
   REPLY_SEND,
+  RESULT_OK,
 } from "../protocol.ts";
 
 const W = passwordScalar(CODE);
@@ -522,7 +524,14 @@ Deno.test("receiver --max-files and --max-size refuse oversized offers", async (
   }
 });
 
-Deno.test("sender refuses a receiver that answers more entries than were offered", async () => {
+/**
+ * A hostile receiver: real sender.ts sends one small file to a fake receiver that takes the
+ * offer, answers with `replies` and then follows `script`. Returns how the sender ended.
+ */
+async function fakeReceiver(
+  replies: number,
+  script: (channel: Channel) => Promise<void>,
+): Promise<{ code: number; stderr: string }> {
   const src = await tempDir();
   try {
     await Deno.writeTextFile(join(src, "one.txt"), "one");
@@ -533,16 +542,32 @@ Deno.test("sender refuses a receiver that answers more entries than were offered
     let frame = await channel.recv();
     while (frame.type === FRAME_OFFER) frame = await channel.recv();
     assertEquals(frame.type, FRAME_OFFER_END);
-    // One entry offered, two answers.
-    const send0 = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
-    const [replies] = encodeReplies([send0, send0]);
-    await channel.send(FRAME_REPLY, replies!);
+    const sendIt = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
+    const [payload] = encodeReplies(Array(replies).fill(sendIt));
+    await channel.send(FRAME_REPLY, payload!);
     await channel.flush();
+    await script(channel);
     const finished = await sent;
-    assertEquals(finished.code, EXIT.FAILED, finished.stderr);
-    assertMatch(finished.stderr, /2 replies for 1 entries offered/);
     channel.close();
+    return finished;
   } finally {
     await Deno.remove(src, { recursive: true });
   }
+}
+
+Deno.test("sender refuses a receiver that answers more entries than were offered", async () => {
+  const finished = await fakeReceiver(2, () => Promise.resolve());
+  assertEquals(finished.code, EXIT.FAILED, finished.stderr);
+  assertMatch(finished.stderr, /2 replies for 1 entries offered/);
+});
+
+Deno.test("sender refuses a receiver that gives one file two verdicts", async () => {
+  const finished = await fakeReceiver(1, async (channel) => {
+    assertEquals((await channel.recv()).type, FRAME_SMALL_FILES);
+    const [results] = encodeResults([{ index: 0, status: RESULT_OK }, { index: 0, status: 7 }]);
+    await channel.send(FRAME_RESULT, results!);
+    await channel.flush();
+  });
+  assertEquals(finished.code, EXIT.FAILED, finished.stderr);
+  assertMatch(finished.stderr, /entry 0 has its outcome already/);
 });
