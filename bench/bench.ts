@@ -105,7 +105,7 @@ async function timed(
   sendCmd: string,
   port: number,
   opts: { host?: string; netns?: string } = {},
-): Promise<Measure & { receiveOut: string; sendOut: string }> {
+): Promise<Measure> {
   const receiver = sh(`/usr/bin/time -f "RSS %M" ${receive}`, { FERRY_CODE: CODE }).spawn();
   // The probe connection of waitPort would be taken as the first (garbage) connection; ferry
   // ignores it, nc would not, so for nc we wait a fixed moment instead.
@@ -121,7 +121,6 @@ async function timed(
     throw new Error(`benchmark run failed:\n$ ${sendCmd}\n${sendErr}\n$ ${receive}\n${recvErr}`);
   }
   const sendOut = new TextDecoder().decode(sender.stdout);
-  const receiveOut = new TextDecoder().decode(received.stdout);
   const done = sendOut.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
     .find((e) => e.event === "done");
   return {
@@ -129,8 +128,6 @@ async function timed(
     senderRss: rssOf(sendErr),
     receiverRss: rssOf(recvErr),
     wireBytes: done?.wire_bytes,
-    receiveOut,
-    sendOut,
   };
 }
 
