@@ -266,8 +266,9 @@ class Planner {
   /** Targets being written by any connection, and those this one added. */
   #claims: Set<string>;
   #myClaims: string[] = [];
-  #offered = new Set<string>();
+  /** Names offered so far, and NAME for every NAME.part among them. */
   #names = new Set<string>();
+  #partBases = new Set<string>();
   #fileNames = new Set<string>();
   #accepted = 0;
 
@@ -312,16 +313,18 @@ class Planner {
 
   #decide(entry: Entry, plan: Plan): Reply {
     const name = entry.name;
-    // NAME.part is where NAME is written first: of NAME and NAME.part, the later is refused.
-    const collides = (name.endsWith(PART_SUFFIX) &&
-      this.#offered.has(name.slice(0, -PART_SUFFIX.length))) ||
-      this.#offered.has(name + PART_SUFFIX);
-    this.#offered.add(name);
     if (nameProblem(name) !== undefined) return refuse(WIRE.BAD_NAME);
     if (this.#names.has(name)) return refuse(WIRE.DUPLICATE);
     this.#names.add(name);
     if (insideAFile(name, this.#fileNames)) return refuse(WIRE.BAD_NAME);
-    if (collides) return refuse(WIRE.DUPLICATE);
+    // NAME.part is where NAME is written first: of NAME and NAME.part, the later is refused.
+    if (name.endsWith(PART_SUFFIX)) {
+      const base = name.slice(0, -PART_SUFFIX.length);
+      this.#partBases.add(base);
+      if (this.#names.has(base)) return refuse(WIRE.DUPLICATE);
+    } else if (this.#partBases.size > 0 && this.#partBases.has(name)) {
+      return refuse(WIRE.DUPLICATE);
+    }
     if (this.toStdout) {
       // --stdout takes exactly one file and no folders.
       return entry.kind === KIND_DIR || this.stdoutFiles !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
