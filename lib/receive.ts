@@ -266,8 +266,9 @@ class Planner {
   /** Targets being written by any connection, and those this one added. */
   #claims: Set<string>;
   #myClaims: string[] = [];
-  /** Names offered so far, and NAME for every NAME.part among them. */
+  /** Names offered so far that passed the name checks. */
   #names = new Set<string>();
+  /** NAME, for every NAME.part among them. */
   #partBases = new Set<string>();
   #fileNames = new Set<string>();
   #accepted = 0;
