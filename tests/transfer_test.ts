@@ -110,6 +110,28 @@ Deno.test("2,600 files offered in several frames as the folder is walked: every 
   });
 });
 
+Deno.test("an offer over --max-files is refused while the sender is still offering (exit 6)", async () => {
+  await withDirs(async (src, dst) => {
+    for (let d = 0; d < 12; d++) {
+      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), "x");
+      }
+    }
+    const { sent, received } = await sendOnce([join(src, "tree")], [
+      "--dir",
+      dst,
+      "--max-files",
+      "1000",
+    ]);
+    assertEquals([sent.code, received.code], [EXIT.REFUSED, EXIT.REFUSED], sent.stderr);
+    assertMatch(sent.stderr, /more than 1000 entries \(--max-files\)/);
+    // Folders from the frames before the limit may exist; no file does.
+    const files = [...(await listTree(dst)).entries()].filter(([, e]) => e.kind !== "dir");
+    assertEquals(files, []);
+  });
+});
+
 Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is created", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
