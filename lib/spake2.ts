@@ -107,44 +107,16 @@ export function prepareSpake2(w: bigint): void {
  */
 
 const ECDH_P256 = { name: "ECDH", namedCurve: "P-256" } as const;
-/** DER of a PKCS #8 P-256 private key up to its 32 bytes of scalar (RFC 5915, no public key). */
-const PKCS8_P256_PREFIX = Uint8Array.from([
-  0x30,
-  0x41,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x13,
-  0x06,
-  0x07,
-  0x2a,
-  0x86,
-  0x48,
-  0xce,
-  0x3d,
-  0x02,
-  0x01,
-  0x06,
-  0x08,
-  0x2a,
-  0x86,
-  0x48,
-  0xce,
-  0x3d,
-  0x03,
-  0x01,
-  0x07,
-  0x04,
-  0x27,
-  0x30,
-  0x25,
-  0x02,
-  0x01,
-  0x01,
-  0x04,
-  0x20,
-]);
+/**
+ * DER of a PKCS #8 P-256 private key (RFC 5208, RFC 5915) up to its 32 bytes of scalar, with no
+ * public key: SEQUENCE { version 0, AlgorithmIdentifier { id-ecPublicKey, prime256v1 },
+ * OCTET STRING { ECPrivateKey SEQUENCE { version 1, OCTET STRING (32 bytes follow) } } }.
+ */
+const PKCS8_P256_PREFIX = Uint8Array.from(Buffer.from(
+  "3041" + "020100" + "3013" + "06072a8648ce3d0201" + "06082a8648ce3d030107" +
+    "0427" + "3025" + "020101" + "0420",
+  "hex",
+));
 
 function privateKey(scalar: bigint, extractable = false): Promise<CryptoKey> {
   const der = new Uint8Array(PKCS8_P256_PREFIX.length + 32);
@@ -166,6 +138,8 @@ async function xOfProduct(scalar: bigint, point: Point): Promise<Uint8Array> {
 
 /** scalar*point for scalar in [1, order), by {@linkcode xOfProduct} as explained above. */
 export async function multiply(point: Point, scalar: bigint): Promise<Point> {
+  // At the ends of the range Q is +-point itself, and Q + point would be no point at all.
+  if (scalar === 1n) return point;
   if (scalar === ORDER - 1n) return point.negate();
   const [x, xNext] = await Promise.all([
     xOfProduct(scalar, point),

@@ -176,9 +176,14 @@ Deno.test("multiply() (WebCrypto x-coordinates, sign recovered) equals noble's m
     const scalar = randomScalar();
     assertEquals((await multiply(point, scalar)).toHex(false), point.multiply(scalar).toHex(false));
   }
-  // The ends of the range, where scalar + 1 wraps or the product is the point itself.
-  const M = P256.fromHex(M_HEX);
-  for (const scalar of [1n, 2n, ORDER - 2n, ORDER - 1n]) {
-    assertEquals((await multiply(M, scalar)).toHex(false), M.multiply(scalar).toHex(false));
+  // The ends of the range, where scalar + 1 wraps or the product is the point itself; M has an
+  // even y-coordinate, N an odd one.
+  for (const point of [P256.fromHex(M_HEX), P256.fromHex(N_HEX)]) {
+    for (const scalar of [1n, 2n, ORDER - 2n, ORDER - 1n]) {
+      assertEquals(
+        (await multiply(point, scalar)).toHex(false),
+        point.multiply(scalar).toHex(false),
+      );
+    }
   }
 });
