@@ -10,7 +10,7 @@ import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { ConnectionError, EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
-import { flushOutput } from "./io.ts";
+import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./receive.ts";
 
 /** Exit codes as printed in --help and README.md. */
@@ -350,17 +350,17 @@ export async function runMain(
     if (readEnv("FERRY_DEBUG") === "1") console.error(err);
     const line = formatError(err, secrets());
     const exitCode = exitCodeOf(err);
-    flushOutput();
     if (Deno.args.includes("--json")) {
-      Deno.stdout.writeSync(new TextEncoder().encode(
+      writeOut(
         JSON.stringify({
           event: "error",
           message: line.replace(/^ferry: /, ""),
           exit_code: exitCode,
         }) +
           "\n",
-      ));
+      );
     }
+    flushOutput();
     Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
     if (err instanceof UsageError && !line.includes("--help")) {
       Deno.stderr.writeSync(

@@ -56,9 +56,12 @@ export function readFullSync(file: Deno.FsFile, buf: Uint8Array): number {
  */
 let pendingOut = "";
 let outTimer: ReturnType<typeof setTimeout> | undefined;
+/** Set once stdout is gone (`--json | head -1`): the transfer goes on, its events are dropped. */
+let stdoutGone = false;
 
 /** Queues one line (with its newline) for stdout. */
 export function writeOut(line: string): void {
+  if (stdoutGone) return;
   pendingOut += line;
   if (pendingOut.length >= 64 * 1024) flushOutput();
   else outTimer ??= setTimeout(flushOutput, 0);
@@ -71,5 +74,9 @@ export function flushOutput(): void {
   if (pendingOut === "") return;
   const bytes = new TextEncoder().encode(pendingOut);
   pendingOut = "";
-  writeAllSync(Deno.stdout, bytes);
+  try {
+    writeAllSync(Deno.stdout, bytes);
+  } catch {
+    stdoutGone = true;
+  }
 }

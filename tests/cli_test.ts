@@ -5,12 +5,15 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  CODE,
   jsonLines,
+  listTree,
   RECEIVER,
   run,
   send,
   SENDER,
   sendOnce,
+  startReceiver,
   tempDir,
   withDirs,
   writeRandomFile,
@@ -163,4 +166,32 @@ Deno.test("conflicting flags are usage errors: --stdout with --json, --legacy wi
   const b = await run(SENDER, ["--listen", "--legacy", "x"]);
   assertEquals(b.code, 2);
   assertMatch(b.stderr, /--legacy .* cannot --listen/);
+});
+
+Deno.test("--json piped into `head -1`: the transfer goes on without its events, exit 0", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.mkdir(join(src, "many"));
+    for (let i = 0; i < 300; i++) await Deno.writeTextFile(join(src, "many", `f${i}`), `${i}`);
+    const receiver = await startReceiver(["--once", "--dir", dst]);
+    // The reader of our events goes away after the first line; later writes fail (EPIPE).
+    const script =
+      `"$0" run -A "$1" "$2" "$3" --json | head -n 1 > /dev/null; exit "\${PIPESTATUS[0]}"`;
+    const sent = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        script,
+        Deno.execPath(),
+        SENDER,
+        `127.0.0.1:${receiver.port}`,
+        join(src, "many"),
+      ],
+      env: { FERRY_CODE: CODE, NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const received = await receiver.finish();
+    const stderr = new TextDecoder().decode(sent.stderr);
+    assertEquals([sent.code, received.code], [0, 0], stderr + received.stderr);
+    assertEquals((await listTree(join(dst, "many"))).size, 300);
+  });
 });
