@@ -212,6 +212,8 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
       replies.push(plan.reply);
     }
     for (const batch of encodeReplies(replies)) await channel.send(FRAME_REPLY, batch);
+    // Out now: the next OFFER frame may already be here, and the sender waits for these.
+    await channel.flush();
   };
   while (true) {
     const frame = await channel.recv();
