@@ -169,7 +169,7 @@ export async function receiveEntries(
       if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
       else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
       else plan.status = WIRE.PROTOCOL;
-      if (plan.reply.action !== REPLY_REFUSE) await results.add(index, plan.status);
+      if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
     }
     await results.flush();
     applyFolderTimes(plans, root);
@@ -395,8 +395,11 @@ class ResultBatch {
   constructor(channel: Channel) {
     this.#channel = channel;
   }
-  async add(index: number, status: number): Promise<void> {
+  add(index: number, status: number): void {
     this.#pending.push({ index, status });
+  }
+  /** Sends the gathered verdicts once there are a frame's worth; called between frames. */
+  async flushIfFull(): Promise<void> {
     if (this.#pending.length >= RESULT_BATCH) await this.flush();
   }
   async flush(): Promise<void> {
@@ -442,7 +445,7 @@ async function receiveFiles(
   let total = 0;
   let current: Current | null = null;
   let keepPart = true;
-  const settle = async (
+  const settle = (
     index: number,
     plan: Plan,
     status: number,
@@ -450,7 +453,7 @@ async function receiveFiles(
     offset = 0,
   ) => {
     plan.status = status;
-    await results.add(index, status);
+    results.add(index, status);
     report(reporter, id, plan, statusName(status), {
       ...(digest ? { digest } : {}),
       resumed: offset,
@@ -458,6 +461,7 @@ async function receiveFiles(
   };
   try {
     while (true) {
+      await results.flushIfFull();
       const frame = await channel.recv();
       if (frame.type === FRAME_DONE) {
         if (current) throw new ProtocolError("Cannot finish: a file was left open");
@@ -482,7 +486,7 @@ async function receiveFiles(
           }
           total += data.length;
           reporter.progress(id, data.length);
-          await settle(small.index, plan, status, hasher && digestOf(hasher, data));
+          settle(small.index, plan, status, hasher && digestOf(hasher, data));
         }
         continue;
       }
@@ -557,7 +561,7 @@ async function receiveFiles(
           // A file of the wrong size is never kept, not even for resume.
           removeQuietly(done.part);
         }
-        await settle(done.index, done.plan, status, hasher && finishDigest(hasher), done.offset);
+        settle(done.index, done.plan, status, hasher && finishDigest(hasher), done.offset);
         continue;
       }
       if (frame.type === FRAME_SKIP) {
@@ -566,7 +570,7 @@ async function receiveFiles(
         if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
           throw new ProtocolError(`Cannot skip entry ${index}: it was not offered as identical`);
         }
-        await settle(index, plan, RESULT_IDENTICAL);
+        settle(index, plan, RESULT_IDENTICAL);
         continue;
       }
       throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
