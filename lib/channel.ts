@@ -289,9 +289,8 @@ export class Channel {
    * Small frames are gathered into a batch that goes out in one write when it is full, before a
    * large frame, at {@linkcode Channel.flush}, before a read that has to wait for the peer, or as
    * soon as the event loop is idle: a folder of small files costs a few writes, not three per
-   * file. A large piece (a file chunk) is written
-   * as it is, never copied. A frame is sealed at the moment its place in the stream is fixed,
-   * so nonces always follow the byte order.
+   * file. A large piece (a file chunk) is written as it is, never copied. A frame is sealed at
+   * the moment its place in the stream is fixed, so nonces always follow the byte order.
    */
   async send(type: number, ...parts: Uint8Array[]): Promise<void> {
     if (this.#writeError !== undefined) throw this.#writeError;

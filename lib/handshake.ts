@@ -116,7 +116,7 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
   // us (busy) hangs up after its ERROR frame, and that frame, read below, is the better news.
   channel.flush().catch(() => {});
 
-  // The peer must speak ferry v1 and take the other role.
+  // The peer must speak our protocol version and take the other role.
   channel.peerVersion = decodePreamble(
     await channel.readExact(PREAMBLE_SIZE, "the protocol preamble"),
   );
