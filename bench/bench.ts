@@ -41,6 +41,8 @@ interface Measure {
   senderRss?: number | undefined;
   receiverRss?: number | undefined;
   wireBytes?: number | undefined;
+  /** Every round's seconds, in round order (medians only). */
+  rounds?: number[];
 }
 
 interface Row {
@@ -138,7 +140,20 @@ function median(values: Measure[]): Measure {
     ...mid,
     senderRss: Math.max(...values.map((v) => v.senderRss ?? 0)),
     receiverRss: Math.max(...values.map((v) => v.receiverRss ?? 0)),
+    rounds: values.map((v) => v.seconds),
   };
+}
+
+/**
+ * The median of round-by-round ratios: each ferry run against the baseline run of the same
+ * round, minutes apart at most. It follows the machine's drift better than a ratio of medians.
+ */
+function pairedRatio(ferry: Measure, baseline: Measure): number | undefined {
+  const f = ferry.rounds;
+  const b = baseline.rounds;
+  if (!f || !b || f.length !== b.length || f.length === 0) return undefined;
+  const ratios = f.map((seconds, i) => seconds / b[i]!).sort((x, y) => x - y);
+  return ratios[Math.floor(ratios.length / 2)];
 }
 
 /**
@@ -267,6 +282,7 @@ function print(row: Row): void {
   const f = row.ferry;
   const b = row.baseline;
   const ratio = b ? (f.seconds / b.seconds).toFixed(2) + "x" : "-";
+  const paired = b ? pairedRatio(f, b) : undefined;
   const mbps = (row.bytes / MiB / f.seconds).toFixed(0);
   const rss = `${((f.senderRss ?? 0) / MiB).toFixed(0)}/${
     ((f.receiverRss ?? 0) / MiB).toFixed(0)
@@ -277,9 +293,9 @@ function print(row: Row): void {
   console.log(
     `${row.name.padEnd(34)} ferry ${f.seconds.toFixed(2).padStart(6)} s  ${
       (row.baselineName ?? "").padEnd(10)
-    } ${b ? b.seconds.toFixed(2).padStart(6) + " s" : "      -"}  ratio ${ratio.padStart(6)}  ${
-      mbps.padStart(5)
-    } MiB/s  RSS send/recv ${rss}  target ${row.target}${extra}`,
+    } ${b ? b.seconds.toFixed(2).padStart(6) + " s" : "      -"}  ratio ${ratio.padStart(6)}${
+      paired === undefined ? "" : ` (paired ${paired.toFixed(2)}x)`
+    }  ${mbps.padStart(5)} MiB/s  RSS send/recv ${rss}  target ${row.target}${extra}`,
   );
 }
 
