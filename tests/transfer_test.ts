@@ -304,6 +304,40 @@ Deno.test("ferry sender --listen serves two receivers at the same time", async (
   });
 });
 
+Deno.test("ferry sender --listen: two receivers take a 1,515-entry folder at once, both get all of it", async () => {
+  await withDirs(async (src, dst) => {
+    // Two frames' worth: both sessions walk the same lazy manifest, one ahead of the other.
+    for (let d = 0; d < 15; d++) {
+      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), `${d}/${f}`);
+      }
+    }
+    const sender = await listen(SENDER, [
+      "--listen",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      join(src, "tree"),
+    ], { env: { FERRY_CODE: CODE } });
+    const fetch = (dir: string) =>
+      run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dir], {
+        env: { FERRY_CODE: CODE },
+      });
+    await Deno.mkdir(join(dst, "a"));
+    await Deno.mkdir(join(dst, "b"));
+    const [a, b] = await Promise.all([fetch(join(dst, "a")), fetch(join(dst, "b"))]);
+    await sender.stop();
+    assertEquals([a.code, b.code], [0, 0], a.stderr + b.stderr);
+    const source = await listTree(join(src, "tree"));
+    assertEquals(source.size, 1515);
+    assertEquals(await listTree(join(dst, "a", "tree")), source);
+    assertEquals(await listTree(join(dst, "b", "tree")), source);
+    assertEquals(await Deno.readTextFile(join(dst, "b", "tree", "d14", "f99")), "14/99");
+  });
+});
+
 Deno.test("ferry over IPv6 loopback: receiver --host ::1, sender [::1]:PORT", async () => {
   const v6 = await Deno.connect({ hostname: "::1", port: 9 }).then(
     (c) => (c.close(), true),
