@@ -8,6 +8,7 @@ import { EXIT } from "../lib/errors.ts";
 import {
   CODE,
   exists,
+  type Finished,
   jsonLines,
   listen,
   listTree,
@@ -35,6 +36,42 @@ async function makeTree(root: string): Promise<void> {
     new Date(1_600_000_000_000),
     new Date(1_600_000_000_000),
   );
+}
+
+/** `folders` folders d0, d1, ... in `root`, each with 100 files f0 ... f99 holding content(d, f). */
+async function makeFolders(
+  root: string,
+  folders: number,
+  content: (d: number, f: number) => string | Uint8Array = (d, f) => `${d}/${f}`,
+): Promise<void> {
+  for (let d = 0; d < folders; d++) {
+    await Deno.mkdir(join(root, `d${d}`), { recursive: true });
+    for (let f = 0; f < 100; f++) {
+      const data = content(d, f);
+      const path = join(root, `d${d}`, `f${f}`);
+      if (typeof data === "string") await Deno.writeTextFile(path, data);
+      else await Deno.writeFile(path, data);
+    }
+  }
+}
+
+/**
+ * A sender listening with `path`, and two receivers connecting to it at once, into dst/a and
+ * dst/b. Returns how both receivers ended.
+ */
+async function serveToTwo(path: string, dst: string): Promise<[Finished, Finished]> {
+  const sender = await listen(SENDER, ["--listen", "--port", "0", "--host", "127.0.0.1", path], {
+    env: { FERRY_CODE: CODE },
+  });
+  const fetch = async (dir: string) => {
+    await Deno.mkdir(dir);
+    return await run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dir], {
+      env: { FERRY_CODE: CODE },
+    });
+  };
+  const finished = await Promise.all([fetch(join(dst, "a")), fetch(join(dst, "b"))]);
+  await sender.stop();
+  return finished;
 }
 
 Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, folder and mode arrives", async () => {
@@ -68,12 +105,7 @@ Deno.test("small files are compressed together: 500 copies of one random 2 KiB b
     // Each file alone is incompressible; together they repeat, which only a frame-wide
     // compressor sees.
     const block = crypto.getRandomValues(new Uint8Array(2048));
-    for (let d = 0; d < 5; d++) {
-      await Deno.mkdir(join(src, "many", `d${d}`), { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        await Deno.writeFile(join(src, "many", `d${d}`, `f${f}`), block);
-      }
-    }
+    await makeFolders(join(src, "many"), 5, () => block);
     const { sent, received } = await sendOnce([join(src, "many"), "--json"], ["--dir", dst]);
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assertEquals(await listTree(join(dst, "many")), await listTree(join(src, "many")));
@@ -87,12 +119,7 @@ Deno.test("small files are compressed together: 500 copies of one random 2 KiB b
 Deno.test("2,600 files offered in several frames as the folder is walked: every answer lines up", async () => {
   await withDirs(async (src, dst) => {
     // More than two OFFER frames' worth, so answers come back while the sender still offers.
-    for (let d = 0; d < 26; d++) {
-      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), `${d}/${f}`);
-      }
-    }
+    await makeFolders(join(src, "tree"), 26);
     // The receiver has two of them already, deep in the offer: one identical, one not.
     await Deno.mkdir(join(dst, "tree", "d15"), { recursive: true });
     await Deno.mkdir(join(dst, "tree", "d25"), { recursive: true });
@@ -112,12 +139,7 @@ Deno.test("2,600 files offered in several frames as the folder is walked: every 
 
 Deno.test("an offer over --max-files is refused while the sender is still offering (exit 6)", async () => {
   await withDirs(async (src, dst) => {
-    for (let d = 0; d < 12; d++) {
-      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), "x");
-      }
-    }
+    await makeFolders(join(src, "tree"), 12, () => "x");
     const { sent, received } = await sendOnce([join(src, "tree")], [
       "--dir",
       dst,
@@ -280,24 +302,7 @@ Deno.test("a transfer longer than --timeout is fine while data keeps moving", as
 Deno.test("ferry sender --listen serves two receivers at the same time", async () => {
   await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "shared.bin"), 3 * 1024 * 1024, 13);
-    const sender = await listen(SENDER, [
-      "--listen",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      join(src, "shared.bin"),
-    ], {
-      env: { FERRY_CODE: CODE },
-    });
-    const fetch = (dir: string) =>
-      run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dir], {
-        env: { FERRY_CODE: CODE },
-      });
-    await Deno.mkdir(join(dst, "a"));
-    await Deno.mkdir(join(dst, "b"));
-    const [a, b] = await Promise.all([fetch(join(dst, "a")), fetch(join(dst, "b"))]);
-    await sender.stop();
+    const [a, b] = await serveToTwo(join(src, "shared.bin"), dst);
     assertEquals([a.code, b.code], [0, 0], a.stderr + b.stderr);
     assert(await sameFile(join(src, "shared.bin"), join(dst, "a/shared.bin")));
     assert(await sameFile(join(src, "shared.bin"), join(dst, "b/shared.bin")));
@@ -307,28 +312,8 @@ Deno.test("ferry sender --listen serves two receivers at the same time", async (
 Deno.test("ferry sender --listen: two receivers take a 1,515-entry folder at once, both get all of it", async () => {
   await withDirs(async (src, dst) => {
     // Two frames' worth: both sessions walk the same lazy manifest, one ahead of the other.
-    for (let d = 0; d < 15; d++) {
-      await Deno.mkdir(join(src, "tree", `d${d}`), { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        await Deno.writeTextFile(join(src, "tree", `d${d}`, `f${f}`), `${d}/${f}`);
-      }
-    }
-    const sender = await listen(SENDER, [
-      "--listen",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      join(src, "tree"),
-    ], { env: { FERRY_CODE: CODE } });
-    const fetch = (dir: string) =>
-      run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", dir], {
-        env: { FERRY_CODE: CODE },
-      });
-    await Deno.mkdir(join(dst, "a"));
-    await Deno.mkdir(join(dst, "b"));
-    const [a, b] = await Promise.all([fetch(join(dst, "a")), fetch(join(dst, "b"))]);
-    await sender.stop();
+    await makeFolders(join(src, "tree"), 15);
+    const [a, b] = await serveToTwo(join(src, "tree"), dst);
     assertEquals([a.code, b.code], [0, 0], a.stderr + b.stderr);
     const source = await listTree(join(src, "tree"));
     assertEquals(source.size, 1515);
