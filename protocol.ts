@@ -281,6 +281,16 @@ class Builder {
     this.#buf.set(b, at);
     return this;
   }
+  /** `text` in UTF-8 after its length (u16), encoded in place: an offer holds many names. */
+  text16(text: string): this {
+    // Room for the worst case (3 bytes per UTF-16 unit), then keep only what was written.
+    const at = this.#room(2 + 3 * text.length);
+    const { written } = encoder.encodeInto(text, this.#buf.subarray(at + 2));
+    if (written > 0xffff) throw new RangeError(`Cannot encode a text of ${written} bytes`);
+    this.#view.setUint16(at, written);
+    this.#len = at + 2 + written;
+    return this;
+  }
   get length(): number {
     return this.#len;
   }
@@ -362,14 +372,12 @@ export function encodeOffer(entries: readonly Entry[]): Uint8Array[] {
   const batches: Uint8Array[] = [];
   let b = new Builder();
   for (const entry of entries) {
-    const name = encoder.encode(entry.name);
-    if (b.length + 23 + name.length > MAX_CONTROL_PAYLOAD) {
+    // 23 bytes of fields, and at most 3 bytes of UTF-8 per UTF-16 unit of the name.
+    if (b.length + 23 + 3 * entry.name.length > MAX_CONTROL_PAYLOAD) {
       batches.push(b.finish());
       b = new Builder();
     }
-    b.u8(entry.kind).u32(entry.mode).u64(entry.mtime).u64(entry.size).u16(name.length).bytes(
-      name,
-    );
+    b.u8(entry.kind).u32(entry.mode).u64(entry.mtime).u64(entry.size).text16(entry.name);
   }
   if (b.length > 0) batches.push(b.finish());
   return batches;

@@ -171,9 +171,9 @@ function* add(
     const problem = nameProblem(childName);
     if (problem) skip(child, `${problem} in name`);
     else if (childInfo.isSymlink) skip(child, "symlink (not followed)");
-    else if (childInfo.isFile || childInfo.isDirectory) {
-      yield* add(child, childName, childInfo, skip);
-    } else skip(child, "not a regular file or folder");
+    else if (childInfo.isFile) yield entryFor(childName, childInfo, KIND_FILE, child);
+    else if (childInfo.isDirectory) yield* add(child, childName, childInfo, skip);
+    else skip(child, "not a regular file or folder");
   }
 }
 

@@ -401,7 +401,8 @@ class SmallFileBatch {
     const bytes = this.#body.subarray(at, at + entry.size);
     let size: number;
     try {
-      using file = Deno.openSync(entry.source!, { read: true });
+      // Read-only, the default: without options Deno skips checking them.
+      using file = Deno.openSync(entry.source!);
       size = readFullSync(file, bytes);
     } catch (err) {
       throw new FerryError(
