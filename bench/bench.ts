@@ -4,7 +4,8 @@
  *     deno task bench                      # the loopback cases (about 2-4 minutes)
  *     BENCH_RUNS=5 deno task bench         # more runs per case (median is reported)
  *     BENCH_BIG=1 deno task bench          # add 8 GiB for the flat-memory check
- *     BENCH_LINK=1 deno task bench         # add the 1 Gbit/s netlab link and the 50 ms relay (root)
+ *     BENCH_LINK=1 deno task bench         # add the 1 Gbit/s netlab link and the 50 ms relay (root;
+ *                                          # scp -r through the relay runs once: ~3.5 minutes)
  *     BENCH_ONLY=small deno task bench     # cases whose name contains "small"
  *
  * Time is from starting the sending process until the receiving process has exited with the
@@ -299,8 +300,23 @@ function print(row: Row): void {
   );
 }
 
+interface Sshd {
+  port: number;
+  /** The client's private key. */
+  key: string;
+  /** An `ssh` command line for this server (for `rsync -e`). */
+  ssh: string;
+  stop: () => Promise<void>;
+}
+
+/** Options for `scp` to reach `sshd` on `port` (its own, or a relay's in front of it). */
+function sshOptions(sshd: Sshd, port = sshd.port): string {
+  return `-P ${port} -i ${sshd.key} -o StrictHostKeyChecking=no ` +
+    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+}
+
 /** An sshd on a loopback port, for scp and rsync baselines (when openssh-server is installed). */
-async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } | undefined> {
+async function startSshd(): Promise<Sshd | undefined> {
   if (!(await Deno.stat("/usr/sbin/sshd").catch(() => null))) return undefined;
   const dir = await Deno.makeTempDir({ prefix: "ferry-sshd-" });
   const port = freePort();
@@ -329,7 +345,8 @@ async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } |
     stderr: "null",
   }).spawn();
   await waitPort(port).catch(() => {});
-  const ssh = `ssh -p ${port} -i ${dir}/user -o StrictHostKeyChecking=no ` +
+  const key = `${dir}/user`;
+  const ssh = `ssh -p ${port} -i ${key} -o StrictHostKeyChecking=no ` +
     "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
   const probe = await sh(`${ssh} root@127.0.0.1 true`).output();
   if (!probe.success) {
@@ -338,6 +355,8 @@ async function startSshd(): Promise<{ ssh: string; stop: () => Promise<void> } |
     return undefined;
   }
   return {
+    port,
+    key,
     ssh,
     stop: async () => {
       daemon.kill();
@@ -369,9 +388,7 @@ if (!(await have("nc"))) {
 const sshd = await startSshd();
 if (!sshd) console.log("bench: no sshd (apt-get install openssh-server): scp and rsync skipped");
 const scpCommand = (from: string, to: string) =>
-  `scp -q -c aes128-gcm@openssh.com ${
-    sshd!.ssh.replace("ssh -p", "-P")
-  } ${from} root@127.0.0.1:${to}`;
+  `scp -q -c aes128-gcm@openssh.com ${sshOptions(sshd!)} ${from} root@127.0.0.1:${to}`;
 
 // 1 GiB random: encrypted default and --legacy against nc (and scp when there is an sshd).
 const big = join(WORK, "random-1g.bin");
@@ -525,18 +542,30 @@ if (Deno.env.get("BENCH_LINK") === "1") {
   if (!up.success) {
     console.log(`bench: netlab unavailable: ${new TextDecoder().decode(up.stderr).trim()}`);
   } else {
+    try {
+      await linkCases(netlab);
+    } finally {
+      await sh(`${netlab} down`).output();
+    }
+  }
+  if (!ONLY || "1,000 files".includes(ONLY) || ONLY.includes("RTT")) await relayCase();
+}
+
+async function linkCases(netlab: string): Promise<void> {
+  const out = join(WORK, "out");
+  const overLink = (path: string, args = "") => async () => {
+    await fresh(out);
+    return await timed(
+      `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
+      `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${path} --json ${args}`,
+      5001,
+      { host: "10.77.0.2", netns: "ferrylab-b" },
+    );
+  };
+
+  if (!ONLY || "256 MiB over 1 Gbit/s link".includes(ONLY) || ONLY.includes("Gbit")) {
     const file = join(WORK, "random-256m.bin");
     await makeRandom(file, 256 * MiB);
-    const out = join(WORK, "out");
-    const overLink = (path: string) => async () => {
-      await fresh(out);
-      return await timed(
-        `${netlab} b ${deno} ${RECEIVER} --once --quiet --host 10.77.0.2 --port 5001 --dir ${out}`,
-        `${netlab} a ${deno} ${SENDER} 10.77.0.2:5001 ${path} --json`,
-        5001,
-        { host: "10.77.0.2", netns: "ferrylab-b" },
-      );
-    };
     // The fixed cost of a transfer (start-up, handshake), measured with one byte in the same
     // run, so the steady rate while data flows can be told apart from it.
     const tiny = join(WORK, "one-byte.bin");
@@ -567,10 +596,37 @@ if (Deno.env.get("BENCH_LINK") === "1") {
       },
     });
     print(rows.at(-1)!);
-    await sh(`${netlab} down`).output();
   }
 
-  // 1,000 small files through a 50 ms round trip, against one file of the same total size.
+  // Compressible logs across the same link: auto must beat sending them as they are.
+  if (!ONLY || "256 MiB logs over 1 Gbit/s link".includes(ONLY) || ONLY.includes("Gbit")) {
+    const logs = join(WORK, "logs-256m.txt");
+    await makeLogs(logs, 256 * MiB);
+    const size = (await Deno.stat(logs)).size;
+    const { auto, none } = await interleave({
+      auto: overLink(logs, "--compress auto"),
+      none: overLink(logs, "--compress none"),
+    });
+    rows.push({
+      name: "256 MiB logs over 1 Gbit/s link",
+      ferry: auto,
+      baseline: none,
+      baselineName: "none",
+      bytes: size,
+      target: "auto faster than none",
+      extra: { wire_ratio: (size / (auto.wireBytes ?? size)).toFixed(1) },
+    });
+    print(rows.at(-1)!);
+  }
+}
+
+/**
+ * 1,000 small files through a 50 ms round trip, against one file of the same total size, and
+ * once against `scp -r` (when there is an sshd): it needs several round trips per file, so one
+ * run takes minutes.
+ */
+async function relayCase(): Promise<void> {
+  const SCP_R_LIMIT_S = 900;
   const proxy = join(SHARED, "delay_proxy.py");
   const thousand = join(WORK, "thousand");
   await fresh(thousand);
@@ -580,9 +636,8 @@ if (Deno.env.get("BENCH_LINK") === "1") {
   const one = join(WORK, "one-4m.bin");
   await makeRandom(one, 1000 * 4096);
   const out = join(WORK, "out");
-  const overRelay = (path: string) => async () => {
-    await fresh(out);
-    const port = freePort();
+  /** Runs `run` with a relay that adds 25 ms each way in front of `port`. */
+  const throughRelay = async <T>(port: number, run: (relayPort: number) => Promise<T>) => {
     const relayPort = freePort();
     const relay = new Deno.Command("python3", {
       args: [proxy, String(relayPort), String(port), "25"],
@@ -591,28 +646,54 @@ if (Deno.env.get("BENCH_LINK") === "1") {
     }).spawn();
     await waitPort(relayPort).catch(() => {});
     try {
-      return await timed(
-        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-        `${deno} ${SENDER} 127.0.0.1:${relayPort} ${path} --json`,
-        port,
-      );
+      return await run(relayPort);
     } finally {
       relay.kill();
       await relay.status;
     }
   };
+  const overRelay = (path: string) => async () => {
+    await fresh(out);
+    const port = freePort();
+    return await throughRelay(port, (relayPort) =>
+      timed(
+        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
+        `${deno} ${SENDER} 127.0.0.1:${relayPort} ${path} --json`,
+        port,
+      ));
+  };
   const { single, many } = await interleave({
     single: overRelay(one),
     many: overRelay(thousand),
   });
+  const extra: Record<string, string> = {
+    extra_round_trips: ((many.seconds - single.seconds) / 0.05).toFixed(1),
+  };
+  if (sshd) {
+    await fresh(out);
+    const started = performance.now();
+    const scp = await throughRelay(sshd.port, (relayPort) =>
+      sh(
+        `timeout ${SCP_R_LIMIT_S} scp -q -r -c aes128-gcm@openssh.com ${
+          sshOptions(sshd, relayPort)
+        } ${thousand} root@127.0.0.1:${out}/`,
+      ).output());
+    const seconds = (performance.now() - started) / 1000;
+    if (scp.success) {
+      extra.scp_r_s = seconds.toFixed(1);
+      extra.vs_scp_r = (many.seconds / seconds).toFixed(4) + "x";
+    } else {
+      extra.scp_r_s = scp.code === 124 ? `>${SCP_R_LIMIT_S}` : `failed (exit ${scp.code})`;
+    }
+  }
   rows.push({
     name: "1,000 files over 50 ms RTT",
     ferry: many,
     baseline: single,
     baselineName: "1 file",
     bytes: 1000 * 4096,
-    target: "a few RTTs more than 1 file",
-    extra: { extra_round_trips: ((many.seconds - single.seconds) / 0.05).toFixed(1) },
+    target: "a few RTTs more than 1 file, far ahead of scp -r",
+    extra,
   });
   print(rows.at(-1)!);
 }
