@@ -51,7 +51,7 @@ export class Manifest implements Iterable<SourceEntry> {
       // Our own names go through the same checks the receiver will apply.
       const problem = nameProblem(root.name);
       if (problem) {
-        skip(path, `${problem} in name`);
+        skip(path, badName(problem));
         continue;
       }
       if (seen.has(root.name)) throw new UsageError(`two paths would both be named ${root.name}`);
@@ -169,12 +169,17 @@ function* add(
     if (childInfo === undefined) continue;
     // A name the receiver would refuse is skipped here, and so is everything below it.
     const problem = nameProblem(childName);
-    if (problem) skip(child, `${problem} in name`);
+    if (problem) skip(child, badName(problem));
     else if (childInfo.isSymlink) skip(child, "symlink (not followed)");
     else if (childInfo.isFile) yield entryFor(childName, childInfo, KIND_FILE, child);
     else if (childInfo.isDirectory) yield* add(child, childName, childInfo, skip);
     else skip(child, "not a regular file or folder");
   }
+}
+
+/** Why a name is skipped: "control character in name", but "name too long" as it is. */
+function badName(problem: string): string {
+  return problem.includes("name") ? problem : `${problem} in name`;
 }
 
 /** Runs `look`; if `path` has vanished, reports it as skipped and answers undefined. */

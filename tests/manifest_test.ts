@@ -61,3 +61,19 @@ Deno.test("Manifest skips, with a warning, what vanishes while a folder is liste
     assertEquals(skipped, [`${join(src, "tree")}/b: vanished while the folder was being listed`]);
   });
 });
+
+Deno.test("Manifest says why a name is skipped, once", async () => {
+  await withDirs(async (src) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "a");
+    await Deno.writeTextFile(join(src, "bad\u0007bell"), "b");
+    const skipped: string[] = [];
+    const onSkip = (_path: string, why: string) => skipped.push(why);
+    assertThrows(
+      () => new Manifest([join(src, "a.txt")], { name: "x".repeat(5000), onSkip }),
+      UsageError,
+      "nothing to send",
+    );
+    [...new Manifest([src], { onSkip })];
+    assertEquals(skipped, ["name too long", "control character in name"]);
+  });
+});
