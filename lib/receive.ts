@@ -172,7 +172,7 @@ export async function receiveEntries(
       if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
     }
     await results.flush();
-    applyFolderTimes(plans, root);
+    applyFolderTimes(plans);
     let failed = 0;
     let exitCode: number = EXIT.OK;
     for (const plan of plans) {
@@ -668,18 +668,16 @@ function removeQuietly(path: string): void {
   }
 }
 
-function applyFolderTimes(plans: readonly Plan[], root: SafeRoot): void {
+function applyFolderTimes(plans: readonly Plan[]): void {
   // Deepest first, so setting a child's time does not disturb its parent's afterwards.
   // Synchronous, like the file writes: two short syscalls per folder, where a trip through
   // the async thread pool each cost more than the calls (100 folders: 5-9 ms async, 0.8 sync).
   const dirs = plans.filter((p) => p.entry.kind === KIND_DIR && p.reply.action === REPLY_SEND);
   dirs.sort((a, b) => b.entry.name.length - a.entry.name.length);
   for (const plan of dirs) {
-    const path = root.path(plan.entry.name);
     try {
-      Deno.chmodSync(path, (plan.entry.mode & 0o775) | 0o700);
-      const mtime = new Date(plan.entry.mtime);
-      Deno.utimeSync(path, mtime, mtime);
+      Deno.chmodSync(plan.target, safeMode(plan.entry) | 0o700);
+      setTime(plan.target, plan.entry);
     } catch {
       // Not ours to fix: the files are in place, the folder keeps its current time.
     }

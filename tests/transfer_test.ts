@@ -82,6 +82,10 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
     await Deno.writeTextFile(join(src, "tree/old.txt"), "from 1960\n");
     const in1960 = new Date("1960-01-01T00:00:00Z");
     await Deno.utime(join(src, "tree/old.txt"), in1960, in1960);
+    // Folders keep their mode and time too (set at the end, when nothing more is written in them).
+    await Deno.chmod(join(src, "tree/sub/deeper"), 0o750);
+    const folderTime = new Date(1_500_000_000_000);
+    await Deno.utime(join(src, "tree/sub"), folderTime, folderTime);
     const { sent, received } = await sendOnce([join(src, "tree")], ["--dir", dst]);
     assertEquals(sent.code, 0, sent.stderr);
     assertEquals(received.code, 0, received.stderr);
@@ -96,6 +100,8 @@ Deno.test("ferry receiver --once --port 0 + sender HOST:PORT tree: every file, f
       1_600_000_000_000,
     );
     assertEquals((await Deno.stat(join(dst, "tree/old.txt"))).mtime?.getTime(), 0);
+    assertEquals(got.get("sub/deeper")?.mode, 0o750);
+    assertEquals((await Deno.stat(join(dst, "tree/sub"))).mtime?.getTime(), 1_500_000_000_000);
     assertEquals(await exists(join(dst, "tree/link-out")), false);
   });
 });
