@@ -16,7 +16,7 @@ export interface SourceEntry extends Entry {
   source: string | null;
 }
 
-/** Options for {@linkcode buildManifest}. */
+/** Options for {@linkcode Manifest}. */
 export interface ManifestOptions {
   /** Name for a single file or stdin (`-`). @default {basename, or "stdin" for "-"} */
   name?: string;
@@ -77,14 +77,6 @@ export class Manifest implements Iterable<SourceEntry> {
       yield next.value;
     }
   }
-}
-
-/** Walks every entry for `paths` at once. */
-export function buildManifest(
-  paths: readonly string[],
-  options: ManifestOptions = {},
-): SourceEntry[] {
-  return [...new Manifest(paths, options)];
 }
 
 /** A command-line path, its name on the other side, and what it is (`null`: stdin). */
