@@ -188,6 +188,19 @@ async function fresh(dir: string): Promise<string> {
   return dir;
 }
 
+/** One ferry transfer on loopback into a fresh `out`: `send` follows the sender's address. */
+function ferryRun(out: string, send: string, receive = ""): () => Promise<Measure> {
+  return async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} ${receive}`,
+      `${deno} ${SENDER} 127.0.0.1:${port} ${send}`,
+      port,
+    );
+  };
+}
+
 async function makeRandom(path: string, bytes: number): Promise<void> {
   await sh(`head -c ${bytes} /dev/urandom > ${path}`).output();
 }
@@ -239,17 +252,11 @@ async function ncCase(
         port,
       );
     },
-    ferry: async () => {
-      await fresh(out);
-      const port = freePort();
-      return await timed(
-        `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} ${
-          ferryArgs.includes("--legacy") ? "--legacy" : ""
-        }`,
-        `${deno} ${SENDER} 127.0.0.1:${port} ${file} --json ${ferryArgs.join(" ")}`,
-        port,
-      );
-    },
+    ferry: ferryRun(
+      out,
+      `${file} --json ${ferryArgs.join(" ")}`,
+      ferryArgs.includes("--legacy") ? "--legacy" : "",
+    ),
     ...others,
   });
   const { nc: baseline, ferry } = results;
@@ -309,10 +316,14 @@ interface Sshd {
   stop: () => Promise<void>;
 }
 
+/** What an ssh client needs for a throwaway server: its key, no host key checks, quiet. */
+function clientOptions(key: string): string {
+  return `-i ${key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`;
+}
+
 /** Options for `scp` to reach `sshd` on `port` (its own, or a relay's in front of it). */
 function sshOptions(sshd: Sshd, port = sshd.port): string {
-  return `-P ${port} -i ${sshd.key} -o StrictHostKeyChecking=no ` +
-    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  return `-P ${port} ${clientOptions(sshd.key)}`;
 }
 
 /** An sshd on a loopback port, for scp and rsync baselines (when openssh-server is installed). */
@@ -346,8 +357,7 @@ async function startSshd(): Promise<Sshd | undefined> {
   }).spawn();
   await waitPort(port).catch(() => {});
   const key = `${dir}/user`;
-  const ssh = `ssh -p ${port} -i ${key} -o StrictHostKeyChecking=no ` +
-    "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  const ssh = `ssh -p ${port} ${clientOptions(key)}`;
   const probe = await sh(`${ssh} root@127.0.0.1 true`).output();
   if (!probe.success) {
     daemon.kill();
@@ -418,15 +428,7 @@ if (!ONLY || "incompressible".includes(ONLY)) {
   const noise = join(WORK, "noise.bin");
   await makeRandom(noise, 512 * MiB);
   const out = join(WORK, "out");
-  const run = (mode: string) => async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-      `${deno} ${SENDER} 127.0.0.1:${port} ${noise} --json --compress ${mode}`,
-      port,
-    );
-  };
+  const run = (mode: string) => ferryRun(out, `${noise} --json --compress ${mode}`);
   const { none, auto } = await interleave(
     { none: run("none"), auto: run("auto") },
     Math.max(RUNS, 5),
@@ -464,15 +466,7 @@ if (!ONLY || "small".includes(ONLY)) {
       ),
     }
     : {};
-  const ferryTree = (args: string) => async () => {
-    await fresh(out);
-    const port = freePort();
-    return await timed(
-      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-      `${deno} ${SENDER} 127.0.0.1:${port} ${tree} ${args}`,
-      port,
-    );
-  };
+  const ferryTree = (args: string) => ferryRun(out, `${tree} ${args}`);
   const results: Record<string, Measure> = await interleave({
     tarNc: async () => {
       await fresh(out);
@@ -518,12 +512,7 @@ async function hugeCase(): Promise<void> {
     // Made from the 1 GiB file, which BENCH_ONLY may have skipped.
     if (!(await Deno.stat(big).then(() => true, () => false))) await makeRandom(big, 1024 * MiB);
     await sh(`for i in 1 2 3 4 5 6 7 8; do cat ${big}; done > ${huge}`).output();
-    const port = freePort();
-    const ferry = await timed(
-      `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out}`,
-      `${deno} ${SENDER} 127.0.0.1:${port} ${huge} --json`,
-      port,
-    );
+    const ferry = await ferryRun(out, `${huge} --json`)();
     await Deno.remove(huge);
     rows.push({
       name: "8 GiB encrypted (memory)",
