@@ -601,3 +601,93 @@ export function frameName(type: number): string {
   };
   return names[type] ?? `unknown frame 0x${type.toString(16).padStart(2, "0")}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Meeting without an address: LAN discovery packets and the transit relay's handshake line.
+
+/** UDP port of LAN discovery (the tutorial's number; UDP and TCP ports are separate). */
+export const DISCOVERY_PORT = 5001;
+/** Administratively scoped IPv4 multicast group the waiting side announces itself to. */
+export const DISCOVERY_GROUP = "239.255.70.82";
+/** Size of every discovery packet. */
+export const DISCOVERY_PACKET_SIZE = 27;
+/** Bytes of the tag that names a code's public part in discovery packets. */
+export const DISCOVERY_TAG_SIZE = 16;
+/** A waiting side says where it listens. */
+export const DISCOVERY_ANNOUNCE = 1;
+/** A side looking for its peer asks waiting sides to announce at once. */
+export const DISCOVERY_QUERY = 2;
+
+/** One LAN discovery packet (see PROTOCOL.md section 12). */
+export interface DiscoveryPacket {
+  /** {@linkcode DISCOVERY_ANNOUNCE} or {@linkcode DISCOVERY_QUERY}. */
+  type: number;
+  /** ANNOUNCE: the role of the side that waits. QUERY: the role looked for. */
+  role: number;
+  /** ANNOUNCE: the TCP port it listens on. QUERY: 0. */
+  port: number;
+  /** {@linkcode DISCOVERY_TAG_SIZE} bytes derived from the public part of the code. */
+  tag: Uint8Array;
+}
+
+/**
+ * Encodes a discovery packet: MAGIC, version (u8), type, role, port (u16), tag.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeDiscovery, DISCOVERY_ANNOUNCE, encodeDiscovery, ROLE_RECEIVER } from "./protocol.ts";
+ * const packet = { type: DISCOVERY_ANNOUNCE, role: ROLE_RECEIVER, port: 5001, tag: new Uint8Array(16) };
+ * if (decodeDiscovery(encodeDiscovery(packet))?.port !== 5001) throw new Error("round trip");
+ * ```
+ */
+export function encodeDiscovery(packet: DiscoveryPacket): Uint8Array {
+  if (packet.tag.length !== DISCOVERY_TAG_SIZE) {
+    throw new RangeError(`Cannot encode tag: ${packet.tag.length} bytes, expected 16`);
+  }
+  const out = new Uint8Array(DISCOVERY_PACKET_SIZE);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC);
+  out[6] = VERSION;
+  out[7] = packet.type;
+  out[8] = packet.role;
+  view.setUint16(9, packet.port);
+  out.set(packet.tag, 11);
+  return out;
+}
+
+/**
+ * Decodes a discovery packet, or returns null for anything that is not one of ours in this
+ * version (other programs share multicast groups; a LAN packet is never an error).
+ */
+export function decodeDiscovery(bytes: Uint8Array): DiscoveryPacket | null {
+  if (bytes.length !== DISCOVERY_PACKET_SIZE) return null;
+  for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) return null;
+  if (bytes[6] !== VERSION) return null;
+  const type = bytes[7]!;
+  const role = bytes[8]!;
+  if (type !== DISCOVERY_ANNOUNCE && type !== DISCOVERY_QUERY) return null;
+  if (role !== ROLE_SENDER && role !== ROLE_RECEIVER) return null;
+  const port = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint16(9);
+  if (type === DISCOVERY_ANNOUNCE && port === 0) return null;
+  return { type, role, port, tag: bytes.slice(11, 11 + DISCOVERY_TAG_SIZE) };
+}
+
+/** Transit relay side of a sender: fixed per role, so two senders are never paired. */
+export const RELAY_SIDE_SENDER = "0000000000000001";
+/** Transit relay side of a receiver. */
+export const RELAY_SIDE_RECEIVER = "0000000000000002";
+/** The relay's answer once the other side has arrived: from the next byte on, a plain pipe. */
+export const RELAY_OK = "ok";
+/** Longest line we read from a relay before "ok" (its answers are "ok", "impatient", ...). */
+export const RELAY_MAX_LINE = 64;
+
+/**
+ * The line a client sends to a magic-wormhole transit relay: `please relay TOKEN for side
+ * SIDE\n`, TOKEN 64 lower-case hex digits, SIDE 16.
+ */
+export function encodeRelayRequest(token: string, side: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(token) || !/^[0-9a-f]{16}$/.test(side)) {
+    throw new RangeError("Cannot build relay request: token needs 64 hex digits, side 16");
+  }
+  return encoder.encode(`please relay ${token} for side ${side}\n`);
+}

@@ -1,29 +1,25 @@
-#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
 /**
  * receiver.ts: receive files from ferry senders. The tutorial's receiver.py, grown up: it
- * listens on 0.0.0.0:5001, serves many senders at once, each on its own, and writes only
- * verified files, only inside --dir.
+ * listens on 0.0.0.0:5001 (and says so on the LAN, and waits at a relay if given one), serves
+ * many senders at once, each on its own, and writes only verified files, only inside --dir.
  *
- *     deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE receiver.ts --dir downloads
+ *     deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_RELAY receiver.ts --dir downloads
  *
  * See `--help`.
  *
  * @module
  */
 
-import { connect, parseReceiverArgs, RECEIVER_HELP, runMain } from "./lib/cli.ts";
+import { parseReceiverArgs, RECEIVER_HELP, type ReceiverOptions, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
-import { AttemptLimiter } from "./lib/handshake.ts";
+import type { AttemptLimiter } from "./lib/handshake.ts";
+import { findPeer, tryCandidates, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import {
-  legacySession,
-  outcomeExitCode,
-  peerName,
-  receiveSession,
-  serveConnections,
-} from "./lib/session.ts";
+import { legacySession, outcomeExitCode, receiveSession, serveConnections } from "./lib/session.ts";
+import { prepareSpake2 } from "./lib/spake2.ts";
+import type { Link } from "./lib/transport.ts";
 
 let secret = "";
 
@@ -35,14 +31,7 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
-  const stdout = options.stdout ? { stdout: Deno.stdout } : {};
-  const target = {
-    dir: options.dir,
-    overwrite: options.overwrite,
-    maxSize: options.maxSize,
-    hash: options.hash,
-    ...stdout,
-  };
+  const warn = (text: string) => reporter.warn(text);
   if (!options.stdout && !(await Deno.stat(options.dir).catch(() => null))?.isDirectory) {
     throw new UsageError(`--dir ${options.dir} is not a folder`);
   }
@@ -53,53 +42,77 @@ async function main(): Promise<number> {
   }
   const code = options.legacy ? "" : options.code ?? generateCode();
   secret = code;
-  const w = options.legacy ? 0n : passwordScalar(code);
-  const session = { w, reporter, timeoutMs: options.timeoutMs, maxFiles: options.maxFiles };
-  const claims = new Set<string>();
+  const serve = serveOne(options, reporter, code);
 
-  // One connection, whoever opened it: the tutorial's wire, or handshake then receive.
-  async function serve(conn: Deno.Conn, id: string, limiter?: AttemptLimiter) {
-    const onError = (error: unknown) =>
-      reporter.error(formatError(error, [code]), exitCodeOf(error));
-    return options!.legacy
-      ? await legacySession(conn, {
-        ...target,
-        reporter,
-        id,
-        idleTimeoutMs: session.timeoutMs,
-        onError,
-      })
-      : await receiveSession(conn, {
-        ...session,
-        ...target,
-        claims,
-        id,
-        onError,
-        initiator: limiter === undefined,
-        ...(limiter ? { limiter } : {}),
-      });
-  }
-
-  // --connect: fetch from a sender that is listening (the server sends files too).
+  // --connect: fetch from a sender that is listening (the server sends files too), at HOST or
+  // wherever we find it.
   if (options.connect) {
-    const conn = await connect(options.connect.host, options.connect.port);
-    reporter.event("connected", { peer: peerName(conn) });
-    return outcomeExitCode(await serve(conn, "1"));
+    const address = options.connect.address;
+    const peers = findPeer({
+      ...options,
+      role: "receiver",
+      code,
+      warn,
+      ...(address ? { address } : {}),
+    });
+    const outcome = await tryCandidates(peers, (link) => {
+      reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
+      return serve(link, "1");
+    }, warn);
+    if (outcome.error !== undefined) throw outcome.error;
+    return outcomeExitCode(outcome);
   }
 
-  // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise.
-  const listener = Deno.listen({ hostname: options.host, port: options.port });
-  if (!options.legacy) prepareSpake2(w);
+  // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise; say so on the LAN, and wait
+  // at the relay too if there is one.
+  const waiting = await waitForPeers(options.host, options.port, {
+    ...options,
+    discover: options.discover && !options.legacy,
+    role: "receiver",
+    code,
+    warn,
+  });
   const generated = options.code === undefined && !options.legacy ? code : undefined;
-  reporter.listening(options.host, listener.addr.port, generated);
+  reporter.listening(options.host, waiting.port, generated);
+  if (!options.legacy) prepareSpake2(passwordScalar(code));
 
   // Serve each sender on its own, at the same time: one broken or slow sender never stalls
   // the others.
   return await serveConnections(
-    listener,
+    waiting.links,
     { once: options.once, maxConnections: options.maxConnections, reporter, peers: "senders" },
-    serve,
+    (link, id, limiter) => serve(link, id, limiter),
   );
+}
+
+/** One connection, whoever opened it: the tutorial's wire, or handshake then receive. */
+function serveOne(options: ReceiverOptions, reporter: Reporter, code: string) {
+  const w = options.legacy ? 0n : passwordScalar(code);
+  const claims = new Set<string>();
+  const target = {
+    dir: options.dir,
+    overwrite: options.overwrite,
+    maxSize: options.maxSize,
+    hash: options.hash,
+    ...(options.stdout ? { stdout: Deno.stdout } : {}),
+  };
+  return async (link: Link, id: string, limiter?: AttemptLimiter) => {
+    // The side that waits reports each session's failure itself; one that dialled throws it.
+    const onError = limiter === undefined
+      ? undefined
+      : (error: unknown) => reporter.error(formatError(error, [code]), exitCodeOf(error));
+    const common = { ...target, reporter, id, ...(onError ? { onError } : {}) };
+    return options.legacy
+      ? await legacySession(link, { ...common, idleTimeoutMs: options.timeoutMs })
+      : await receiveSession(link, {
+        ...common,
+        w,
+        timeoutMs: options.timeoutMs,
+        maxFiles: options.maxFiles,
+        claims,
+        ...(limiter ? { limiter } : {}),
+      });
+  };
 }
 
 if (import.meta.main) runMain(main, () => [secret], RECEIVER_HELP);

@@ -1,24 +1,26 @@
-#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
 /**
- * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects,
- * proves it knows the code phrase, offers everything at once, then streams the bytes, encrypted
- * and verified.
+ * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects
+ * (to HOST, or to a receiver it finds on the LAN or meets at a relay), proves it knows the code
+ * phrase, offers everything at once, then streams the bytes, encrypted and verified.
  *
- *     deno run --allow-net --allow-read sender.ts HOST[:PORT] PATH...
+ *     FERRY_CODE=7-absurd-ribbon-castle deno run --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_RELAY sender.ts [HOST[:PORT]] PATH...
  *
- * With FERRY_CODE in the environment add `--allow-env=FERRY_CODE`. See `--help`.
+ * See `--help`.
  *
  * @module
  */
 
-import { Manifest } from "./lib/manifest.ts";
-import { connect, parseSenderArgs, runMain, SENDER_HELP } from "./lib/cli.ts";
+import { parseSenderArgs, runMain, SENDER_HELP, type SenderOptions } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { prepareSpake2 } from "./lib/spake2.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
+import { Manifest } from "./lib/manifest.ts";
+import { findPeer, tryCandidates, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import { peerName, sendSession, serveConnections } from "./lib/session.ts";
+import { sendSession, serveConnections } from "./lib/session.ts";
+import { prepareSpake2 } from "./lib/spake2.ts";
+import { dialTcp, tcpLink } from "./lib/transport.ts";
 
 let secret = "";
 
@@ -30,21 +32,14 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter(options);
+  const warn = (text: string) => reporter.warn(text);
 
   // What we are about to send. The paths are checked now; folders are walked as we offer them.
   const manifest = new Manifest(options.paths, {
     ...(options.name !== undefined ? { name: options.name } : {}),
-    onSkip: (path, why) => reporter.warn(`skipping ${path}: ${why}`),
+    onSkip: (path, why) => warn(`skipping ${path}: ${why}`),
   });
-
-  // --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes.
-  if (options.legacy) {
-    const entries = [...manifest];
-    legacyEntry(entries);
-    using conn = await connect(options.host, options.port);
-    await sendLegacy(conn, entries, { reporter });
-    return EXIT.OK;
-  }
+  if (options.legacy) return await sendTutorialWay(options, manifest, reporter);
 
   // The code phrase: given to us, or (when we listen) made up and shown to the user.
   if (options.code === undefined && !options.listen) {
@@ -52,43 +47,66 @@ async function main(): Promise<number> {
   }
   const code = options.code ?? generateCode();
   secret = code;
-  const session = {
-    w: passwordScalar(code),
-    reporter,
-    timeoutMs: options.timeoutMs,
-    compress: options.compress,
-    hash: options.hash,
-  };
+  if (options.listen) return await serveReceivers(options, manifest, reporter, code);
 
-  // Usually we connect to a waiting receiver, like the tutorial...
-  if (!options.listen) {
-    const conn = await connect(options.host, options.port);
-    reporter.event("connected", { peer: peerName(conn) });
-    const outcome = await sendSession(conn, manifest, { ...session, id: "1", initiator: true });
-    if (outcome.error !== undefined) throw outcome.error;
-    return outcome.summary!.exitCode;
+  // Go to the receiver: at HOST like the tutorial, else found on the LAN or met at the relay.
+  if (options.readAsPath !== undefined) {
+    reporter.info(`ferry: ${options.readAsPath} is a path here, so it is sent; no HOST given`);
   }
+  const peers = findPeer({ ...options, role: "sender", code, warn });
+  const w = passwordScalar(code);
+  const outcome = await tryCandidates(peers, (link) => {
+    reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
+    return sendSession(link, manifest, { ...options, w, reporter, id: "1" });
+  }, warn);
+  if (outcome.error !== undefined) throw outcome.error;
+  return outcome.summary!.exitCode;
+}
 
-  // ...or, with --listen, we wait and serve each receiver that knows the code.
-  using listener = Deno.listen({ hostname: options.host, port: options.port });
-  reporter.listening(
-    options.host,
-    listener.addr.port,
-    options.code === undefined ? code : undefined,
-  );
-  prepareSpake2(session.w);
+/** --listen: wait for receivers (on TCP, the LAN, a relay) and serve each that knows the code. */
+async function serveReceivers(
+  options: SenderOptions,
+  manifest: Manifest,
+  reporter: Reporter,
+  code: string,
+): Promise<number> {
+  const warn = (text: string) => reporter.warn(text);
+  const waiting = await waitForPeers(options.host, options.port, {
+    ...options,
+    role: "sender",
+    code,
+    warn,
+  });
+  reporter.listening(options.host, waiting.port, options.code === undefined ? code : undefined);
+  const w = passwordScalar(code);
+  prepareSpake2(w);
   return await serveConnections(
-    listener,
+    waiting.links,
     { once: options.once, reporter, peers: "receivers" },
-    (conn, id, limiter) =>
-      sendSession(conn, manifest, {
-        ...session,
+    (link, id, limiter) =>
+      sendSession(link, manifest, {
+        ...options,
+        w,
+        reporter,
         id,
         limiter,
-        initiator: false,
         onError: (error) => reporter.error(formatError(error, [code]), exitCodeOf(error)),
       }),
   );
+}
+
+/** --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes. */
+async function sendTutorialWay(options: SenderOptions, manifest: Manifest, reporter: Reporter) {
+  const entries = [...manifest];
+  legacyEntry(entries);
+  const { host, port } = options.address!;
+  const conn = tcpLink(await dialTcp(host, port), "direct");
+  try {
+    await sendLegacy(conn, entries, { reporter });
+  } finally {
+    conn.close();
+  }
+  return EXIT.OK;
 }
 
 if (import.meta.main) runMain(main, () => [secret], SENDER_HELP);

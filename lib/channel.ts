@@ -1,5 +1,6 @@
 /**
- * A framed, optionally sealed, byte channel over one TCP connection.
+ * A framed, optionally sealed, byte channel over one link (lib/transport.ts): a TCP connection,
+ * a relayed one, or a test's pipe.
  *
  * Reads go through one fixed buffer (no allocation per frame, no more memory than one record
  * whatever the peer declares). Every read and write has an idle timeout: a peer that goes
@@ -31,6 +32,7 @@ import {
   WIRE,
   type WireCode,
 } from "./errors.ts";
+import type { ByteStream } from "./transport.ts";
 
 /** Options for {@linkcode Channel}. */
 export interface ChannelOptions {
@@ -78,9 +80,9 @@ class Direction {
   }
 }
 
-/** Framed channel over a Deno connection. */
+/** Framed channel over a byte stream. */
 export class Channel {
-  readonly conn: Deno.Conn;
+  readonly conn: ByteStream;
   #idleMs: number;
   /** When a read or write last made progress. */
   #lastActivity = Date.now();
@@ -108,13 +110,9 @@ export class Channel {
   bytesIn = 0;
   bytesOut = 0;
 
-  constructor(conn: Deno.Conn, options: ChannelOptions = {}) {
+  constructor(conn: ByteStream, options: ChannelOptions = {}) {
     this.conn = conn;
     this.#idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    // We gather small frames ourselves (see send()). Nagle's algorithm on top would hold a
-    // small write back until the previous one is acknowledged, and the peer may delay that
-    // acknowledgement by 40 ms when it has nothing to say.
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */

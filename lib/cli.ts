@@ -9,9 +9,10 @@ import { parseArgs } from "node:util";
 import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
-import { ConnectionError, EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./receive.ts";
+import { parseRelay, type RelayAddress } from "./relay.ts";
 
 /** Exit codes as printed in --help and README.md. */
 export const EXIT_CODES_HELP = `EXIT CODES:
@@ -26,16 +27,19 @@ export const EXIT_CODES_HELP = `EXIT CODES:
 
 const ENVIRONMENT_HELP = `ENVIRONMENT:
   FERRY_CODE    the code phrase; safer than --code, which other users can see with ps
+  FERRY_RELAY   a transit relay, as for --relay (needs --allow-env=FERRY_RELAY)
   FERRY_DEBUG   set to 1 for stack traces on errors
   NO_COLOR      set to disable colour`;
 
 export const SENDER_HELP = `ferry sender: send files and folders, encrypted and verified.
 
 USAGE:
-  sender.ts HOST[:PORT] PATH... [OPTIONS]
+  sender.ts [HOST[:PORT]] PATH... [OPTIONS]
   sender.ts --listen [--port N] PATH... [OPTIONS]
 
   PATH is a file, a folder (sent recursively), or - for standard input (with --name).
+  Without HOST (a first argument that exists here is a PATH) the receiver is found on the LAN,
+  or met at --relay.
 
 OPTIONS:
   --code PHRASE       code phrase shown by the listening side (prefer FERRY_CODE)
@@ -45,7 +49,9 @@ OPTIONS:
   --host ADDR         with --listen, the address to listen on        [default: 0.0.0.0]
   -p, --port N        port to connect to or listen on (0: any free)  [default: ${DEFAULT_PORT}]
   --once              with --listen, exit after the first receiver
-  --timeout SECONDS   give up on a peer silent for this long         [default: 30]
+  --relay tcp:H:P     meet at this magic-wormhole transit relay when there is no direct way
+  --no-discover       do not look on (or, with --listen, announce to) the LAN
+  --timeout SECONDS   give up on a peer silent, or not found, this long  [default: 30]
   --legacy            the Python tutorial's plaintext wire (one file, no encryption)
   --hash              print each file's XXH3-128 as read here (xxhsum -H2 format)
   --json              one JSON event per line on stdout, no bars
@@ -54,7 +60,8 @@ OPTIONS:
 
 EXAMPLES:
   receiver.ts                                   # prints: listening on ... code 7-absurd-ribbon-castle
-  FERRY_CODE=7-absurd-ribbon-castle sender.ts 192.168.1.20 report.pdf photos/
+  FERRY_CODE=7-absurd-ribbon-castle sender.ts report.pdf photos/   # finds it on the LAN
+  FERRY_CODE=7-absurd-ribbon-castle sender.ts 192.168.1.20 report.pdf
   tar c dir | FERRY_CODE=... sender.ts 192.168.1.20 - --name dir.tar
   sender.ts --listen big.iso                    # then: receiver.ts --connect HOST --code ...
   sender.ts --legacy 192.168.1.20:5001 data.csv # to the tutorial's receiver.py
@@ -68,7 +75,7 @@ export const RECEIVER_HELP =
 
 USAGE:
   receiver.ts [OPTIONS]
-  receiver.ts --connect HOST[:PORT] [OPTIONS]
+  receiver.ts --connect [HOST[:PORT]] [OPTIONS]
 
 OPTIONS:
   --host ADDR         address to listen on                           [default: 0.0.0.0]
@@ -77,12 +84,14 @@ OPTIONS:
   --code PHRASE       use this code phrase instead of a fresh one (prefer FERRY_CODE)
   --once              exit after the first transfer
   --overwrite         replace existing files (atomically); default is to refuse them
-  --connect HOST[:PORT]  fetch from a sender started with --listen
+  --connect [HOST[:PORT]]  fetch from a sender started with --listen (no HOST: find it)
+  --relay tcp:H:P     also wait at (or meet at) this magic-wormhole transit relay
+  --no-discover       do not announce on (or, with --connect, look on) the LAN
   --stdout            write the single received file to standard output
   --max-size BYTES    refuse transfers larger than this (suffixes K, M, G)  [default: none]
   --max-files N       refuse offers with more entries                [default: ${DEFAULT_MAX_FILES}]
   --max-connections N  senders served at once                        [default: 64]
-  --timeout SECONDS   give up on a peer silent for this long         [default: 30]
+  --timeout SECONDS   give up on a peer silent, or not found, this long  [default: 30]
   --legacy            the Python tutorial's plaintext wire
   --hash              print each file's XXH3-128 as written here (xxhsum -H2 format)
   --json              one JSON event per line on stdout, no bars
@@ -111,11 +120,19 @@ export interface CommonOptions {
   quiet: boolean;
   once: boolean;
   timeoutMs: number;
+  /** Look on (or announce to) the LAN. */
+  discover: boolean;
+  /** Meet at this transit relay too. */
+  relay?: RelayAddress;
 }
 
 /** Parsed sender command line. */
 export interface SenderOptions extends CommonOptions {
   paths: string[];
+  /** The receiver's address, if the command line gave one (else: discovery, relay). */
+  address?: { host: string; port: number };
+  /** Set when a first argument could have been a HOST but is a path here. */
+  readAsPath?: string;
   listen: boolean;
   compress: CompressMode;
   name?: string;
@@ -125,7 +142,8 @@ export interface SenderOptions extends CommonOptions {
 export interface ReceiverOptions extends CommonOptions {
   dir: string;
   overwrite: boolean;
-  connect?: { host: string; port: number };
+  /** `--connect`: fetch from a listening sender, at this address if one was given. */
+  connect?: { address?: { host: string; port: number } };
   stdout: boolean;
   maxSize: number;
   maxFiles: number;
@@ -139,6 +157,8 @@ const COMMON_FLAGS = {
   once: { type: "boolean" },
   timeout: { type: "string" },
   legacy: { type: "boolean" },
+  relay: { type: "string" },
+  "no-discover": { type: "boolean" },
   hash: { type: "boolean" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
@@ -169,19 +189,25 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   if (listen && values.legacy) {
     throw new UsageError("--legacy connects to the tutorial's receiver; it cannot --listen");
   }
-  let host = values.host ?? "0.0.0.0";
-  let port = parsePort(values.port ?? String(DEFAULT_PORT));
+  const port = parsePort(values.port ?? String(DEFAULT_PORT));
   let paths = positionals;
-  if (!listen) {
-    if (positionals.length < 2) {
-      throw new UsageError("usage: sender.ts HOST[:PORT] PATH... (see --help)");
+  let address: { host: string; port: number } | undefined;
+  let readAsPath: string | undefined;
+  if (positionals.length < 1) {
+    throw new UsageError(
+      `usage: sender.ts ${listen ? "--listen" : "[HOST[:PORT]]"} PATH... (see --help)`,
+    );
+  }
+  // HOST is optional: a first argument that exists here is a path, anything else an address.
+  if (!listen && positionals.length >= 2) {
+    if (existsHere(positionals[0]!)) readAsPath = positionals[0]!;
+    else {
+      address = parseAddress(positionals[0]!, values.port ? port : DEFAULT_PORT);
+      paths = positionals.slice(1);
     }
-    const address = parseAddress(positionals[0]!, values.port ? port : DEFAULT_PORT);
-    host = address.host;
-    port = address.port;
-    paths = positionals.slice(1);
-  } else if (positionals.length < 1) {
-    throw new UsageError("usage: sender.ts --listen PATH... (see --help)");
+  }
+  if (values.legacy && !address) {
+    throw new UsageError("--legacy needs the receiver's HOST: sender.ts --legacy HOST FILE");
   }
   const compress = (values.compress ?? "auto") as CompressMode;
   if (!COMPRESS_MODES.includes(compress)) {
@@ -191,9 +217,11 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   if (stdinCount > 1) throw new UsageError("stdin (-) can be sent only once");
   return {
     ...common(values),
-    host,
+    host: values.host ?? "0.0.0.0",
     port,
     paths,
+    ...(address ? { address } : {}),
+    ...(readAsPath !== undefined ? { readAsPath } : {}),
     listen,
     compress,
     once: (values.once ?? false) || stdinCount > 0,
@@ -201,8 +229,25 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   };
 }
 
+/** True if something (even a dangling link) is at `path` here; never prompts. */
+function existsHere(path: string): boolean {
+  if (path === "-") return true;
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Parses the receiver's arguments; `help` is returned as null. */
 export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
+  // `--connect` may come without a value (find the sender): give parseArgs an empty one.
+  args = args.map((arg, i) =>
+    arg === "--connect" && (args[i + 1] === undefined || args[i + 1]!.startsWith("-"))
+      ? "--connect="
+      : arg
+  );
   const { values, positionals } = parse(args, {
     ...COMMON_FLAGS,
     dir: { type: "string", short: "d" },
@@ -233,12 +278,16 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
     maxSize: values["max-size"] ? parseSize(values["max-size"]) : Infinity,
     maxFiles: parseCount(values["max-files"], DEFAULT_MAX_FILES, "--max-files"),
     maxConnections: parseCount(values["max-connections"], 64, "--max-connections"),
-    ...(values.connect ? { connect: parseAddress(values.connect, DEFAULT_PORT) } : {}),
+    ...(values.connect === undefined ? {} : {
+      connect: values.connect === "" ? {} : { address: parseAddress(values.connect, DEFAULT_PORT) },
+    }),
   };
 }
 
 function common(values: {
   code?: string | undefined;
+  relay?: string | undefined;
+  "no-discover"?: boolean | undefined;
   legacy?: boolean | undefined;
   hash?: boolean | undefined;
   json?: boolean | undefined;
@@ -246,6 +295,10 @@ function common(values: {
   timeout?: string | undefined;
 }): Omit<CommonOptions, "host" | "port" | "once"> {
   const code = values.code ?? readEnv("FERRY_CODE");
+  const relay = values.relay ?? readEnv("FERRY_RELAY");
+  if (values.legacy && values.relay !== undefined) {
+    throw new UsageError("--legacy speaks the tutorial's wire, directly; it takes no --relay");
+  }
   const timeout = values.timeout === undefined
     ? DEFAULT_IDLE_TIMEOUT_MS / 1000
     : Number(values.timeout);
@@ -260,6 +313,8 @@ function common(values: {
     json: values.json ?? false,
     quiet: values.quiet ?? false,
     timeoutMs: timeout * 1000,
+    discover: !values["no-discover"],
+    ...(relay !== undefined && relay !== "" && !values.legacy ? { relay: parseRelay(relay) } : {}),
     ...(code !== undefined && code !== "" ? { code } : {}),
   };
 }
@@ -308,23 +363,6 @@ export function parseSize(text: string): number {
 export function readEnv(name: string): string | undefined {
   const status = Deno.permissions.querySync({ name: "env", variable: name });
   return status.state === "granted" ? Deno.env.get(name) : undefined;
-}
-
-/** Connects, turning the runtime's errors into a one-line ConnectionError (exit 3). */
-export async function connect(host: string, port: number): Promise<Deno.TcpConn> {
-  try {
-    return await Deno.connect({ hostname: host, port });
-  } catch (err) {
-    const why = err instanceof Deno.errors.ConnectionRefused
-      ? "connection refused (is the other side running and listening?)"
-      : (err as Error).message.replace(/ \(os error \d+\)/, "");
-    throw new ConnectionError(`could not connect to ${formatHost(host, port)}: ${why}`);
-  }
-}
-
-/** `host:port`, with brackets around IPv6. */
-export function formatHost(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**

@@ -62,3 +62,38 @@ export function passwordScalar(code: string): bigint {
     new Uint8Array(hkdfSync("sha256", normalized, "", "ferry/2 code phrase", 48)),
   );
 }
+
+/**
+ * The part of a code that may be shown to a relay operator and to the LAN: the number and the
+ * first word of a generated phrase (`7-absurd` of `7-absurd-ribbon-castle`). A relay pairs, and
+ * a LAN listener is found, by what is derived from this part alone; the rest stays secret and
+ * only ever goes into SPAKE2. A typed code with two or three parts shows its first part; a code
+ * of one part shows nothing (all such codes share one channel).
+ *
+ * Why two parts: numbers below 1000 alone collide often at a busy relay (20 waiting codes: 17%);
+ * with a word beside them 2,048,000 channels remain (20 waiting: 0.01%), and two words, 22 bits,
+ * stay secret: an attacker gets one guess per connection and the listener stops after 10.
+ *
+ * @example
+ * ```ts
+ * import { publicPart } from "./lib/code_phrase.ts";
+ * if (publicPart("7-Absurd ribbon-castle") !== "7-absurd") throw new Error("public part");
+ * ```
+ */
+export function publicPart(code: string): string {
+  const parts = normalizeCode(code).split("-");
+  if (parts.length >= 4) return parts.slice(0, 2).join("-");
+  if (parts.length >= 2) return parts[0]!;
+  return "";
+}
+
+/** 16 bytes that name a code's channel in LAN discovery packets. */
+export function discoveryTag(code: string): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", publicPart(code), "", "ferry/2 discovery tag", 16));
+}
+
+/** 64 hex digits that pair the two sides of a code at a transit relay. */
+export function relayToken(code: string): string {
+  const bytes = new Uint8Array(hkdfSync("sha256", publicPart(code), "", "ferry/2 relay token", 32));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

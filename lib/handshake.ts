@@ -67,10 +67,11 @@ export interface HandshakeOptions {
   /** Our capability bits. */
   caps: number;
   /**
-   * True for the side that opened the connection: it confirms first. The side that accepted
-   * checks that confirmation before revealing its own.
+   * True for the side that came to the waiting side (whoever dialled): it confirms first. The
+   * waiting side, which counts wrong guesses, checks that confirmation before revealing its own,
+   * so a guess that fails leaves the guesser nothing to test offline.
    */
-  initiator: boolean;
+  confirmFirst: boolean;
   /** Shared wrong-guess counter (listeners only). */
   limiter?: AttemptLimiter;
   /** Milliseconds the peer gets for each step. @default {15000} */
@@ -144,14 +145,14 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
     aad: concat(CONFIRM_LABEL, senderHello, receiverHello),
   });
 
-  // The initiator confirms first; the acceptor checks before it shows its own confirmation.
-  if (options.initiator) await channel.send(FRAME_CONFIRM, keys.myConfirm);
+  // The coming side confirms first; the waiting side checks before it shows its own.
+  if (options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);
   const peerConfirm = await channel.expect(FRAME_CONFIRM);
   if (!confirmMatches(keys.peerConfirm, peerConfirm)) {
     options.limiter?.recordFailure();
     throw new AuthError();
   }
-  if (!options.initiator) await channel.send(FRAME_CONFIRM, keys.myConfirm);
+  if (!options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);
 
   // One key per direction, so a frame can never be reflected back to its sender.
   const s2r = new Uint8Array(hkdfSync("sha256", keys.ke, new Uint8Array(0), KEY_INFO_S2R, 32));

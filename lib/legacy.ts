@@ -22,6 +22,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import type { SourceEntry } from "./manifest.ts";
 import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
+import type { ByteStream } from "./transport.ts";
 import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
 import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
 
@@ -65,7 +66,7 @@ export function legacyEntry(entries: readonly SourceEntry[]): SourceEntry & { so
 
 /** Sends one regular file the tutorial's way. */
 export async function sendLegacy(
-  conn: Deno.Conn,
+  conn: ByteStream,
   entries: readonly SourceEntry[],
   options: LegacySendOptions,
 ): Promise<void> {
@@ -179,7 +180,7 @@ export interface LegacyReceiveOptions {
 
 /** Receives one file the tutorial's way: header, then bytes until the sender closes. */
 export async function receiveLegacy(
-  conn: Deno.Conn,
+  conn: ByteStream,
   options: LegacyReceiveOptions,
 ): Promise<ReceiveSummary> {
   const id = options.id ?? "1";
@@ -302,7 +303,7 @@ async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
   await Deno.rename(fixed, path);
 }
 
-async function readIdle(conn: Deno.Conn, buf: Uint8Array, idleMs: number): Promise<number | null> {
+async function readIdle(conn: ByteStream, buf: Uint8Array, idleMs: number): Promise<number | null> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

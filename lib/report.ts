@@ -6,9 +6,9 @@
  */
 
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
-import { formatHost } from "./cli.ts";
 import { escapeForTerminal } from "./errors.ts";
 import { writeOut } from "./io.ts";
+import { formatHost, type Link } from "./transport.ts";
 
 /** Options for {@linkcode Reporter}. */
 export interface ReporterOptions {
@@ -145,6 +145,16 @@ export class Reporter {
         ? `ferry: listening on ${address}`
         : `ferry: listening on ${address} — code ${generatedCode}`,
     );
+  }
+
+  /**
+   * A peer is connected: a `connected` event with the way it came (`direct`, `lan`, `relay`),
+   * and a line saying so unless it is the plain direct way nobody needs to be told of.
+   */
+  connected(link: Link, id: string, say = link.path !== "direct"): void {
+    this.event("connected", { conn: id, peer: link.peer, path: link.path });
+    const how = { direct: "directly", lan: "found on the LAN", relay: "through the relay" };
+    if (say) this.info(`ferry: connected to ${link.peer} (${how[link.path]})`);
   }
 
   /** A line of human text on stderr (not with --quiet or --json). */

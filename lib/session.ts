@@ -1,7 +1,7 @@
 /**
  * One connection, start to end, for either role: wrap it in a Channel, run the handshake, run
  * the transfer, and on failure tell the peer why before closing. Used the same way whether we
- * listened or connected.
+ * listened, dialled, found the peer on the LAN or met it at a relay: a session sees a Link.
  *
  * @module
  */
@@ -9,12 +9,12 @@
 import { Channel } from "./channel.ts";
 import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, FerryError, WIRE, WIRE_MESSAGES } from "./errors.ts";
-import { formatHost } from "./cli.ts";
 import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "../protocol.ts";
 import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
 import type { Reader } from "./io.ts";
 import { AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
+import type { Link, LinkSource } from "./transport.ts";
 import { receiveEntries, type ReceiveOptions, type ReceiveSummary } from "./receive.ts";
 import type { Reporter } from "./report.ts";
 import { sendEntries, type SendSummary } from "./send.ts";
@@ -26,21 +26,26 @@ export interface SessionOptions {
   reporter: Reporter;
   /** Idle timeout for handshake steps and transfer reads/writes. */
   timeoutMs: number;
-  /** Wrong-guess counter shared by all connections of a listener; set only when we listened. */
+  /**
+   * Wrong-guess counter shared by every connection of the waiting side (the side that made the
+   * code up or was started first with it). Set only there; without it we confirm first.
+   */
   limiter?: AttemptLimiter;
-  /** True if we opened the connection (we confirm first in the handshake). */
-  initiator: boolean;
   /** Called with the error as soon as the session fails, before the peer is told. */
   onError?: (error: unknown) => void;
   /** Label for events from this connection. */
   id: string;
 }
 
-/** Result of a session; `spokeFerry` is false if the peer never sent a valid preamble. */
+/**
+ * Result of a session; `spokeFerry` is false if the peer never sent a valid preamble,
+ * `authenticated` true once both confirmations were checked.
+ */
 export interface SessionOutcome<T> {
   summary?: T;
   error?: unknown;
   spokeFerry: boolean;
+  authenticated: boolean;
 }
 
 /** The exit code a session ended with. */
@@ -48,22 +53,16 @@ export function outcomeExitCode(outcome: SessionOutcome<{ exitCode: number }>): 
   return outcome.error === undefined ? outcome.summary!.exitCode : exitCodeOf(outcome.error);
 }
 
-/** `host:port` of the other end of a connection. */
-export function peerName(conn: Deno.Conn): string {
-  const addr = conn.remoteAddr as Deno.NetAddr;
-  return formatHost(addr.hostname, addr.port);
-}
-
 /** Runs a `--legacy` receiving session: the tutorial's header, then bytes until close. */
 export async function legacySession(
-  conn: Deno.Conn,
+  conn: Link,
   options: LegacyReceiveOptions & { onError?: (error: unknown) => void },
 ): Promise<SessionOutcome<ReceiveSummary>> {
   try {
-    return { summary: await receiveLegacy(conn, options), spokeFerry: true };
+    return { summary: await receiveLegacy(conn, options), spokeFerry: true, authenticated: true };
   } catch (error) {
     options.onError?.(error);
-    return { error, spokeFerry: !(error instanceof EmptyConnectionError) };
+    return { error, spokeFerry: !(error instanceof EmptyConnectionError), authenticated: false };
   } finally {
     try {
       conn.close();
@@ -75,7 +74,7 @@ export async function legacySession(
 
 /** Runs a sender session: handshake, then offer and send the entries of `manifest`. */
 export function sendSession(
-  conn: Deno.Conn,
+  conn: Link,
   manifest: Iterable<SourceEntry>,
   options: SessionOptions & { compress: CompressMode; hash?: boolean; stdin?: Reader },
 ): Promise<SessionOutcome<SendSummary>> {
@@ -96,7 +95,7 @@ export function sendSession(
 
 /** Runs a receiver session: handshake, then receive into `options.dir`. */
 export function receiveSession(
-  conn: Deno.Conn,
+  conn: Link,
   options: SessionOptions & Omit<ReceiveOptions, "reporter" | "id" | "idleTimeoutMs">,
 ): Promise<SessionOutcome<ReceiveSummary>> {
   return runSession(conn, "receiver", options, async (channel) => {
@@ -110,24 +109,26 @@ export function receiveSession(
 }
 
 async function runSession<T>(
-  conn: Deno.Conn,
+  conn: Link,
   role: "sender" | "receiver",
   options: SessionOptions,
   transfer: (channel: Channel, peerCaps: number) => Promise<T>,
 ): Promise<SessionOutcome<T>> {
   const channel = new Channel(conn, { idleTimeoutMs: options.timeoutMs });
+  let authenticated = false;
   try {
     const session = await handshake(channel, {
       role,
       w: options.w,
       caps: COMPRESS_CAPS,
-      initiator: options.initiator,
+      confirmFirst: options.limiter === undefined,
       timeoutMs: options.timeoutMs,
       ...(options.limiter ? { limiter: options.limiter } : {}),
     });
+    authenticated = true;
     const summary = await transfer(channel, session.peerCaps);
     await channel.closeWrite();
-    return { summary, spokeFerry: true };
+    return { summary, spokeFerry: true, authenticated };
   } catch (error) {
     options.onError?.(error);
     // Tell the peer what went wrong, unless it told us. A local failure that is not one of
@@ -138,7 +139,7 @@ async function runSession<T>(
       const code = role === "receiver" ? WIRE.WRITE_FAILED : WIRE.READ_FAILED;
       await channel.sendError(code, WIRE_MESSAGES[code]);
     }
-    return { error, spokeFerry: channel.peerVersion !== undefined };
+    return { error, spokeFerry: channel.peerVersion !== undefined, authenticated };
   } finally {
     channel.close();
   }
@@ -156,15 +157,15 @@ export interface ServeOptions {
 }
 
 /**
- * Serves every connection of `listener` on its own, at the same time: one broken or slow peer
- * never stalls the others. Stops after the first real session with `once`, or when the
- * wrong-guess limit is reached (exit 4). Returns the exit code.
+ * Serves every link from `links` on its own, at the same time: one broken or slow peer never
+ * stalls the others. Stops after the first real session with `once`, or when the wrong-guess
+ * limit is reached (exit 4). Returns the exit code.
  */
 export async function serveConnections(
-  listener: Deno.Listener,
+  links: LinkSource,
   options: ServeOptions,
   serve: (
-    conn: Deno.Conn,
+    conn: Link,
     id: string,
     limiter: AttemptLimiter,
   ) => Promise<SessionOutcome<{ exitCode: number }>>,
@@ -177,16 +178,16 @@ export async function serveConnections(
     if (stopping) return;
     stopping = true;
     result = exitCode;
-    listener.close();
+    links.close();
   };
   let count = 0;
-  for await (const conn of listener) {
+  for await (const conn of links) {
     const id = String(++count);
     if (active.size >= (options.maxConnections ?? 64)) {
       refuseBusy(conn);
       continue;
     }
-    options.reporter.event("connected", { conn: id, peer: peerName(conn) });
+    options.reporter.connected(conn, id);
     const task: Promise<void> = serve(conn, id, limiter).then((outcome) => {
       active.delete(task);
       if (limiter.exhausted) {
@@ -206,7 +207,7 @@ export async function serveConnections(
 }
 
 /** Over --max-connections: say so in protocol terms, then hang up. */
-function refuseBusy(conn: Deno.Conn): void {
+function refuseBusy(conn: Link): void {
   const error = encodeError({ code: WIRE.BUSY, message: "too many connections" });
   const refusal = new Uint8Array([...encodePreamble(), ...encodePlainRecord(FRAME_ERROR, error)]);
   conn.write(refusal).catch(() => {}).finally(() => conn.close());

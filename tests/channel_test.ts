@@ -6,6 +6,7 @@ import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { Channel } from "../lib/channel.ts";
 import { ConnectionError } from "../lib/errors.ts";
 import { FRAME_DONE } from "../protocol.ts";
+import { tcpLink } from "../lib/transport.ts";
 
 /** A connected pair of loopback sockets; both are closed after `fn`, whatever happens. */
 async function withPair(fn: (a: Deno.Conn, b: Deno.Conn) => Promise<void>): Promise<void> {
@@ -72,7 +73,7 @@ Deno.test("setIdleTimeout() applies to an operation already waiting", async () =
   });
 });
 
-Deno.test("a channel turns Nagle's algorithm off: it gathers small frames itself", async () => {
+Deno.test("tcpLink() turns Nagle's algorithm off: the channel gathers small frames itself", async () => {
   await withPair((a) => {
     const calls: (boolean | undefined)[] = [];
     const tcp = a as Deno.TcpConn;
@@ -81,7 +82,7 @@ Deno.test("a channel turns Nagle's algorithm off: it gathers small frames itself
       calls.push(noDelay);
       setNoDelay(noDelay);
     };
-    new Channel(a);
+    tcpLink(a as Deno.TcpConn, "direct");
     assertEquals(calls, [true]);
     return Promise.resolve();
   });

@@ -247,7 +247,7 @@ async function sealedCase(port: number, r: Rng, n: number): Promise<void> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const channel = new Channel(conn, { idleTimeoutMs: 5000 });
   try {
-    await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, initiator: true });
+    await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, confirmFirst: true });
     const reading = drain(conn);
     for (const frame of frames) {
       if (frame.payload.length > 1_048_000) continue;

@@ -193,7 +193,12 @@ Deno.test("receiver stops accepting guesses after 10 wrong codes, while serving 
       try {
         await assertRejects(
           () =>
-            handshake(channel, { role: "sender", w: wrong, caps: COMPRESS_CAPS, initiator: true }),
+            handshake(channel, {
+              role: "sender",
+              w: wrong,
+              caps: COMPRESS_CAPS,
+              confirmFirst: true,
+            }),
           AuthError,
         );
       } finally {
@@ -238,7 +243,7 @@ Deno.test("a replayed handshake is refused as a wrong code, and nothing is writt
     });
     const channel = new Channel(recording);
     const w = passwordScalar(CODE);
-    await handshake(channel, { role: "sender", w, caps: COMPRESS_CAPS, initiator: true });
+    await handshake(channel, { role: "sender", w, caps: COMPRESS_CAPS, confirmFirst: true });
     channel.close();
     await first.finish();
     // ...and play it back, byte for byte, to a receiver with the same code.

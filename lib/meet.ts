@@ -1,0 +1,279 @@
+/**
+ * How the two sides meet. The waiting side (a receiver, or `sender --listen`) listens on TCP
+ * like the tutorial, announces itself on the LAN, and waits at a relay if given one; the other
+ * side dials HOST when it has one, else looks on the LAN, and tries the relay after a short
+ * delay. Each way yields links (lib/transport.ts); the session code never knows which won.
+ *
+ * @module
+ */
+
+import {
+  DISCOVERY_PORT,
+  RELAY_SIDE_RECEIVER,
+  RELAY_SIDE_SENDER,
+  ROLE_RECEIVER,
+  ROLE_SENDER,
+} from "../protocol.ts";
+import { discoveryTag, relayToken } from "./code_phrase.ts";
+import { announce, discover } from "./discovery.ts";
+import { AuthError, ConnectionError } from "./errors.ts";
+import {
+  pairAtRelay,
+  type RelayAddress,
+  relayName,
+  RelayRefusedError,
+  waitAtRelay,
+} from "./relay.ts";
+import {
+  acceptTcp,
+  closeQuietly,
+  dialTcp,
+  type Link,
+  type LinkSource,
+  mergeSources,
+  Queue,
+  tcpLink,
+} from "./transport.ts";
+
+/** How long the dialling side tries the direct way before it also tries the relay. */
+export const RELAY_DELAY_MS = 2000;
+/** After a wrong code from one peer, how long to keep looking for another. */
+const AFTER_WRONG_CODE_MS = 3000;
+
+/** Where to meet, for both sides. */
+export interface MeetOptions {
+  /** "sender" or "receiver": our role. */
+  role: "sender" | "receiver";
+  /** The code phrase; only its public part is used here. */
+  code: string;
+  /** Use LAN discovery. */
+  discover: boolean;
+  /** A transit relay to meet at, if any. */
+  relay?: RelayAddress;
+  /** UDP port for discovery (tests). @default {DISCOVERY_PORT} */
+  udpPort?: number;
+  /** Warnings for the user (a lost relay, a failed announcer). */
+  warn: (text: string) => void;
+}
+
+const ROLE = { sender: ROLE_SENDER, receiver: ROLE_RECEIVER } as const;
+const SIDE = { sender: RELAY_SIDE_SENDER, receiver: RELAY_SIDE_RECEIVER } as const;
+
+/** What the waiting side waits on. */
+export interface Waiting {
+  /** The TCP port we listen on (useful with --port 0). */
+  port: number;
+  /** Every peer that arrives, by any way; close() stops all of them. */
+  links: LinkSource;
+  /** Whether we announce ourselves on the LAN. */
+  announced: boolean;
+}
+
+/**
+ * Starts waiting: TCP on `host:port`, announced on the LAN unless `host` is a loopback address
+ * (nobody there could dial it) or discovery is off, and at the relay if there is one.
+ */
+export async function waitForPeers(
+  host: string,
+  port: number,
+  options: MeetOptions,
+): Promise<Waiting> {
+  const listener = Deno.listen({ hostname: host, port });
+  const sources: LinkSource[] = [acceptTcp(listener)];
+  const bound = (listener.addr as Deno.NetAddr).port;
+  let announced = false;
+  if (options.discover && !isLoopback(host)) {
+    try {
+      const announcer = await announce(bound, discoveryOptions(options, options.role));
+      sources.push({ close: () => announcer.stop(), async *[Symbol.asyncIterator]() {} });
+      announced = true;
+    } catch (err) {
+      options.warn(
+        `cannot announce on the LAN (${(err as Error).message}); give peers the address`,
+      );
+    }
+  }
+  if (options.relay) {
+    try {
+      sources.push(
+        await waitAtRelay(options.relay, {
+          token: relayToken(options.code),
+          side: SIDE[options.role],
+          warn: options.warn,
+        }),
+      );
+    } catch (err) {
+      for (const source of sources) source.close();
+      throw err;
+    }
+  }
+  return { port: bound, links: mergeSources(sources), announced };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1";
+}
+
+function discoveryOptions(options: MeetOptions, role: "sender" | "receiver") {
+  return {
+    tag: discoveryTag(options.code),
+    role: ROLE[role],
+    udpPort: options.udpPort ?? DISCOVERY_PORT,
+  };
+}
+
+/** Options for {@linkcode findPeer}. */
+export interface FindOptions extends MeetOptions {
+  /** The peer's address, when the user gave one: dialled first. */
+  address?: { host: string; port: number };
+  /** How long to look before giving up. */
+  timeoutMs: number;
+}
+
+/** Candidate links to the waiting side, in the order they come, until one is settled. */
+export interface Candidates extends AsyncIterable<Link> {
+  /** A session on one of them authenticated: stop looking, close the rest. */
+  settle(): void;
+  /** A candidate refused our code: keep looking only a little longer. */
+  wrongCode(): void;
+  /** Whether more candidates may still come. */
+  readonly searching: boolean;
+  /** Why nothing (more) was found, once iteration has ended. */
+  failure(): Error;
+}
+
+/**
+ * Looks for the waiting side: dials `address` if given, else listens on the LAN; after
+ * {@linkcode RELAY_DELAY_MS} (at once when there is no other way, or the direct way failed)
+ * also waits at the relay. Yields each link as it is made.
+ */
+export function findPeer(options: FindOptions): Candidates {
+  const peerRole = options.role === "sender" ? "receiver" : "sender";
+  const queue = new Queue<Link>(closeQuietly);
+  const pending = new Set<{ close(): void }>();
+  let lastError: Error | undefined;
+  let startRelay: () => void = () => {};
+  const relayStarted = new Promise<void>((resolve) => startRelay = resolve);
+  let relayTimer: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => {
+    clearTimeout(deadline);
+    clearTimeout(relayTimer);
+    startRelay();
+    for (const item of pending) closeQuietly(item);
+    queue.close();
+  };
+  let deadline = setTimeout(stop, options.timeoutMs);
+
+  if (options.address) {
+    const { host, port } = options.address;
+    queue.run(async () => {
+      try {
+        queue.push(tcpLink(await dialTcp(host, port), "direct"));
+      } catch (err) {
+        lastError = err as Error;
+        startRelay();
+      }
+    });
+  } else if (options.discover) {
+    queue.run(async () => {
+      let source: LinkSource;
+      try {
+        source = await discover(discoveryOptions(options, peerRole));
+      } catch (err) {
+        options.warn(`cannot look on the LAN (${(err as Error).message})`);
+        startRelay();
+        return;
+      }
+      pending.add(source);
+      if (queue.closed) source.close();
+      for await (const link of source) queue.push(link);
+    });
+  }
+  const relay = options.relay;
+  if (relay) {
+    if (!options.address && !options.discover) startRelay();
+    else relayTimer = setTimeout(startRelay, RELAY_DELAY_MS);
+    queue.run(async () => {
+      await relayStarted;
+      // A connection the relay hangs up on before pairing (made redundant by another sender
+      // with this code) is tried again until we find the peer or time runs out.
+      while (!queue.closed) {
+        try {
+          const conn = await dialTcp(relay.host, relay.port);
+          pending.add(conn);
+          const token = relayToken(options.code);
+          queue.push(await pairAtRelay(conn, relay, { token, side: SIDE[options.role] }));
+          pending.delete(conn);
+          return;
+        } catch (err) {
+          lastError = err as Error;
+          if (!(err instanceof RelayRefusedError) || /refused us/.test(lastError.message)) return;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+    });
+  }
+
+  return {
+    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
+    settle: stop,
+    get searching() {
+      return queue.open;
+    },
+    wrongCode: () => {
+      clearTimeout(deadline);
+      deadline = setTimeout(stop, AFTER_WRONG_CODE_MS);
+    },
+    failure: () => {
+      if (lastError) return lastError;
+      const seconds = Math.round(options.timeoutMs / 1000);
+      const ways = [
+        options.discover && !options.address ? "on the LAN" : "",
+        relay ? `at the ${relayName(relay)}` : "",
+      ].filter((way) => way !== "").join(" or ");
+      return new ConnectionError(
+        `no ${peerRole} with this code appeared ${ways || "anywhere"} within ${seconds} s; ` +
+          `check that it is running with the same code${
+            options.discover && !options.address
+              ? ", on this network (or pass its address, or --relay)"
+              : ""
+          }`,
+      );
+    },
+  };
+}
+
+/** A session's outcome as {@linkcode tryCandidates} needs it. */
+export interface Tried<T> {
+  authenticated: boolean;
+  error?: unknown;
+  summary?: T;
+}
+
+/**
+ * Runs `session` on each candidate until one authenticates. A candidate that refuses our code
+ * or drops before the handshake completes is reported and passed over while others may come;
+ * the first authenticated session's outcome is returned, whatever its end.
+ */
+export async function tryCandidates<T extends Tried<unknown>>(
+  candidates: Candidates,
+  session: (link: Link) => Promise<T>,
+  warn: (text: string) => void,
+): Promise<T> {
+  let last: T | undefined;
+  for await (const link of candidates) {
+    const outcome = await session(link);
+    if (outcome.authenticated) {
+      candidates.settle();
+      return outcome;
+    }
+    last = outcome;
+    if (outcome.error instanceof AuthError) candidates.wrongCode();
+    if (candidates.searching) {
+      const why = outcome.error instanceof Error ? outcome.error.message : "failed";
+      warn(`${link.peer}: ${why}; still looking`);
+    }
+  }
+  if (last) return last;
+  throw candidates.failure();
+}

@@ -1,0 +1,174 @@
+/**
+ * Meeting at a magic-wormhole transit relay: both sides connect out to it, each says
+ * `please relay TOKEN for side SIDE\n`, and once the other side has said the same token the
+ * relay answers `ok\n` and splices the two connections. From then on it is a plain byte pipe,
+ * with one catch: when either side closes (even half-closes), the relay closes both. ferry's
+ * sessions end in band (DONE both ways), so a relay link simply cannot half-close.
+ *
+ * The token comes from the public part of the code only (see `relayToken()`), so the relay
+ * learns nothing to test guesses against. Sides are fixed per role: two senders never pair.
+ *
+ * @module
+ */
+
+import { encodeRelayRequest, RELAY_MAX_LINE, RELAY_OK } from "../protocol.ts";
+import { ConnectionError, UsageError } from "./errors.ts";
+import {
+  closeQuietly,
+  dialTcp,
+  formatHost,
+  type Link,
+  type LinkSource,
+  Queue,
+} from "./transport.ts";
+
+/** A transit relay's address, from `--relay tcp:HOST:PORT` or `FERRY_RELAY`. */
+export interface RelayAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `tcp:HOST:PORT` (or `HOST:PORT`; IPv6 in brackets). */
+export function parseRelay(text: string): RelayAddress {
+  const match = /^(?:tcp:)?(?:\[([^\]]+)\]|([^:\[\]]+)):(\d+)$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || !(port > 0 && port < 65536)) {
+    throw new UsageError(
+      `--relay takes tcp:HOST:PORT, e.g. tcp:relay.example.org:4001 (got ${text})`,
+    );
+  }
+  return { host: match[1] ?? match[2]!, port };
+}
+
+/** The relay's name in messages. */
+export function relayName(relay: RelayAddress): string {
+  return `relay ${formatHost(relay.host, relay.port)}`;
+}
+
+/** Thrown when the relay's first line is not "ok". */
+export class RelayRefusedError extends ConnectionError {}
+
+/** Options for {@linkcode pairAtRelay}. */
+export interface PairOptions {
+  token: string;
+  side: string;
+}
+
+/** Connects to the relay and waits there, as long as it takes, for the other side. */
+export async function dialRelay(relay: RelayAddress, options: PairOptions): Promise<Link> {
+  return await pairAtRelay(await dialTcp(relay.host, relay.port), relay, options);
+}
+
+/**
+ * Asks the relay on `conn` for `token` and waits for `ok`; returns the spliced link. Throws
+ * RelayRefusedError if the relay answers anything but ok or hangs up first (it hangs up on a
+ * connection made redundant by another of our side), ConnectionError if the connection fails.
+ */
+export async function pairAtRelay(
+  conn: Deno.TcpConn,
+  relay: RelayAddress,
+  options: PairOptions,
+): Promise<Link> {
+  const name = relayName(relay);
+  try {
+    await conn.write(encodeRelayRequest(options.token, options.side));
+    // One byte at a time: the peer's first bytes may follow "ok\n" in the same segment.
+    const line: number[] = [];
+    const one = new Uint8Array(1);
+    while (line.length < RELAY_MAX_LINE) {
+      if (await conn.read(one) === null) {
+        throw new RelayRefusedError(`the ${name} hung up before pairing us with the other side`);
+      }
+      if (one[0] === 0x0a) break;
+      line.push(one[0]!);
+    }
+    const answer = new TextDecoder().decode(new Uint8Array(line));
+    if (answer !== RELAY_OK) {
+      throw new RelayRefusedError(
+        `the ${name} refused us: ${JSON.stringify(answer.slice(0, 40))} ` +
+          "(is it a magic-wormhole transit relay?)",
+      );
+    }
+  } catch (err) {
+    closeQuietly(conn);
+    if (err instanceof ConnectionError) throw err;
+    throw new ConnectionError(`lost the ${name} while waiting for the other side`, undefined, {
+      cause: err,
+    });
+  }
+  conn.setNoDelay(true);
+  return {
+    read: (buffer) => conn.read(buffer),
+    write: (bytes) => conn.write(bytes),
+    // The relay closes both directions when one closes: sessions end in band instead.
+    closeWrite: () => Promise.resolve(),
+    close: () => conn.close(),
+    peer: name,
+    path: "relay",
+  };
+}
+
+/** Options for {@linkcode waitAtRelay}. */
+export interface WaitAtRelayOptions extends PairOptions {
+  /** Told when the relay is lost and when it is back. */
+  warn: (text: string) => void;
+  /** Longest pause between reconnection attempts. @default {10000} */
+  maxBackoffMs?: number;
+}
+
+/**
+ * Keeps one connection waiting at the relay and yields each pairing as a link, re-arming at
+ * once so that the next peer (or one arriving meanwhile) is served too. The first connection
+ * must succeed (a relay that cannot be reached at start is reported at once: exit 3); later
+ * losses are retried with a growing pause until close().
+ */
+export async function waitAtRelay(
+  relay: RelayAddress,
+  options: WaitAtRelayOptions,
+): Promise<LinkSource> {
+  let current: Deno.TcpConn | undefined = await dialTcp(relay.host, relay.port);
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
+  const queue = new Queue<Link>(closeQuietly);
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+
+  queue.run(async () => {
+    let backoff = 1000;
+    let lost = false;
+    while (!stopped) {
+      try {
+        current ??= await dialTcp(relay.host, relay.port);
+        const link = await pairAtRelay(current, relay, options);
+        current = undefined;
+        if (lost) options.warn(`back at the ${relayName(relay)}`);
+        lost = false;
+        backoff = 1000;
+        queue.push(link);
+      } catch (err) {
+        current = undefined;
+        if (stopped) break;
+        if (!lost) {
+          options.warn(`lost the ${relayName(relay)} (${(err as Error).message}); reconnecting`);
+        }
+        lost = true;
+        await pause(backoff);
+        backoff = Math.min(backoff * 2, options.maxBackoffMs ?? 10_000);
+      }
+    }
+  });
+  return {
+    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
+    close: () => {
+      stopped = true;
+      clearTimeout(timer);
+      wake?.();
+      if (current) closeQuietly(current);
+      queue.close();
+    },
+  };
+}
