@@ -62,7 +62,9 @@ export async function legacySession(
     return { summary: await receiveLegacy(conn, options), spokeFerry: true, authenticated: true };
   } catch (error) {
     options.onError?.(error);
-    return { error, spokeFerry: !(error instanceof EmptyConnectionError), authenticated: false };
+    // The tutorial's wire has no code: any real header counts as the one transfer of --once.
+    const spokeFerry = !(error instanceof EmptyConnectionError);
+    return { error, spokeFerry, authenticated: spokeFerry };
   } finally {
     try {
       conn.close();
@@ -147,7 +149,10 @@ async function runSession<T>(
 
 /** Options for {@linkcode serveConnections}. */
 export interface ServeOptions {
-  /** Stop after the first connection that spoke ferry (or the tutorial's wire). */
+  /**
+   * Stop after the first authenticated session (on the tutorial's wire, the first that sent a
+   * header): a wrong code or a peer that only knocks does not end a `--once` listener.
+   */
   once: boolean;
   /** Connections served at the same time; more are told "busy". @default {64} */
   maxConnections?: number;
@@ -196,7 +201,7 @@ export async function serveConnections(
           EXIT.AUTH,
         );
         stop(EXIT.AUTH);
-      } else if (options.once && outcome.spokeFerry) {
+      } else if (options.once && outcome.authenticated) {
         stop(outcomeExitCode(outcome));
       }
     });

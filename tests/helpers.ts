@@ -51,11 +51,15 @@ export interface RunOptions {
   cwd?: string;
   /** @default {60000} */
   timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec`; needs root). */
+  netns?: string;
 }
 
 function command(script: string, args: string[], options: RunOptions, stdin: boolean) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...shebangFlags(script), script, ...args],
+  const deno = [Deno.execPath(), "run", ...shebangFlags(script), script, ...args];
+  const [program, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...deno] : deno;
+  return new Deno.Command(program!, {
+    args: rest,
     env: { NO_COLOR: "1", ...options.env },
     stdin: stdin ? "piped" : "null",
     stdout: "piped",

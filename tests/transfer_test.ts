@@ -160,19 +160,21 @@ Deno.test("an offer over --max-files is refused while the sender is still offeri
   });
 });
 
-Deno.test("ferry sender with a wrong code: both sides exit 4 and no file is created", async () => {
+Deno.test("ferry sender with a wrong code: exit 4, no file; receiver --once keeps waiting for the right one", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
     const receiver = await startReceiver(["--once", "--dir", dst]);
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "secret.txt")], {
       env: { FERRY_CODE: "1-wrong-code-here" },
     });
-    const received = await receiver.finish();
     assertEquals(sent.code, 4, sent.stderr);
-    assertEquals(received.code, 4, received.stderr);
     assertMatch(sent.stderr, /^ferry: wrong code$/m);
-    assertMatch(received.stderr, /^ferry: wrong code$/m);
     assertEquals([...Deno.readDirSync(dst)], []);
+    // --once means one authenticated transfer: a mistyped code does not end the receiver.
+    const right = await send([`127.0.0.1:${receiver.port}`, join(src, "secret.txt")]);
+    const received = await receiver.finish();
+    assertEquals([right.code, received.code], [0, 0], right.stderr + received.stderr);
+    assertMatch(received.stderr, /^ferry: wrong code$/m);
     assertNotMatch(sent.stderr + received.stderr, new RegExp(CODE));
   });
 });
