@@ -8,11 +8,21 @@ import { hkdfSync } from "node:crypto";
 import { assert, assertEquals } from "./assert.ts";
 import { ROOT } from "./helpers.ts";
 import { hex, workedExample } from "../scripts/protocol_example.ts";
-import { passwordScalar } from "../lib/code_phrase.ts";
+import { discoveryTag, passwordScalar, publicPart, relayToken } from "../lib/code_phrase.ts";
 import { finishSpake2, startSpake2 } from "../lib/spake2.ts";
 import { ID_RECEIVER, ID_SENDER } from "../lib/handshake.ts";
 import { Channel } from "../lib/channel.ts";
-import { encodeHello, encodeOffer, encodePreamble, FRAME_OFFER, KIND_FILE } from "../protocol.ts";
+import {
+  DISCOVERY_GROUP,
+  DISCOVERY_PORT,
+  encodeHello,
+  encodeOffer,
+  encodePreamble,
+  FRAME_OFFER,
+  KIND_FILE,
+  RELAY_SIDE_RECEIVER,
+  RELAY_SIDE_SENDER,
+} from "../protocol.ts";
 
 const example = workedExample();
 
@@ -89,4 +99,20 @@ Deno.test("Channel seals the example OFFER to the same bytes", async () => {
   await channel.flush();
   channel.close();
   assertEquals(hex(new Uint8Array(written)), example["OFFER sealed record"]);
+});
+
+Deno.test("PROTOCOL.md section 12: the example tag and token follow from the stated HKDF inputs", async () => {
+  const doc = await Deno.readTextFile(join(ROOT, "PROTOCOL.md"));
+  const derive = (info: string, size: number) =>
+    hex(new Uint8Array(hkdfSync("sha256", "7-absurd", "", info, size)));
+  const tag = derive("ferry/2 discovery tag", 16);
+  const token = derive("ferry/2 relay token", 32);
+  assert(doc.includes(`the tag\n\`${tag}\``), `PROTOCOL.md does not state tag ${tag}`);
+  assert(doc.includes(`\`${token}\``), `PROTOCOL.md does not state token ${token}`);
+  assertEquals(publicPart("7-absurd-ribbon-castle"), "7-absurd");
+  assertEquals(hex(discoveryTag("7-absurd-ribbon-castle")), tag);
+  assertEquals(relayToken("7-absurd-ribbon-castle"), token);
+  assert(doc.includes("`please relay TOKEN for side SIDE\\n`"));
+  assert(doc.includes(`\`${RELAY_SIDE_SENDER}\` for a sender, \`${RELAY_SIDE_RECEIVER}\``));
+  assert(doc.includes(`\`${DISCOVERY_GROUP}\`, UDP port ${DISCOVERY_PORT}`));
 });
