@@ -690,6 +690,106 @@ async function relayCase(): Promise<void> {
   print(rows.at(-1)!);
 }
 
+// 256 MiB through a magic-wormhole transit relay on loopback, against a plain byte pipe through
+// the same relay (bench/relay_pipe.py: the same handshake line, then raw bytes).
+async function transitRelayCase(): Promise<void> {
+  const file = join(WORK, "random-256m.bin");
+  await makeRandom(file, 256 * MiB);
+  const out = join(WORK, "out");
+  const relayPort = freePort();
+  const relay = sh(`exec twist3 transitrelay --port=tcp:${relayPort}:interface=127.0.0.1`).spawn();
+  await waitPort(relayPort);
+  const relayAt = `tcp:127.0.0.1:${relayPort}`;
+  const pipe = join(ROOT, "bench/relay_pipe.py");
+  const token = "ab".repeat(32);
+  try {
+    const results = await interleave({
+      pipe: async () => {
+        await fresh(out);
+        const receiving = sh(
+          `python3 ${pipe} receive 127.0.0.1 ${relayPort} ${token} ${out}/p.bin ${256 * MiB}`,
+        ).spawn();
+        await new Promise((r) => setTimeout(r, 300));
+        const started = performance.now();
+        const sent = await sh(`python3 ${pipe} send 127.0.0.1 ${relayPort} ${token} ${file}`)
+          .output();
+        const got = await receiving.output();
+        if (!sent.success || !got.success) throw new Error("relay pipe failed");
+        return { seconds: (performance.now() - started) / 1000 };
+      },
+      ferry: async () => {
+        await fresh(out);
+        const port = freePort();
+        const measure = await timed(
+          `${deno} ${RECEIVER} --once --quiet --host 127.0.0.1 --port ${port} --dir ${out} --relay ${relayAt}`,
+          `${deno} ${SENDER} ${file} --json --no-discover --relay ${relayAt}`,
+          port,
+        );
+        return measure;
+      },
+    });
+    rows.push({
+      name: "256 MiB through a transit relay",
+      ferry: results.ferry,
+      baseline: results.pipe,
+      baselineName: "byte pipe via relay",
+      bytes: 256 * MiB,
+      target: ">= 90% of the pipe's throughput (ratio <= 1.11x)",
+    });
+    print(rows.at(-1)!);
+  } finally {
+    relay.kill();
+    await relay.status;
+  }
+}
+if ((!ONLY || "relay".includes(ONLY) || ONLY.includes("relay")) && (await have("twist3"))) {
+  await transitRelayCase();
+}
+
+// Finding a waiting receiver on the LAN (a namespace of our own, multicast over loopback): a
+// one-byte send without HOST, against the same send with HOST, same rounds.
+async function discoveryCase(): Promise<void> {
+  const netns = `ferry-bench-lan-${Deno.pid}`;
+  const setup = await sh(
+    `ip netns add ${netns} && ip -n ${netns} link set lo up && ` +
+      `ip -n ${netns} link set lo multicast on && ip -n ${netns} route add 224.0.0.0/4 dev lo`,
+  ).output();
+  if (!setup.success) {
+    console.log("bench: cannot make a network namespace (root?); LAN discovery skipped");
+    return;
+  }
+  const one = join(WORK, "one-byte.txt");
+  await Deno.writeTextFile(one, "x");
+  const out = join(WORK, "out");
+  const inLan = `ip netns exec ${netns}`;
+  const run = (withHost: boolean) => async () => {
+    await fresh(out);
+    const port = freePort();
+    return await timed(
+      `${inLan} ${deno} ${RECEIVER} --once --quiet --port ${port} --dir ${out}`,
+      `${inLan} ${deno} ${SENDER} ${withHost ? `127.0.0.1:${port}` : ""} ${one} --json`,
+      port,
+      { netns },
+    );
+  };
+  try {
+    const results = await interleave({ host: run(true), lan: run(false) });
+    rows.push({
+      name: "finding the receiver on the LAN",
+      ferry: results.lan,
+      baseline: results.host,
+      baselineName: "same send with HOST",
+      bytes: 1,
+      target: "whole send under 1 s",
+      extra: { discovery_ms: ((results.lan.seconds - results.host.seconds) * 1000).toFixed(0) },
+    });
+    print(rows.at(-1)!);
+  } finally {
+    await sh(`ip netns del ${netns}`).output();
+  }
+}
+if (!ONLY || "discovery".includes(ONLY) || ONLY.includes("LAN")) await discoveryCase();
+
 await sshd?.stop();
 await Deno.mkdir(join(ROOT, "bench/out"), { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
