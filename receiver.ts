@@ -73,7 +73,7 @@ async function main(): Promise<number> {
     warn,
   });
   const generated = options.code === undefined && !options.legacy ? code : undefined;
-  reporter.listening(options.host, waiting.port, generated);
+  reporter.listening(options.host, waiting.port, generated, waiting.also);
   if (!options.legacy) prepareSpake2(passwordScalar(code));
 
   // Serve each sender on its own, at the same time: one broken or slow sender never stalls

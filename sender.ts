@@ -77,7 +77,8 @@ async function serveReceivers(
     code,
     warn,
   });
-  reporter.listening(options.host, waiting.port, options.code === undefined ? code : undefined);
+  const generated = options.code === undefined ? code : undefined;
+  reporter.listening(options.host, waiting.port, generated, waiting.also);
   const w = passwordScalar(code);
   prepareSpake2(w);
   return await serveConnections(

@@ -65,8 +65,8 @@ export interface Waiting {
   port: number;
   /** Every peer that arrives, by any way; close() stops all of them. */
   links: LinkSource;
-  /** Whether we announce ourselves on the LAN. */
-  announced: boolean;
+  /** How else peers can reach us, for the user: "announced on the LAN", "waiting at relay …". */
+  also: string[];
 }
 
 /**
@@ -81,12 +81,12 @@ export async function waitForPeers(
   const listener = Deno.listen({ hostname: host, port });
   const sources: LinkSource[] = [acceptTcp(listener)];
   const bound = (listener.addr as Deno.NetAddr).port;
-  let announced = false;
+  const also: string[] = [];
   if (options.discover && !isLoopback(host)) {
     try {
       const announcer = await announce(bound, discoveryOptions(options, options.role));
       sources.push({ close: () => announcer.stop(), async *[Symbol.asyncIterator]() {} });
-      announced = true;
+      also.push("announced on the LAN");
     } catch (err) {
       options.warn(
         `cannot announce on the LAN (${(err as Error).message}); give peers the address`,
@@ -94,6 +94,7 @@ export async function waitForPeers(
     }
   }
   if (options.relay) {
+    also.push(`waiting at the ${relayName(options.relay)}`);
     try {
       sources.push(
         await waitAtRelay(options.relay, {
@@ -107,7 +108,7 @@ export async function waitForPeers(
       throw err;
     }
   }
-  return { port: bound, links: mergeSources(sources), announced };
+  return { port: bound, links: mergeSources(sources), also };
 }
 
 function isLoopback(host: string): boolean {

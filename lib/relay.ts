@@ -54,11 +54,6 @@ export interface PairOptions {
   side: string;
 }
 
-/** Connects to the relay and waits there, as long as it takes, for the other side. */
-export async function dialRelay(relay: RelayAddress, options: PairOptions): Promise<Link> {
-  return await pairAtRelay(await dialTcp(relay.host, relay.port), relay, options);
-}
-
 /**
  * Asks the relay on `conn` for `token` and waits for `ok`; returns the spliced link. Throws
  * RelayRefusedError if the relay answers anything but ok or hangs up first (it hangs up on a

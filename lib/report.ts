@@ -137,7 +137,7 @@ export class Reporter {
    * We are listening: a `listening` event, and the address on stderr even with --quiet. A code
    * we made up is shown there too (the other side needs it); one we were given never is.
    */
-  listening(host: string, port: number, generatedCode?: string): void {
+  listening(host: string, port: number, generatedCode?: string, also: string[] = []): void {
     this.event("listening", { host, port });
     const address = formatHost(host, port);
     this.notice(
@@ -145,6 +145,7 @@ export class Reporter {
         ? `ferry: listening on ${address}`
         : `ferry: listening on ${address} — code ${generatedCode}`,
     );
+    if (also.length > 0) this.info(`ferry: also ${also.join(", and ")}`);
   }
 
   /**
