@@ -254,8 +254,8 @@ Deno.test("a replayed handshake is refused as a wrong code, and nothing is writt
     const sink = new Uint8Array(4096);
     while ((await replay.read(sink).catch(() => null)) !== null) { /* drain */ }
     replay.close();
-    const done = await second.finish();
-    assertEquals(done.code, 4, done.stderr);
+    // --once means one authenticated transfer: the receiver is still waiting; stop it.
+    const done = await second.stop();
     assertMatch(done.stderr, /ferry: wrong code/);
     assertEquals([...Deno.readDirSync(dst)], []);
   } finally {
@@ -278,7 +278,8 @@ Deno.test("the code phrase never appears in --json events, errors or output", as
     const bad = await send([`127.0.0.1:${wrong.port}`, join(src, "a.txt"), "--json"], {
       env: { FERRY_CODE: "99-secret-guess-phrase" },
     });
-    const badReceived = await wrong.finish();
+    // --once means one authenticated transfer: after a wrong code the receiver still waits.
+    const badReceived = await wrong.stop();
     assertEquals(bad.code, 4);
     assertNotMatch(
       bad.stdout + bad.stderr + badReceived.stdout + badReceived.stderr,
