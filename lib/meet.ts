@@ -207,8 +207,10 @@ export function findPeer(options: FindOptions): Candidates {
           pending.delete(conn);
           return;
         } catch (err) {
+          // Closed by us: found elsewhere, or out of time (failure() says which).
+          if (queue.closed) return;
           lastError = err as Error;
-          if (!(err instanceof RelayRefusedError) || /refused us/.test(lastError.message)) return;
+          if (!(err instanceof RelayRefusedError && err.hungUp)) return;
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }

@@ -45,8 +45,17 @@ export function relayName(relay: RelayAddress): string {
   return `relay ${formatHost(relay.host, relay.port)}`;
 }
 
-/** Thrown when the relay's first line is not "ok". */
-export class RelayRefusedError extends ConnectionError {}
+/**
+ * Thrown when the relay's first line is not "ok". `hungUp`: it closed without a word, as it
+ * does to a connection made redundant by another of the same side (worth trying again).
+ */
+export class RelayRefusedError extends ConnectionError {
+  readonly hungUp: boolean;
+  constructor(message: string, hungUp: boolean) {
+    super(message);
+    this.hungUp = hungUp;
+  }
+}
 
 /** Options for {@linkcode pairAtRelay}. */
 export interface PairOptions {
@@ -72,7 +81,10 @@ export async function pairAtRelay(
     const one = new Uint8Array(1);
     while (line.length < RELAY_MAX_LINE) {
       if (await conn.read(one) === null) {
-        throw new RelayRefusedError(`the ${name} hung up before pairing us with the other side`);
+        throw new RelayRefusedError(
+          `the ${name} hung up before pairing us with the other side`,
+          true,
+        );
       }
       if (one[0] === 0x0a) break;
       line.push(one[0]!);
@@ -82,6 +94,7 @@ export async function pairAtRelay(
       throw new RelayRefusedError(
         `the ${name} refused us: ${JSON.stringify(answer.slice(0, 40))} ` +
           "(is it a magic-wormhole transit relay?)",
+        false,
       );
     }
   } catch (err) {
