@@ -20,6 +20,7 @@ import {
   type Link,
   type LinkSource,
   Queue,
+  tcpLink,
 } from "./transport.ts";
 
 /** A transit relay's address, from `--relay tcp:HOST:PORT` or `FERRY_RELAY`. */
@@ -104,16 +105,8 @@ export async function pairAtRelay(
       cause: err,
     });
   }
-  conn.setNoDelay(true);
-  return {
-    read: (buffer) => conn.read(buffer),
-    write: (bytes) => conn.write(bytes),
-    // The relay closes both directions when one closes: sessions end in band instead.
-    closeWrite: () => Promise.resolve(),
-    close: () => conn.close(),
-    peer: name,
-    path: "relay",
-  };
+  // The relay closes both directions when one closes: sessions end in band instead.
+  return { ...tcpLink(conn, "relay", name), closeWrite: () => Promise.resolve() };
 }
 
 /** Options for {@linkcode waitAtRelay}. */
