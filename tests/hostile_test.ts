@@ -336,12 +336,14 @@ Deno.test("receiver rejects short files and a lying FILE_END with RESULT integri
 });
 
 Deno.test("receiver refuses a zip-bomb chunk instead of expanding it", async () => {
+  // Made before connecting: compressing 512 MiB takes seconds on a busy machine, and the
+  // receiver's idle timeout runs from the first byte.
+  const bomb = zlib.zstdCompressSync(new Uint8Array(512 * 1024 * 1024));
   const ctx = await setup();
   try {
     const channel = await hostile(ctx.receiver.port);
     await offer(channel, [file("bomb.bin", 1 << 20)]);
     await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
-    const bomb = zlib.zstdCompressSync(new Uint8Array(512 * 1024 * 1024));
     await channel.send(FRAME_DATA, new Uint8Array([CODEC_ZSTD]), bomb);
     await expectError(channel, WIRE.PROTOCOL);
   } finally {
@@ -351,18 +353,16 @@ Deno.test("receiver refuses a zip-bomb chunk instead of expanding it", async () 
 });
 
 Deno.test("receiver refuses a SMALL_FILES frame that would expand past one frame, writes nothing", async () => {
+  // A valid item, then 64 MiB of zeros: the body is decoded whole, so it is refused whole.
+  // Compressed before connecting, so that a busy machine does not trip the idle timeout.
+  const body = new Uint8Array(64 * 1024 * 1024);
+  body.set(encodeSmallFiles([{ index: 0, data: new Uint8Array([1, 2, 3, 4]) }]));
+  const packed = zlib.zstdCompressSync(body);
   const ctx = await setup();
   try {
     const channel = await hostile(ctx.receiver.port);
     await offer(channel, [file("tiny.txt", 4)]);
-    // A valid item, then 64 MiB of zeros: the body is decoded whole, so it is refused whole.
-    const body = new Uint8Array(64 * 1024 * 1024);
-    body.set(encodeSmallFiles([{ index: 0, data: new Uint8Array([1, 2, 3, 4]) }]));
-    await channel.send(
-      FRAME_SMALL_FILES,
-      new Uint8Array([CODEC_ZSTD]),
-      zlib.zstdCompressSync(body),
-    );
+    await channel.send(FRAME_SMALL_FILES, new Uint8Array([CODEC_ZSTD]), packed);
     await expectError(channel, WIRE.PROTOCOL);
   } finally {
     const done = await teardown(ctx);
