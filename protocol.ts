@@ -29,9 +29,9 @@ export const RECORD_HEADER_SIZE = 4;
 /** Poly1305 tag size. */
 export const TAG_SIZE = 16;
 /** Largest plaintext body (type + payload): a full chunk plus the DATA codec byte, with room. */
-export const MAX_PLAIN_BODY = CHUNK_SIZE + 64;
+export const MAX_PLAIN_BODY: number = CHUNK_SIZE + 64;
 /** Largest record body accepted from the wire; anything above is refused before allocating. */
-export const MAX_RECORD_BODY = MAX_PLAIN_BODY + TAG_SIZE;
+export const MAX_RECORD_BODY: number = MAX_PLAIN_BODY + TAG_SIZE;
 /** Largest payload of a control frame (offer and reply batches, errors). */
 export const MAX_CONTROL_PAYLOAD = 256 * 1024;
 
@@ -56,63 +56,90 @@ export const CONFIRM_SIZE = 32;
 export const DIGEST_SIZE = 16;
 
 // Frame types. 0x0_ handshake (plaintext), 0x1_ offer, 0x2_ file data, 0x3_ end, 0x7f error.
+/** HELLO (plaintext): role and capabilities. */
 export const FRAME_HELLO = 0x01;
+/** PAKE (plaintext): a SPAKE2 key share. */
 export const FRAME_PAKE = 0x02;
+/** CONFIRM (plaintext): the key confirmation MAC. */
 export const FRAME_CONFIRM = 0x03;
+/** OFFER: a batch of offered entries. */
 export const FRAME_OFFER = 0x10;
+/** OFFER_END: the offer is complete (count and total size). */
 export const FRAME_OFFER_END = 0x11;
+/** REPLY: the receiver's answers for a batch of entries. */
 export const FRAME_REPLY = 0x12;
+/** FILE: the sender starts an entry at an offset. */
 export const FRAME_FILE = 0x20;
+/** DATA: a chunk of the current file, codec byte first. */
 export const FRAME_DATA = 0x21;
+/** FILE_END: the current file is complete. */
 export const FRAME_FILE_END = 0x22;
+/** SKIP: the sender gives up an accepted entry (it could not read it). */
 export const FRAME_SKIP = 0x23;
+/** RESULT: the receiver's verdicts on settled entries. */
 export const FRAME_RESULT = 0x24;
+/** SMALL_FILES: several small files whole, in one frame. */
 export const FRAME_SMALL_FILES = 0x25;
+/** DONE: totals; the last frame from each side. */
 export const FRAME_DONE = 0x30;
+/** ERROR: a wire error code and message; the sender of it closes next. */
 export const FRAME_ERROR = 0x7f;
 
-/** Role byte in HELLO. */
+/** Role byte of the sender in HELLO and in discovery packets. */
 export const ROLE_SENDER = 1;
+/** Role byte of the receiver. */
 export const ROLE_RECEIVER = 2;
 
-/** Capability bits in HELLO. */
+/** Capability bit in HELLO: the side can decompress zstd. */
 export const CAP_ZSTD = 1 << 0;
+/** Capability bit: the side can decompress gzip. */
 export const CAP_GZIP = 1 << 1;
 
-/** Codec byte at the start of every DATA payload. */
+/** DATA codec byte (first byte of every DATA payload): the chunk as it is. */
 export const CODEC_RAW = 0;
+/** DATA codec: zstd-compressed chunk. */
 export const CODEC_ZSTD = 1;
+/** DATA codec: gzip-compressed chunk. */
 export const CODEC_GZIP = 2;
 
-/** Entry kinds in an offer. A STREAM is a file of unknown size (stdin). */
+/** Entry kind in an offer: a regular file. */
 export const KIND_FILE = 1;
+/** Entry kind: a folder. */
 export const KIND_DIR = 2;
+/** Entry kind: a stream of unknown size (stdin). */
 export const KIND_STREAM = 3;
 
-/** Reply actions, one per offered entry. */
+/** Reply action (one per offered entry): send it whole. */
 export const REPLY_SEND = 0;
+/** Reply action: resume from the receiver's partial bytes (offset, digest). */
 export const REPLY_RESUME = 1;
+/** Reply action: the receiver has a file of this name (size, digest) to compare. */
 export const REPLY_HAVE = 2;
+/** Reply action: refused, for the reason given. */
 export const REPLY_REFUSE = 3;
 
 /** Files up to this size travel whole in a SMALL_FILES frame (no FILE, DATA, FILE_END). */
 export const SMALL_FILE_MAX = 64 * 1024;
 /** Bytes before each file's data in a SMALL_FILES body: index, length. */
-export const SMALL_FILE_HEADER_SIZE = 4 + 4;
+export const SMALL_FILE_HEADER_SIZE: number = 4 + 4;
 /** Most bytes a SMALL_FILES body may decode to: what fits in one frame beside its codec byte. */
-export const MAX_SMALL_FILES_BODY = MAX_PLAIN_BODY - 2;
-/** Per-file result status: 0 ok, 1 already identical, anything else a wire error code. */
+export const MAX_SMALL_FILES_BODY: number = MAX_PLAIN_BODY - 2;
+/** Result status: written and verified. Any status but these two is a wire error code. */
 export const RESULT_OK = 0;
+/** Result status: the file was already there, identical. */
 export const RESULT_IDENTICAL = 1;
 
 /** Hello: who is speaking and what it can do; its bytes are bound into the key confirmation. */
 export interface Hello {
+  /** {@linkcode ROLE_SENDER} or {@linkcode ROLE_RECEIVER}. */
   role: number;
+  /** Capability bits ({@linkcode CAP_ZSTD}, {@linkcode CAP_GZIP}). */
   caps: number;
 }
 
 /** One offered file system entry. `name` is a relative POSIX path. */
 export interface Entry {
+  /** {@linkcode KIND_FILE}, {@linkcode KIND_DIR} or {@linkcode KIND_STREAM}. */
   kind: number;
   /** Permission bits (the receiver masks them). */
   mode: number;
@@ -120,11 +147,13 @@ export interface Entry {
   mtime: number;
   /** Size in bytes; 0 for folders and streams. */
   size: number;
+  /** Relative POSIX path, checked by the receiver before anything is created. */
   name: string;
 }
 
 /** The receiver's answer for one entry. */
 export interface Reply {
+  /** One of the REPLY_ actions. */
   action: number;
   /** REPLY_RESUME: bytes the receiver has; REPLY_HAVE: size of its existing file. */
   offset: number;
@@ -136,13 +165,17 @@ export interface Reply {
 
 /** Trailer of the offer: how many entries were sent and their total size. */
 export interface OfferEnd {
+  /** Entries offered in all. */
   count: number;
+  /** Their sizes added up. */
   totalBytes: number;
 }
 
 /** FILE: the sender starts entry `index` at byte `offset`. */
 export interface FileStart {
+  /** The entry's position in the offer. */
   index: number;
+  /** First byte sent: 0, or the resume offset the receiver replied. */
   offset: number;
 }
 
@@ -151,29 +184,37 @@ export interface FileStart {
  * authenticated, in order (see PROTOCOL.md, "What a digest is for").
  */
 export interface FileEnd {
+  /** Bytes of the whole file, the resumed part included. */
   size: number;
 }
 
 /** One file in a SMALL_FILES body: which entry it is. */
 export interface SmallFile {
+  /** The entry's position in the offer. */
   index: number;
 }
 
 /** RESULT: the receiver's verdict on one entry (a RESULT frame carries a list). */
 export interface FileResult {
+  /** The entry's position in the offer. */
   index: number;
+  /** {@linkcode RESULT_OK}, {@linkcode RESULT_IDENTICAL}, or a wire error code. */
   status: number;
 }
 
 /** DONE: totals, from each side at the very end. */
 export interface Done {
+  /** Files this side sent (sender) or wrote (receiver). */
   files: number;
+  /** File bytes this side sent or wrote. */
   bytes: number;
 }
 
 /** ERROR: a wire error code and a short message. */
 export interface ErrorFrame {
+  /** A wire error code (PROTOCOL.md section 8). */
   code: number;
+  /** Words for the person at the other end, at most {@linkcode MAX_MESSAGE_BYTES}. */
   message: string;
 }
 
@@ -343,10 +384,12 @@ export function checkRecordLength(length: number, sealed: boolean): void {
   }
 }
 
+/** HELLO payload: role (u8), capabilities (u32). */
 export function encodeHello(hello: Hello): Uint8Array {
   return new Builder().u8(hello.role).u32(hello.caps).finish();
 }
 
+/** Decodes a HELLO payload; throws ProtocolError if it is malformed. */
 export function decodeHello(payload: Uint8Array): Hello {
   const c = new Cursor(payload, "HELLO");
   const hello = { role: c.u8(), caps: c.u32() };
@@ -362,7 +405,7 @@ export function decodeHello(payload: Uint8Array): Hello {
  *
  * @example Round trip
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const entry = { kind: KIND_FILE, mode: 0o644, mtime: 0, size: 3, name: "a.txt" };
  * const [payload] = encodeOffer([entry]);
  * assertEquals(decodeOffer(payload!), [entry]);
@@ -411,10 +454,12 @@ export function decodeOffer(payload: Uint8Array): Entry[] {
   return entries;
 }
 
+/** OFFER_END payload: count (u32), total bytes (u64). */
 export function encodeOfferEnd(end: OfferEnd): Uint8Array {
   return new Builder().u32(end.count).u64(end.totalBytes).finish();
 }
 
+/** Decodes an OFFER_END payload; throws ProtocolError if it is malformed. */
 export function decodeOfferEnd(payload: Uint8Array): OfferEnd {
   const c = new Cursor(payload, "OFFER_END");
   const end = { count: c.u32(), totalBytes: c.u64() };
@@ -445,6 +490,7 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
 /** The digest of a reply that carries none (shared: a zero-length array cannot change). */
 const NO_DIGEST = new Uint8Array(0);
 
+/** Decodes a REPLY payload into one reply per entry; throws ProtocolError if it is malformed. */
 export function decodeReplies(payload: Uint8Array): Reply[] {
   const c = new Cursor(payload, "REPLY");
   const replies: Reply[] = [];
@@ -464,10 +510,12 @@ export function decodeReplies(payload: Uint8Array): Reply[] {
   return replies;
 }
 
+/** FILE payload: index (u32), offset (u64). */
 export function encodeFileStart(start: FileStart): Uint8Array {
   return new Builder().u32(start.index).u64(start.offset).finish();
 }
 
+/** Decodes a FILE payload; throws ProtocolError if it is malformed. */
 export function decodeFileStart(payload: Uint8Array): FileStart {
   const c = new Cursor(payload, "FILE");
   const start = { index: c.u32(), offset: c.u64() };
@@ -475,10 +523,12 @@ export function decodeFileStart(payload: Uint8Array): FileStart {
   return start;
 }
 
+/** FILE_END payload: size (u64). */
 export function encodeFileEnd(end: FileEnd): Uint8Array {
   return new Builder().u64(end.size).finish();
 }
 
+/** Decodes a FILE_END payload; throws ProtocolError if it is malformed. */
 export function decodeFileEnd(payload: Uint8Array): FileEnd {
   const c = new Cursor(payload, "FILE_END");
   const end = { size: c.u64() };
@@ -486,10 +536,12 @@ export function decodeFileEnd(payload: Uint8Array): FileEnd {
   return end;
 }
 
+/** SKIP payload: the entry index (u32). */
 export function encodeIndex(index: number): Uint8Array {
   return new Builder().u32(index).finish();
 }
 
+/** Decodes a SKIP payload; throws ProtocolError if it is malformed. */
 export function decodeIndex(payload: Uint8Array): number {
   const c = new Cursor(payload, "SKIP");
   const index = c.u32();
@@ -512,6 +564,7 @@ export function encodeResults(results: readonly FileResult[]): Uint8Array[] {
   return batches;
 }
 
+/** Decodes a RESULT payload into verdicts; throws ProtocolError if it is malformed. */
 export function decodeResults(payload: Uint8Array): FileResult[] {
   const c = new Cursor(payload, "RESULT");
   const results: FileResult[] = [];
@@ -556,10 +609,12 @@ export function decodeSmallFiles(body: Uint8Array): (SmallFile & { data: Uint8Ar
   return items;
 }
 
+/** DONE payload: files (u32), bytes (u64). */
 export function encodeDone(done: Done): Uint8Array {
   return new Builder().u32(done.files).u64(done.bytes).finish();
 }
 
+/** Decodes a DONE payload; throws ProtocolError if it is malformed. */
 export function decodeDone(payload: Uint8Array): Done {
   const c = new Cursor(payload, "DONE");
   const done = { files: c.u32(), bytes: c.u64() };
@@ -574,6 +629,7 @@ export function encodeError(error: ErrorFrame): Uint8Array {
   return new Builder().u8(error.code).bytes(message).finish();
 }
 
+/** Decodes an ERROR payload: code (u8), then the message (UTF-8, the rest; 512 bytes kept). */
 export function decodeError(payload: Uint8Array): ErrorFrame {
   const c = new Cursor(payload, "ERROR");
   const code = c.u8();
@@ -635,9 +691,10 @@ export interface DiscoveryPacket {
  *
  * @example Round trip
  * ```ts
- * import { decodeDiscovery, DISCOVERY_ANNOUNCE, encodeDiscovery, ROLE_RECEIVER } from "./protocol.ts";
- * const packet = { type: DISCOVERY_ANNOUNCE, role: ROLE_RECEIVER, port: 5001, tag: new Uint8Array(16) };
- * if (decodeDiscovery(encodeDiscovery(packet))?.port !== 5001) throw new Error("round trip");
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const tag = new Uint8Array(16);
+ * const packet = { type: DISCOVERY_ANNOUNCE, role: ROLE_RECEIVER, port: 5001, tag };
+ * assertEquals(decodeDiscovery(encodeDiscovery(packet)), packet);
  * ```
  */
 export function encodeDiscovery(packet: DiscoveryPacket): Uint8Array {

@@ -76,7 +76,6 @@ export function passwordScalar(code: string): bigint {
  *
  * @example
  * ```ts
- * import { publicPart } from "./lib/code_phrase.ts";
  * if (publicPart("7-Absurd ribbon-castle") !== "7-absurd") throw new Error("public part");
  * ```
  */

@@ -175,7 +175,7 @@ export function exitCodeOf(err: unknown): number {
  *
  * @example Escape a hostile file name
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * assertEquals(escapeForTerminal("a\x1b[2Jb"), "a\\x1b[2Jb");
  * ```
  */

@@ -16,7 +16,7 @@ const LOOKALIKE_SEPARATORS = new Set([0x2044, 0x2215, 0x29f8, 0x29f9, 0xff0f, 0x
  *
  * @example
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * assertEquals(nameProblem("docs/a.txt"), undefined);
  * assertEquals(nameProblem("../etc/passwd"), "'..' component");
  * ```
