@@ -13,9 +13,9 @@
 
 import { parseReceiverArgs, RECEIVER_HELP, type ReceiverOptions, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+import { EXIT, UsageError } from "./lib/errors.ts";
 import type { AttemptLimiter } from "./lib/handshake.ts";
-import { findPeer, tryCandidates, waitForPeers } from "./lib/meet.ts";
+import { reachPeer, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
 import { legacySession, outcomeExitCode, receiveSession, serveConnections } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
@@ -42,39 +42,23 @@ async function main(): Promise<number> {
   }
   const code = options.legacy ? "" : options.code ?? generateCode();
   secret = code;
-  const serve = serveOne(options, reporter, code);
+  const w = options.legacy ? 0n : passwordScalar(code);
+  const serve = serveOne(options, reporter, code, w);
 
   // --connect: fetch from a sender that is listening (the server sends files too), at HOST or
   // wherever we find it.
   if (options.connect) {
-    const address = options.connect.address;
-    const peers = findPeer({
-      ...options,
-      role: "receiver",
-      code,
-      warn,
-      ...(address ? { address } : {}),
-    });
-    const outcome = await tryCandidates(peers, (link) => {
-      reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
-      return serve(link, "1");
-    }, warn);
-    if (outcome.error !== undefined) throw outcome.error;
-    return outcomeExitCode(outcome);
+    const found = { ...options, role: "receiver" as const, code, warn, ...options.connect };
+    return outcomeExitCode(await reachPeer(found, reporter, (link) => serve(link, "1")));
   }
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise; say so on the LAN, and wait
   // at the relay too if there is one.
-  const waiting = await waitForPeers(options.host, options.port, {
-    ...options,
-    discover: options.discover && !options.legacy,
-    role: "receiver",
-    code,
-    warn,
-  });
+  const meet = { ...options, role: "receiver" as const, code, warn };
+  const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined && !options.legacy ? code : undefined;
   reporter.listening(options.host, waiting.port, generated, waiting.also);
-  if (!options.legacy) prepareSpake2(passwordScalar(code));
+  if (!options.legacy) prepareSpake2(w);
 
   // Serve each sender on its own, at the same time: one broken or slow sender never stalls
   // the others.
@@ -86,8 +70,7 @@ async function main(): Promise<number> {
 }
 
 /** One connection, whoever opened it: the tutorial's wire, or handshake then receive. */
-function serveOne(options: ReceiverOptions, reporter: Reporter, code: string) {
-  const w = options.legacy ? 0n : passwordScalar(code);
+function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w: bigint) {
   const claims = new Set<string>();
   const target = {
     dir: options.dir,
@@ -98,9 +81,7 @@ function serveOne(options: ReceiverOptions, reporter: Reporter, code: string) {
   };
   return async (link: Link, id: string, limiter?: AttemptLimiter) => {
     // The side that waits reports each session's failure itself; one that dialled throws it.
-    const onError = limiter === undefined
-      ? undefined
-      : (error: unknown) => reporter.error(formatError(error, [code]), exitCodeOf(error));
+    const onError = limiter && ((error: unknown) => reporter.sessionFailed(error, [code]));
     const common = { ...target, reporter, id, ...(onError ? { onError } : {}) };
     return options.legacy
       ? await legacySession(link, { ...common, idleTimeoutMs: options.timeoutMs })

@@ -2,25 +2,23 @@
 /**
  * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects
  * (to HOST, or to a receiver it finds on the LAN or meets at a relay), proves it knows the code
- * phrase, offers everything at once, then streams the bytes, encrypted and verified.
+ * phrase, offers everything at once, then streams the bytes, encrypted and verified. See `--help`.
  *
  *     FERRY_CODE=7-absurd-ribbon-castle deno run --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_RELAY sender.ts [HOST[:PORT]] PATH...
- *
- * See `--help`.
  *
  * @module
  */
 
 import { parseSenderArgs, runMain, SENDER_HELP, type SenderOptions } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+import { EXIT, UsageError } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Manifest } from "./lib/manifest.ts";
-import { findPeer, tryCandidates, waitForPeers } from "./lib/meet.ts";
+import { reachPeer, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
 import { sendSession, serveConnections } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
-import { dialTcp, tcpLink } from "./lib/transport.ts";
+import { dialTcp } from "./lib/transport.ts";
 
 let secret = "";
 
@@ -47,19 +45,18 @@ async function main(): Promise<number> {
   }
   const code = options.code ?? generateCode();
   secret = code;
-  if (options.listen) return await serveReceivers(options, manifest, reporter, code);
+  const w = passwordScalar(code);
+  if (options.listen) return await serveReceivers(options, manifest, reporter, { code, w });
 
   // Go to the receiver: at HOST like the tutorial, else found on the LAN or met at the relay.
   if (options.readAsPath !== undefined) {
     reporter.info(`ferry: ${options.readAsPath} is a path here, so it is sent; no HOST given`);
   }
-  const peers = findPeer({ ...options, role: "sender", code, warn });
-  const w = passwordScalar(code);
-  const outcome = await tryCandidates(peers, (link) => {
-    reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
-    return sendSession(link, manifest, { ...options, w, reporter, id: "1" });
-  }, warn);
-  if (outcome.error !== undefined) throw outcome.error;
+  const outcome = await reachPeer(
+    { ...options, role: "sender", code, warn },
+    reporter,
+    (link) => sendSession(link, manifest, { ...options, w, reporter, id: "1" }),
+  );
   return outcome.summary!.exitCode;
 }
 
@@ -68,7 +65,7 @@ async function serveReceivers(
   options: SenderOptions,
   manifest: Manifest,
   reporter: Reporter,
-  code: string,
+  { code, w }: { code: string; w: bigint },
 ): Promise<number> {
   const warn = (text: string) => reporter.warn(text);
   const waiting = await waitForPeers(options.host, options.port, {
@@ -79,20 +76,13 @@ async function serveReceivers(
   });
   const generated = options.code === undefined ? code : undefined;
   reporter.listening(options.host, waiting.port, generated, waiting.also);
-  const w = passwordScalar(code);
   prepareSpake2(w);
+  const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
   return await serveConnections(
     waiting.links,
     { once: options.once, reporter, peers: "receivers" },
     (link, id, limiter) =>
-      sendSession(link, manifest, {
-        ...options,
-        w,
-        reporter,
-        id,
-        limiter,
-        onError: (error) => reporter.error(formatError(error, [code]), exitCodeOf(error)),
-      }),
+      sendSession(link, manifest, { ...options, w, reporter, id, limiter, onError }),
   );
 }
 
@@ -100,13 +90,8 @@ async function serveReceivers(
 async function sendTutorialWay(options: SenderOptions, manifest: Manifest, reporter: Reporter) {
   const entries = [...manifest];
   legacyEntry(entries);
-  const { host, port } = options.address!;
-  const conn = tcpLink(await dialTcp(host, port), "direct");
-  try {
-    await sendLegacy(conn, entries, { reporter });
-  } finally {
-    conn.close();
-  }
+  using conn = await dialTcp(options.address!.host, options.address!.port);
+  await sendLegacy(conn, entries, { reporter });
   return EXIT.OK;
 }
 

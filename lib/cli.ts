@@ -313,7 +313,8 @@ function common(values: {
     json: values.json ?? false,
     quiet: values.quiet ?? false,
     timeoutMs: timeout * 1000,
-    discover: !values["no-discover"],
+    // The tutorial's wire has no code to make a tag from: nothing to announce or look for.
+    discover: !values["no-discover"] && !values.legacy,
     ...(relay !== undefined && relay !== "" && !values.legacy ? { relay: parseRelay(relay) } : {}),
     ...(code !== undefined && code !== "" ? { code } : {}),
   };

@@ -17,6 +17,7 @@ import {
 import { discoveryTag, relayToken } from "./code_phrase.ts";
 import { announce, discover } from "./discovery.ts";
 import { AuthError, ConnectionError } from "./errors.ts";
+import type { Reporter } from "./report.ts";
 import {
   pairAtRelay,
   type RelayAddress,
@@ -126,7 +127,7 @@ function discoveryOptions(options: MeetOptions, role: "sender" | "receiver") {
 /** Options for {@linkcode findPeer}. */
 export interface FindOptions extends MeetOptions {
   /** The peer's address, when the user gave one: dialled first. */
-  address?: { host: string; port: number };
+  address?: { host: string; port: number } | undefined;
   /** How long to look before giving up. */
   timeoutMs: number;
 }
@@ -251,6 +252,26 @@ export interface Tried<T> {
   authenticated: boolean;
   error?: unknown;
   summary?: T;
+}
+
+/**
+ * The coming side, whole: looks for the waiting side ({@linkcode findPeer}), tells the user
+ * how each candidate was reached, and runs `session` on it until one authenticates. Returns
+ * that session's outcome; throws its error, or why no peer was found.
+ */
+export async function reachPeer<T extends Tried<unknown>>(
+  options: FindOptions,
+  reporter: Reporter,
+  session: (link: Link) => Promise<T>,
+): Promise<T> {
+  const warn = (text: string) => reporter.warn(text);
+  const outcome = await tryCandidates(findPeer(options), (link) => {
+    // Said whenever it is news: found, relayed, or direct when a relay was possible.
+    reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
+    return session(link);
+  }, warn);
+  if (outcome.error !== undefined) throw outcome.error;
+  return outcome;
 }
 
 /**

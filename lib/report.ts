@@ -6,7 +6,7 @@
  */
 
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
-import { escapeForTerminal } from "./errors.ts";
+import { escapeForTerminal, exitCodeOf, formatError } from "./errors.ts";
 import { writeOut } from "./io.ts";
 import { formatHost, type Link } from "./transport.ts";
 
@@ -173,6 +173,11 @@ export class Reporter {
   warn(text: string): void {
     if (this.quiet) return;
     this.#write(`ferry: warning: ${escapeForTerminal(text)}\n`);
+  }
+
+  /** A session of a waiting side failed: its one line, without any of `secrets`. */
+  sessionFailed(error: unknown, secrets: readonly string[]): void {
+    this.error(formatError(error, secrets), exitCodeOf(error));
   }
 
   /** An error line on stderr, always; with --json also an `error` event. */
