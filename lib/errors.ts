@@ -126,6 +126,36 @@ export class ProtocolError extends FerryError {
   }
 }
 
+/** Wire codes that mean the receiver said no (exit 6), as opposed to something failing. */
+const REFUSALS: ReadonlySet<number> = new Set([
+  WIRE.EXISTS,
+  WIRE.BAD_NAME,
+  WIRE.TOO_LARGE,
+  WIRE.NO_SPACE,
+  WIRE.SYMLINK,
+  WIRE.DUPLICATE,
+  WIRE.BUSY,
+  WIRE.ONE_FILE_ONLY,
+]);
+
+/** True if `code` is one of the receiver's refusals (exists, unsafe name, too large, ...). */
+export function isRefusal(code: number): boolean {
+  return REFUSALS.has(code);
+}
+
+/** The exit code one file's failed RESULT status stands for: integrity 5, refusal 6, else 1. */
+export function exitCodeForResult(status: number): number {
+  if (status === WIRE.INTEGRITY) return EXIT.INTEGRITY;
+  return isRefusal(status) ? EXIT.REFUSED : EXIT.FAILED;
+}
+
+/** The more serious of two exit codes: integrity beats refusal beats failure. */
+export function worse(a: number, b: number): number {
+  const rank = (code: number) =>
+    code === EXIT.OK ? 0 : code === EXIT.FAILED ? 1 : code === EXIT.REFUSED ? 2 : 3;
+  return rank(b) > rank(a) ? b : a;
+}
+
 /** Turns a wire code and message received from the peer into the matching local error. */
 export function errorFromWire(code: number, detail: string): FerryError {
   const err = localErrorFor(code, detail);
@@ -137,21 +167,13 @@ function localErrorFor(code: number, detail: string): FerryError {
   const known = (WIRE_MESSAGES as Record<number, string>)[code];
   const text = known ?? `peer reported error ${code}`;
   const message = detail && detail !== known ? `${text}: ${detail}` : text;
+  if (isRefusal(code)) return new RefusedError(message, code as WireCode);
   switch (code) {
     case WIRE.WRONG_CODE:
     case WIRE.TOO_MANY_ATTEMPTS:
       return new AuthError(text, code);
     case WIRE.INTEGRITY:
       return new IntegrityError(message);
-    case WIRE.EXISTS:
-    case WIRE.BAD_NAME:
-    case WIRE.TOO_LARGE:
-    case WIRE.NO_SPACE:
-    case WIRE.SYMLINK:
-    case WIRE.DUPLICATE:
-    case WIRE.BUSY:
-    case WIRE.ONE_FILE_ONLY:
-      return new RefusedError(message, code);
     case WIRE.TIMEOUT:
     case WIRE.CANCELLED:
       return new ConnectionError(`peer: ${message}`, code);

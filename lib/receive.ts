@@ -49,17 +49,19 @@ import { digestOf, finishDigest, hashPrefix, type IHasher, lazyHasher } from "./
 import { decompressPayload } from "./compress.ts";
 import {
   EXIT,
+  exitCodeForResult,
   IntegrityError,
+  isRefusal,
   ProtocolError,
   RefusedError,
   WIRE,
   WIRE_MESSAGES,
   type WireCode,
+  worse,
 } from "./errors.ts";
 import { writeAll, writeAllSync, type Writer } from "./io.ts";
 import type { FileStatus, Reporter } from "./report.ts";
 import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
-import { worse } from "./send.ts";
 
 /**
  * Chunks smaller than this are written synchronously: one short syscall beats a trip through
@@ -179,7 +181,7 @@ export async function receiveEntries(
       if (plan.entry.kind === KIND_DIR) continue;
       if (plan.status === RESULT_OK || plan.status === RESULT_IDENTICAL) continue;
       failed++;
-      exitCode = worse(exitCode, exitCodeForStatus(plan.status!));
+      exitCode = worse(exitCode, exitCodeForResult(plan.status!));
       if (plan.reply.action === REPLY_REFUSE || plan.status === WIRE.EXISTS) {
         report(reporter, id, plan, "refused");
       }
@@ -706,13 +708,7 @@ function report(
 function statusName(status: number): FileStatus {
   if (status === RESULT_OK) return "ok";
   if (status === RESULT_IDENTICAL) return "identical";
-  return status === WIRE.EXISTS ? "refused" : "failed";
-}
-
-function exitCodeForStatus(status: number): number {
-  if (status === WIRE.INTEGRITY) return EXIT.INTEGRITY;
-  if (status === WIRE.PROTOCOL) return EXIT.FAILED;
-  return EXIT.REFUSED;
+  return isRefusal(status) ? "refused" : "failed";
 }
 
 /** ENOSPC or EDQUOT, however the runtime words it. */

@@ -51,7 +51,16 @@ import {
   sameDigest,
 } from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
-import { EXIT, FerryError, ProtocolError, WIRE, WIRE_MESSAGES, type WireCode } from "./errors.ts";
+import {
+  EXIT,
+  exitCodeForResult,
+  FerryError,
+  ProtocolError,
+  WIRE,
+  WIRE_MESSAGES,
+  type WireCode,
+  worse,
+} from "./errors.ts";
 import { type Reader, readFull, readFullSync } from "./io.ts";
 import type { SourceEntry } from "./manifest.ts";
 import type { Reporter } from "./report.ts";
@@ -362,10 +371,7 @@ class Outcomes {
     const reason = this.localFailures.get(index) ?? WIRE_MESSAGES[code] ?? `error ${code}`;
     const refused = this.#replies[index]!.action === REPLY_REFUSE || code === WIRE.EXISTS;
     this.#report({ ...base, status: refused ? "refused" : "failed", reason });
-    this.#exitCode = worse(
-      this.#exitCode,
-      refused ? EXIT.REFUSED : code === WIRE.INTEGRITY ? EXIT.INTEGRITY : EXIT.FAILED,
-    );
+    this.#exitCode = worse(this.#exitCode, refused ? EXIT.REFUSED : exitCodeForResult(code));
   }
 }
 
@@ -478,11 +484,4 @@ async function streamFile(
   } finally {
     file?.close();
   }
-}
-
-/** The more serious of two exit codes: integrity beats refusal beats failure. */
-export function worse(a: number, b: number): number {
-  const rank = (code: number) =>
-    code === EXIT.OK ? 0 : code === EXIT.FAILED ? 1 : code === EXIT.REFUSED ? 2 : 3;
-  return rank(b) > rank(a) ? b : a;
 }
