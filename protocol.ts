@@ -374,6 +374,50 @@ export function encodePlainRecord(type: number, payload: Uint8Array): Uint8Array
   return out;
 }
 
+/** Bytes of a sealed record's nonce: 4 zero bytes, then the direction's record counter. */
+export const NONCE_SIZE = 12;
+
+/**
+ * Writes the nonce of record number `counter` (u64, from 0 in each direction) into `nonce`, a
+ * view of {@linkcode NONCE_SIZE} bytes whose first 4 stay zero.
+ */
+export function writeNonce(nonce: DataView, counter: bigint): void {
+  nonce.setBigUint64(4, counter);
+}
+
+/** Writes a record header, the body length as u32, at the start of `into`. */
+export function writeRecordHeader(into: Uint8Array, bodyLength: number): void {
+  new DataView(into.buffer, into.byteOffset, RECORD_HEADER_SIZE).setUint32(0, bodyLength);
+}
+
+/**
+ * Reads the body length from a record header and checks it against the limits (sealed bodies
+ * carry at least a type byte and a tag) before a byte more is read or allocated.
+ */
+export function readRecordHeader(header: Uint8Array, sealed: boolean): number {
+  const length = new DataView(header.buffer, header.byteOffset, RECORD_HEADER_SIZE).getUint32(0);
+  checkRecordLength(length, sealed);
+  return length;
+}
+
+const CODEC_PREFIXES = [CODEC_RAW, CODEC_ZSTD, CODEC_GZIP].map((codec) => new Uint8Array([codec]));
+
+/** The codec byte that starts a DATA or SMALL_FILES payload, as a one-byte array (shared). */
+export function codecPrefix(codec: number): Uint8Array {
+  const prefix = CODEC_PREFIXES[codec];
+  if (!prefix) throw new RangeError(`Cannot encode codec ${codec}`);
+  return prefix;
+}
+
+/** Splits a DATA or SMALL_FILES payload into its codec byte and data; throws if it is empty. */
+export function decodeCodecPayload(
+  payload: Uint8Array,
+  frame: string,
+): { codec: number; data: Uint8Array } {
+  if (payload.length < 1) throw new ProtocolError(`Cannot take ${frame}: empty frame`);
+  return { codec: payload[0]!, data: payload.subarray(1) };
+}
+
 /** Checks a record length read from the wire against the limit before anything is allocated. */
 export function checkRecordLength(length: number, sealed: boolean): void {
   const min = sealed ? 1 + TAG_SIZE : 1;
@@ -400,6 +444,13 @@ export function decodeHello(payload: Uint8Array): Hello {
   return hello;
 }
 
+/** Fixed bytes of one OFFER entry: kind (1), mode (4), mtime (8), size (8), name length (2). */
+const OFFER_ENTRY_FIXED = 1 + 4 + 8 + 8 + 2;
+/** Most bytes of one REPLY: action (1), then offset (8) and digest, or a reason (1). */
+const REPLY_MAX = 1 + 8 + DIGEST_SIZE;
+/** Bytes of one RESULT verdict: index (4), status (1). */
+const RESULT_SIZE = 4 + 1;
+
 /**
  * Packs entries into OFFER payloads of at most MAX_CONTROL_PAYLOAD bytes each.
  *
@@ -415,8 +466,8 @@ export function encodeOffer(entries: readonly Entry[]): Uint8Array[] {
   const batches: Uint8Array[] = [];
   let b = new Builder();
   for (const entry of entries) {
-    // 23 bytes of fields, and at most 3 bytes of UTF-8 per UTF-16 unit of the name.
-    if (b.length + 23 + 3 * entry.name.length > MAX_CONTROL_PAYLOAD) {
+    // The fixed fields, and at most 3 bytes of UTF-8 per UTF-16 unit of the name.
+    if (b.length + OFFER_ENTRY_FIXED + 3 * entry.name.length > MAX_CONTROL_PAYLOAD) {
       batches.push(b.finish());
       b = new Builder();
     }
@@ -472,7 +523,7 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
   const batches: Uint8Array[] = [];
   let b = new Builder();
   for (const reply of replies) {
-    if (b.length + 9 + DIGEST_SIZE > MAX_CONTROL_PAYLOAD) {
+    if (b.length + REPLY_MAX > MAX_CONTROL_PAYLOAD) {
       batches.push(b.finish());
       b = new Builder();
     }
@@ -554,7 +605,7 @@ export function encodeResults(results: readonly FileResult[]): Uint8Array[] {
   const batches: Uint8Array[] = [];
   let b = new Builder();
   for (const result of results) {
-    if (b.length + 5 > MAX_CONTROL_PAYLOAD) {
+    if (b.length + RESULT_SIZE > MAX_CONTROL_PAYLOAD) {
       batches.push(b.finish());
       b = new Builder();
     }

@@ -14,15 +14,18 @@
 import { type CipherChaCha20Poly1305, createCipheriv, createDecipheriv } from "node:crypto";
 import { discard } from "./memory.ts";
 import {
-  checkRecordLength,
   decodeError,
   encodeError,
   FRAME_ERROR,
   frameName,
   MAX_PLAIN_BODY,
   MAX_RECORD_BODY,
+  NONCE_SIZE,
+  readRecordHeader,
   RECORD_HEADER_SIZE,
   TAG_SIZE,
+  writeNonce,
+  writeRecordHeader,
 } from "../protocol.ts";
 import {
   ConnectionError,
@@ -65,13 +68,13 @@ const BATCH_RECORD_MAX = DIRECT_WRITE_MIN - 1;
 class Direction {
   #key: Uint8Array;
   #counter = 0n;
-  #nonce = new Uint8Array(12);
+  #nonce = new Uint8Array(NONCE_SIZE);
   #nonceView = new DataView(this.#nonce.buffer);
   constructor(key: Uint8Array) {
     this.#key = key;
   }
   nextNonce(): Uint8Array {
-    this.#nonceView.setBigUint64(4, this.#counter);
+    writeNonce(this.#nonceView, this.#counter);
     this.#counter++;
     return this.#nonce;
   }
@@ -232,10 +235,9 @@ export class Channel {
     if (!(await this.#fill(RECORD_HEADER_SIZE, "a frame header"))) {
       throw new ConnectionError("peer closed the connection before the transfer finished");
     }
-    const header = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
-    const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
     // The length is checked before a single byte more is read or allocated.
-    checkRecordLength(length, this.sealed);
+    const header = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
+    const length = readRecordHeader(header, this.sealed);
     await this.#fill(RECORD_HEADER_SIZE + length, "a frame");
     // Filling may have moved the buffered bytes, so the header is looked up again.
     const sealedHeader = this.#in.subarray(this.#start, this.#start + RECORD_HEADER_SIZE);
@@ -326,7 +328,7 @@ export class Channel {
    */
   #seal(plainLength: number, pieces: Uint8Array[], into: Uint8Array): Uint8Array[] {
     const bodyLength = plainLength + (this.#send ? TAG_SIZE : 0);
-    new DataView(into.buffer, into.byteOffset, RECORD_HEADER_SIZE).setUint32(0, bodyLength);
+    writeRecordHeader(into, bodyLength);
     let cipher: CipherChaCha20Poly1305 | undefined;
     if (this.#send) {
       const dir = this.#send;

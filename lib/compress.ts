@@ -9,7 +9,15 @@
  */
 
 import * as zlib from "node:zlib";
-import { CAP_GZIP, CAP_ZSTD, CHUNK_SIZE, CODEC_GZIP, CODEC_RAW, CODEC_ZSTD } from "../protocol.ts";
+import {
+  CAP_GZIP,
+  CAP_ZSTD,
+  CHUNK_SIZE,
+  CODEC_GZIP,
+  CODEC_RAW,
+  CODEC_ZSTD,
+  decodeCodecPayload,
+} from "../protocol.ts";
 import { ProtocolError } from "./errors.ts";
 import { discard } from "./memory.ts";
 
@@ -98,8 +106,8 @@ export class ChunkCompressor {
  * bytes. `frame` names the frame in errors.
  */
 export function decompressPayload(payload: Uint8Array, limit: number, frame: string): Uint8Array {
-  if (payload.length < 1) throw new ProtocolError(`Cannot take ${frame}: empty frame`);
-  return decompressChunk(payload[0]!, payload.subarray(1), limit);
+  const { codec, data } = decodeCodecPayload(payload, frame);
+  return decompressChunk(codec, data, limit);
 }
 
 /** Decodes one DATA payload body; never produces more than `limit` bytes. */

@@ -7,6 +7,7 @@
 
 import {
   CHUNK_SIZE,
+  codecPrefix,
   decodeDone,
   decodeReplies,
   decodeResults,
@@ -89,9 +90,6 @@ export interface SendSummary {
   failed: number;
   bytes: number;
 }
-
-/** The codec byte that starts DATA and SMALL_FILES payloads. */
-const CODEC_BYTE = [new Uint8Array([0]), new Uint8Array([1]), new Uint8Array([2])];
 
 /** Runs the sender's side of one transfer on a sealed channel. */
 export async function sendEntries(
@@ -427,7 +425,7 @@ class SmallFileBatch {
   async flush(): Promise<void> {
     if (this.#length === 0) return;
     const packed = this.#compressor.compress(this.#body.subarray(0, this.#length));
-    await this.#channel.send(FRAME_SMALL_FILES, CODEC_BYTE[packed.codec]!, packed.data);
+    await this.#channel.send(FRAME_SMALL_FILES, codecPrefix(packed.codec), packed.data);
     this.#length = 0;
   }
 }
@@ -470,7 +468,7 @@ async function streamFile(
       next = sent < limit ? readNext(sent) : Promise.resolve(0);
       hasher?.update(chunk);
       const packed = compressor.compress(chunk);
-      await channel.send(FRAME_DATA, CODEC_BYTE[packed.codec]!, packed.data);
+      await channel.send(FRAME_DATA, codecPrefix(packed.codec), packed.data);
       onProgress(got);
     }
     return sent;
