@@ -190,8 +190,19 @@ export async function receiveLegacy(
   let filled = 0;
   let header: LegacyHeader | undefined;
   let eof = false;
+  // The whole header within one idle period: a peer that trickles a byte now and then must not
+  // hold the connection (each read alone would reset the idle clock).
+  const headerDeadline = Date.now() + idleMs;
   while (!header) {
-    const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), idleMs);
+    // A full buffer without a complete header is not the tutorial's wire. (Reading into an
+    // empty buffer returns at once: without this check the loop would spin forever.)
+    if (filled >= LEGACY_BUFFER_SIZE * 2) {
+      throw new ProtocolError(
+        `Cannot read legacy header: no size after <SEPARATOR> in ${filled} bytes`,
+      );
+    }
+    const left = Math.max(1, headerDeadline - Date.now());
+    const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), left, idleMs);
     if (got === null) eof = true;
     else filled += got;
     if (eof && filled === 0) throw new EmptyConnectionError();
@@ -256,7 +267,10 @@ export async function receiveLegacy(
     await writing.catch(() => {});
     if (out !== options.stdout) (out as Deno.FsFile).close();
   }
-  if (!excess && received !== header.size && !options.stdout) {
+  // Only when file bytes shared the header's read (a non-digit followed the digits there) can
+  // some of the "size" digits be file bytes. A header that came alone and a short transfer
+  // after it is a short transfer, never a smaller file.
+  if (!excess && received !== header.size && !options.stdout && header.rest.length > 0) {
     const k = resolveGluedDigits(header.digits, received);
     if (k !== undefined) {
       await prependBytes(part, encoder.encode(header.digits.slice(k)));
@@ -303,12 +317,18 @@ async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
   await Deno.rename(fixed, path);
 }
 
-async function readIdle(conn: ByteStream, buf: Uint8Array, idleMs: number): Promise<number | null> {
+/** Reads with a time limit of `waitMs` (reported as the `idleMs` of --timeout). */
+async function readIdle(
+  conn: ByteStream,
+  buf: Uint8Array,
+  waitMs: number,
+  idleMs = waitMs,
+): Promise<number | null> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     conn.close();
-  }, idleMs);
+  }, waitMs);
   try {
     return await conn.read(buf);
   } catch (err) {

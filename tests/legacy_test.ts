@@ -15,6 +15,7 @@ import {
   startReceiver,
   tempDir,
   withDirs,
+  withTimeout,
   writeRandomFile,
 } from "./helpers.ts";
 
@@ -161,4 +162,77 @@ Deno.test("sender --legacy refuses stdin with a usage error (exit 2)", async () 
   const sent = await run(SENDER, ["--legacy", "127.0.0.1:1", "-"], { stdin: new Uint8Array(3) });
   assertEquals(sent.code, 2);
   assertMatch(sent.stderr, /--legacy sends exactly one regular file/);
+});
+
+Deno.test("receiver --legacy: a full header buffer with no size is refused at once, and the next sender is served", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--dir", dst]);
+    const enc = new TextEncoder();
+    // 8,192 bytes that end with <SEPARATOR> and no digits: the receiver used to spin at 100%.
+    const header = enc.encode("A".repeat(8192 - "<SEPARATOR>".length) + "<SEPARATOR>");
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await conn.write(header);
+    const closed = await withTimeout(
+      (async () => {
+        const sink = new Uint8Array(1024);
+        while ((await conn.read(sink).catch(() => null)) !== null) { /* drain */ }
+      })(),
+      10_000,
+      "the receiver to hang up on the header",
+    );
+    conn.close();
+    await closed;
+    await rawSend(receiver.port, enc.encode("after.txt<SEPARATOR>5hello"));
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await exists(join(dst, "after.txt")))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const done = await receiver.stop();
+    assertEquals(await Deno.readTextFile(join(dst, "after.txt")), "hello");
+    assertMatch(done.stderr, /no size after <SEPARATOR> in 8192 bytes/);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("receiver --legacy: a header trickled a byte at a time is cut off after --timeout", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--once", "--timeout", "1", "--dir", dst]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    const started = Date.now();
+    // One byte every 300 ms: each read alone is within the 1 s idle limit.
+    let cut = false;
+    for (let i = 0; i < 40 && !cut; i++) {
+      cut = await conn.write(new Uint8Array([0x61])).then(() => false, () => true);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    conn.close();
+    const done = await receiver.finish(20_000);
+    assert(cut, "the receiver never hung up");
+    assert(Date.now() - started < 8_000, `cut after ${Date.now() - started} ms`);
+    assertEquals(done.code, 3, done.stderr);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("receiver --legacy: a header alone, then fewer bytes than declared, is a failure with the .part kept", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await conn.write(new TextEncoder().encode("short.bin<SEPARATOR>30000"));
+    await new Promise((r) => setTimeout(r, 300));
+    await conn.write(new Uint8Array(27).fill(0x7a));
+    conn.close();
+    const done = await receiver.finish();
+    assertEquals(done.code, 5, done.stderr);
+    assertMatch(done.stderr, /connection closed after 27 of 30000 bytes/);
+    assertEquals(await exists(join(dst, "short.bin")), false);
+    assertEquals((await Deno.stat(join(dst, "short.bin.part"))).size, 27);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
 });
