@@ -36,13 +36,18 @@ const KEY_INFO_R2S = new TextEncoder().encode("ferry/1 receiver to sender");
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 /**
- * Counts wrong guesses across connections. Only a confirmation that arrived and was wrong
- * counts: the side that accepted the connection never shows its own confirmation before
- * checking the peer's, so a peer that hangs up early has learned nothing to guess with.
+ * Counts wrong guesses across connections. A guess is reserved before a peer's key share is
+ * used, and released when its confirmation has been checked: guesses made at the same moment
+ * can never add up to more than `max`, however many connections make them. While every guess
+ * left is being tried, further handshakes wait their turn (one takes ~25 ms). Only a
+ * confirmation that arrived and was wrong counts as a failure: the waiting side never shows its
+ * own confirmation before checking the peer's, so a peer that hangs up early learned nothing.
  */
 export class AttemptLimiter {
   readonly max: number;
   #failures = 0;
+  #inFlight = 0;
+  #turns: (() => void)[] = [];
   /** @param max Wrong guesses allowed before the listener refuses all further attempts. */
   constructor(max = 10) {
     this.max = max;
@@ -53,8 +58,27 @@ export class AttemptLimiter {
   get exhausted(): boolean {
     return this.#failures >= this.max;
   }
-  recordFailure(): void {
-    this.#failures++;
+  /**
+   * Takes one guess for a handshake about to compute its key, waiting while all the guesses left
+   * are being tried. Throws AuthError once none are left.
+   */
+  async reserve(): Promise<void> {
+    while (!this.exhausted && this.#failures + this.#inFlight >= this.max) {
+      await new Promise<void>((resolve) => this.#turns.push(resolve));
+    }
+    if (this.exhausted) {
+      throw new AuthError(
+        "too many wrong codes; no longer accepting guesses",
+        WIRE.TOO_MANY_ATTEMPTS,
+      );
+    }
+    this.#inFlight++;
+  }
+  /** Gives back a reserved guess: `wrong` if the peer's confirmation did not match. */
+  release(wrong: boolean): void {
+    this.#inFlight--;
+    if (wrong) this.#failures++;
+    for (const wake of this.#turns.splice(0)) wake();
   }
 }
 
@@ -127,12 +151,28 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
     throw new ProtocolError(`Cannot pair: both sides are ${options.role}s`);
   }
 
-  if (options.limiter?.exhausted) {
-    throw new AuthError(
-      "too many wrong codes; no longer accepting guesses",
-      WIRE.TOO_MANY_ATTEMPTS,
-    );
+  // A guess is taken now and given back below: spent if the confirmation was wrong, unspent
+  // if the peer went away before confirming.
+  await options.limiter?.reserve();
+  let wrong = false;
+  try {
+    return await confirmKeys(channel, options, spake, { myHello, peerHelloBytes, peerHello });
+  } catch (err) {
+    wrong = err instanceof AuthError;
+    throw err;
+  } finally {
+    options.limiter?.release(wrong);
   }
+}
+
+async function confirmKeys(
+  channel: Channel,
+  options: HandshakeOptions,
+  spake: Awaited<ReturnType<typeof startSpake2>>,
+  hellos: { myHello: Uint8Array; peerHelloBytes: Uint8Array; peerHello: { caps: number } },
+): Promise<Session> {
+  const isSender = options.role === "sender";
+  const { myHello, peerHelloBytes, peerHello } = hellos;
   const peerShare = (await channel.expect(FRAME_PAKE)).slice();
 
   // Both hellos go into the confirmation keys, so a tampered version or capability fails here.
@@ -148,10 +188,7 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
   // The coming side confirms first; the waiting side checks before it shows its own.
   if (options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);
   const peerConfirm = await channel.expect(FRAME_CONFIRM);
-  if (!confirmMatches(keys.peerConfirm, peerConfirm)) {
-    options.limiter?.recordFailure();
-    throw new AuthError();
-  }
+  if (!confirmMatches(keys.peerConfirm, peerConfirm)) throw new AuthError();
   if (!options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);
 
   // One key per direction, so a frame can never be reflected back to its sender.

@@ -18,7 +18,7 @@ import {
   writeRandomFile,
 } from "./helpers.ts";
 import { Channel } from "../lib/channel.ts";
-import { AuthError } from "../lib/errors.ts";
+import { AuthError, type FerryError, WIRE } from "../lib/errors.ts";
 import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
@@ -288,4 +288,43 @@ Deno.test("the code phrase never appears in --json events, errors or output", as
     const error = jsonLines(bad.stdout).find((e) => e.event === "error")!;
     assertEquals(error, { event: "error", message: "wrong code", exit_code: 4 });
   });
+});
+
+Deno.test("30 wrong guesses at the same moment: at most 10 are tried, the rest are refused", async () => {
+  const dst = await tempDir();
+  const receiver = await startReceiver(["--dir", dst]);
+  try {
+    const wrong = passwordScalar("1-not-the-code");
+    const guess = async (): Promise<unknown> => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+      const channel = new Channel(conn);
+      try {
+        await handshake(channel, {
+          role: "sender",
+          w: wrong,
+          caps: COMPRESS_CAPS,
+          confirmFirst: true,
+        });
+        return undefined;
+      } catch (error) {
+        return error;
+      } finally {
+        channel.close();
+      }
+    };
+    const errors = await Promise.all(Array.from({ length: 30 }, guess));
+    const codes = errors.map((e) => (e as FerryError).wireCode);
+    const tried = codes.filter((code) => code === WIRE.WRONG_CODE).length;
+    assert(tried <= 10, `${tried} guesses were answered "wrong code"`);
+    assert(tried >= 1, "no guess was tried at all");
+    for (const code of codes) {
+      assert(
+        code === WIRE.WRONG_CODE || code === WIRE.TOO_MANY_ATTEMPTS,
+        `unexpected outcome ${code}`,
+      );
+    }
+  } finally {
+    await receiver.stop().catch(() => {});
+    await Deno.remove(dst, { recursive: true });
+  }
 });
