@@ -216,10 +216,23 @@ export function escapeForTerminal(text: string): string {
   return out;
 }
 
-/** Bidi overrides, isolates and zero-width characters: they make a name display as another. */
+/**
+ * Characters that show as nothing, or move text around: format characters (bidi overrides and
+ * isolates, zero-width joiners, the soft hyphen, tag characters), line and paragraph separators,
+ * and every default-ignorable code point (fillers such as U+3164). They make one name display as
+ * another. Variation selectors are let through: emoji use them and they change no letter.
+ */
+const INVISIBLE =
+  /(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+
+/** True if `text` holds a character that shows as nothing or reorders text (see INVISIBLE). */
+export function hasInvisibleChar(text: string): boolean {
+  return INVISIBLE.test(text);
+}
+
+/** True if the code point `cp` shows as nothing or reorders text. */
 export function isInvisibleFormatChar(cp: number): boolean {
-  return (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
-    (cp >= 0x2066 && cp <= 0x2069) || cp === 0xfeff;
+  return INVISIBLE.test(String.fromCodePoint(cp));
 }
 
 /**

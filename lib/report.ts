@@ -63,7 +63,7 @@ export function formatBytes(n: number): string {
     unit++;
   }
   return unit === 0
-    ? `${n} B`
+    ? `${Math.round(n)} B`
     : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
 }
 

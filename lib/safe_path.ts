@@ -6,10 +6,23 @@
  */
 
 import { MAX_COMPONENT_BYTES, MAX_DEPTH, MAX_NAME_BYTES } from "../protocol.ts";
-import { isInvisibleFormatChar } from "./errors.ts";
+import { hasInvisibleChar } from "./errors.ts";
 
 /** Characters that look like a slash or backslash but are not one. */
-const LOOKALIKE_SEPARATORS = new Set([0x2044, 0x2215, 0x29f8, 0x29f9, 0xff0f, 0xff3c, 0xfe68]);
+const LOOKALIKE_SEPARATORS = new Set([
+  0x2044, // fraction slash
+  0x2215, // division slash
+  0x2216, // set minus
+  0x2571, // box drawings light diagonal
+  0x27cb, // mathematical rising diagonal
+  0x29f5, // reverse solidus operator
+  0x29f8, // big solidus
+  0x29f9, // big reverse solidus
+  0x31d3, // CJK stroke sp
+  0xfe68, // small reverse solidus
+  0xff0f, // fullwidth solidus
+  0xff3c, // fullwidth reverse solidus
+]);
 
 /**
  * Returns why `name` may not be written, or undefined if it is a safe relative POSIX path.
@@ -27,14 +40,13 @@ export function nameProblem(name: string): string | undefined {
   if (name.startsWith("/")) return "absolute path";
   if (/^[A-Za-z]:/.test(name)) return "drive letter";
   if (name.includes("\\")) return "backslash";
-  // Every character refused here is a single UTF-16 unit, so there is no need to decode pairs.
+  // Every character refused in this loop is a single UTF-16 unit: no need to decode pairs.
   for (let i = 0; i < name.length; i++) {
     const unit = name.charCodeAt(i);
     if (unit < 0x20 || (unit >= 0x7f && unit < 0xa0)) return "control character";
-    if (unit < 0x2000) continue;
-    if (isInvisibleFormatChar(unit)) return "invisible or bidirectional-override character";
-    if (LOOKALIKE_SEPARATORS.has(unit)) return "look-alike slash";
+    if (unit >= 0x2000 && LOOKALIKE_SEPARATORS.has(unit)) return "look-alike slash";
   }
+  if (hasInvisibleChar(name)) return "invisible or bidirectional-override character";
   const parts = name.split("/");
   if (parts.length > MAX_DEPTH) return "too many nested folders";
   for (const part of parts) {

@@ -76,3 +76,8 @@ Deno.test("ferry sender draws no bars when stderr is not a terminal", async () =
     assert(!sent.stderr.includes("\x1b["), "escape codes without a terminal");
   });
 });
+
+Deno.test("formatBytes() rounds rates below 1 KiB/s to whole bytes", () => {
+  assertEquals(formatBytes(778.7403874233552), "779 B");
+  assertEquals(formatBytes(0.4), "0 B");
+});

@@ -1,5 +1,6 @@
 import { assertEquals } from "./assert.ts";
 import { nameProblem, SafeRoot, utf8Length } from "../lib/safe_path.ts";
+import { escapeForTerminal } from "../lib/errors.ts";
 import { exists, tempDir } from "./helpers.ts";
 
 Deno.test("nameProblem() accepts ordinary relative names", () => {
@@ -89,5 +90,45 @@ Deno.test("SafeRoot.ensureDir() creates folders but refuses to go through a syml
   } finally {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(outside, { recursive: true });
+  }
+});
+
+/** Invisible and look-alike characters the security review found passing the check. */
+const REVIEW_CHARACTERS = [
+  0x061c, // Arabic letter mark
+  0x2060, // word joiner
+  0x2061,
+  0x2062,
+  0x2063,
+  0x2064, // invisible plus
+  0x3164, // Hangul filler
+  0x00ad, // soft hyphen
+  0xe0000,
+  0xe0001, // language tag
+  0xe0041, // tag A
+  0xe007f, // cancel tag
+  0x2028, // line separator
+  0x2571, // slash look-alikes
+  0x27cb,
+  0x2216,
+  0x29f5,
+  0x31d3,
+];
+
+Deno.test("nameProblem() refuses invisible, tag, separator and look-alike-slash characters", () => {
+  for (const cp of REVIEW_CHARACTERS) {
+    const name = `dir${String.fromCodePoint(cp)}x/a.txt`;
+    assertEquals(typeof nameProblem(name), "string", `U+${cp.toString(16)} passed`);
+  }
+  // Emoji keep their variation selector.
+  assertEquals(nameProblem("\u2764\ufe0f.txt"), undefined);
+});
+
+Deno.test("escapeForTerminal() shows every invisible character as an escape", () => {
+  for (
+    const cp of REVIEW_CHARACTERS.filter((cp) => cp < 0x2100 || cp === 0x3164 || cp >= 0xe0000)
+  ) {
+    const shown = escapeForTerminal(`a${String.fromCodePoint(cp)}b`);
+    assertEquals(shown, `a\\u{${cp.toString(16)}}b`);
   }
 });
