@@ -24,7 +24,7 @@ import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
 import { readFull } from "../lib/io.ts";
 import { concat } from "../lib/spake2.ts";
-import { PREAMBLE_SIZE } from "../protocol.ts";
+import { encodePreamble, PREAMBLE_SIZE } from "../protocol.ts";
 
 type Tamper = "none" | "flip" | "drop" | "reorder" | "replay" | "truncate";
 
@@ -327,4 +327,19 @@ Deno.test("30 wrong guesses at the same moment: at most 10 are tried, the rest a
     await receiver.stop().catch(() => {});
     await Deno.remove(dst, { recursive: true });
   }
+});
+
+Deno.test("a peer that sends only the preamble and hangs up does not end receiver --once", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "still here");
+    const receiver = await startReceiver(["--once", "--dir", dst]);
+    const knock = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await knock.write(encodePreamble());
+    knock.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "still here");
+  });
 });
