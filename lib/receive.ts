@@ -170,7 +170,9 @@ export async function receiveEntries(
       if (plan.entry.kind === KIND_DIR || plan.status !== undefined) continue;
       if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
       else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
-      else plan.status = WIRE.PROTOCOL;
+      // Accepted but never sent: a failure, said with a code that is not a RESULT status
+      // (1, the protocol-error code, would read as "identical").
+      else plan.status = WIRE.CANCELLED;
       if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
     }
     await results.flush();

@@ -280,6 +280,9 @@ async function offer(
   return { entries, replies };
 }
 
+/** A local status, never on the wire: the receiver ended without a verdict on the file. */
+const NO_VERDICT = -1;
+
 /** Reads RESULT frames until the receiver's DONE, handing each verdict to `outcomes`. */
 async function collectVerdicts(channel: Channel, outcomes: Outcomes): Promise<void> {
   while (true) {
@@ -341,7 +344,13 @@ class Outcomes {
     for (let index = 0; index < this.#entries.length; index++) {
       if (this.#entries[index]!.kind === KIND_DIR || this.#reported.has(index)) continue;
       const reply = this.#replies[index]!;
-      this.#settle(index, reply.action === REPLY_REFUSE ? reply.reason : WIRE.PROTOCOL);
+      if (reply.action === REPLY_REFUSE) this.#settle(index, reply.reason);
+      else {
+        // Never "identical" by accident: status 1 is identical on the wire, and so is the
+        // protocol-error code; a file nobody vouched for failed.
+        this.localFailures.set(index, "the receiver gave no verdict on it");
+        this.#settle(index, NO_VERDICT);
+      }
     }
     return { exitCode: this.#exitCode, failed: this.#failed };
   }

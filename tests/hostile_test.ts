@@ -571,3 +571,26 @@ Deno.test("sender refuses a receiver that gives one file two verdicts", async ()
   assertEquals(finished.code, EXIT.FAILED, finished.stderr);
   assertMatch(finished.stderr, /entry 0 has its outcome already/);
 });
+
+Deno.test("receiver: an accepted file the sender never sends is a failure, not 'identical'", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("never.txt")]);
+    const results = await finish(channel);
+    assertEquals(results, [{ index: 0, status: WIRE.CANCELLED }]);
+    assertEquals(await exists(join(ctx.dst, "never.txt")), false);
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("sender: a receiver that ends without a verdict on a file makes the transfer fail", async () => {
+  const finished = await fakeReceiver(1, async (channel) => {
+    assertEquals((await channel.recv()).type, FRAME_SMALL_FILES);
+    assertEquals((await channel.recv()).type, FRAME_DONE);
+    await channel.send(FRAME_DONE, encodeDone({ files: 0, bytes: 0 }));
+    await channel.flush();
+  });
+  assertEquals(finished.code, EXIT.FAILED, finished.stderr);
+});
