@@ -80,7 +80,7 @@ export async function waitForPeers(
   options: MeetOptions,
 ): Promise<Waiting> {
   const listener = Deno.listen({ hostname: host, port });
-  const sources: LinkSource[] = [acceptTcp(listener)];
+  const sources: LinkSource[] = [acceptTcp(listener, options.warn)];
   const bound = (listener.addr as Deno.NetAddr).port;
   const also: string[] = [];
   if (options.discover && !isLoopback(host)) {

@@ -65,13 +65,39 @@ export async function dialTcp(host: string, port: number): Promise<Deno.TcpConn>
   }
 }
 
-/** Every connection a TCP listener accepts, as direct links. */
-export function acceptTcp(listener: Deno.Listener<Deno.TcpConn>): LinkSource {
+/** How long accepting pauses after a failure such as running out of file descriptors. */
+const ACCEPT_RETRY_MS = 100;
+
+/**
+ * Every connection a TCP listener accepts, as direct links. A failed accept (out of file
+ * descriptors: the kernel keeps the connection queued) is reported once to `warn` and retried
+ * after a pause, while the transfers already running go on; only closing the listener ends it.
+ */
+export function acceptTcp(
+  listener: Deno.Listener<Deno.TcpConn>,
+  warn: (text: string) => void = () => {},
+): LinkSource {
+  let closed = false;
   return {
     async *[Symbol.asyncIterator]() {
-      for await (const conn of listener) yield tcpLink(conn, "direct");
+      let warned = false;
+      while (!closed) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await listener.accept();
+        } catch (err) {
+          if (closed || err instanceof Deno.errors.BadResource) return;
+          if (!warned) warn(`cannot accept a connection now (${(err as Error).message}); retrying`);
+          warned = true;
+          await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+          continue;
+        }
+        warned = false;
+        yield tcpLink(conn, "direct");
+      }
     },
     close: () => {
+      closed = true;
       try {
         listener.close();
       } catch {

@@ -53,10 +53,13 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run inside this network namespace (`ip netns exec`; needs root). */
   netns?: string;
+  /** Run with at most this many open file descriptors (`prlimit`). */
+  fdLimit?: number;
 }
 
 function command(script: string, args: string[], options: RunOptions, stdin: boolean) {
-  const deno = [Deno.execPath(), "run", ...shebangFlags(script), script, ...args];
+  let deno = [Deno.execPath(), "run", ...shebangFlags(script), script, ...args];
+  if (options.fdLimit) deno = ["prlimit", `--nofile=${options.fdLimit}`, "--", ...deno];
   const [program, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...deno] : deno;
   return new Deno.Command(program!, {
     args: rest,

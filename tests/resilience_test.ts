@@ -299,3 +299,25 @@ Deno.test("a read-only target: the sender hears that the receiver could not writ
       assert(!sent.stderr.includes(mount), "the receiver's local path leaked to the sender");
     }));
 });
+
+Deno.test("a receiver out of file descriptors keeps serving: it accepts again once some close", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "late.txt"), "served");
+    const receiver = await startReceiver(["--dir", dst, "--timeout", "5"], { fdLimit: 48 });
+    const hogs: Deno.Conn[] = [];
+    try {
+      // Far more connections than descriptors left to the receiver.
+      for (let i = 0; i < 60; i++) {
+        hogs.push(await Deno.connect({ hostname: "127.0.0.1", port: receiver.port }));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      for (const hog of hogs) hog.close();
+    }
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "late.txt")]);
+    const done = await receiver.stop();
+    assertEquals(sent.code, 0, sent.stderr + done.stderr);
+    assertEquals(await Deno.readTextFile(join(dst, "late.txt")), "served");
+    assertMatch(done.stderr, /cannot accept a connection now \(Too many open files/);
+  });
+});
