@@ -14,10 +14,15 @@
 import { parseReceiverArgs, RECEIVER_HELP, type ReceiverOptions, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { EXIT, UsageError } from "./lib/errors.ts";
-import type { AttemptLimiter } from "./lib/handshake.ts";
 import { reachPeer, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import { legacySession, outcomeExitCode, receiveSession, serveConnections } from "./lib/session.ts";
+import {
+  legacySession,
+  outcomeExitCode,
+  type PerConnection,
+  receiveSession,
+  serveConnections,
+} from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import type { Link } from "./lib/transport.ts";
 
@@ -31,10 +36,6 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
-  const warn = (text: string) => reporter.warn(text);
-  if (!options.stdout && !(await Deno.stat(options.dir).catch(() => null))?.isDirectory) {
-    throw new UsageError(`--dir ${options.dir} is not a folder`);
-  }
 
   // The code phrase: given to us, or made up here and shown to the user.
   if (!options.legacy && options.connect && options.code === undefined) {
@@ -44,17 +45,16 @@ async function main(): Promise<number> {
   secret = code;
   const w = options.legacy ? 0n : passwordScalar(code);
   const serve = serveOne(options, reporter, code, w);
+  const meet = { ...options, role: "receiver" as const, code, warn: reporter.warn.bind(reporter) };
 
-  // --connect: fetch from a sender that is listening (the server sends files too), at HOST or
-  // wherever we find it.
+  // --connect: fetch from a listening sender (the server sends files too), at HOST or found.
   if (options.connect) {
-    const found = { ...options, role: "receiver" as const, code, warn, ...options.connect };
+    const found = { ...meet, ...options.connect };
     return outcomeExitCode(await reachPeer(found, reporter, (link) => serve(link, "1")));
   }
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise; say so on the LAN, and wait
   // at the relay too if there is one.
-  const meet = { ...options, role: "receiver" as const, code, warn };
   const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined && !options.legacy ? code : undefined;
   reporter.listening(options.host, waiting.port, generated, waiting.also);
@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   return await serveConnections(
     waiting.links,
     { once: options.once, maxConnections: options.maxConnections, reporter, peers: "senders" },
-    (link, id, limiter) => serve(link, id, limiter),
+    serve,
   );
 }
 
@@ -79,9 +79,9 @@ function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w:
     hash: options.hash,
     ...(options.stdout ? { stdout: Deno.stdout } : {}),
   };
-  return async (link: Link, id: string, limiter?: AttemptLimiter) => {
+  return async (link: Link, id: string, perConnection?: PerConnection) => {
     // The side that waits reports each session's failure itself; one that dialled throws it.
-    const onError = limiter && ((error: unknown) => reporter.sessionFailed(error, [code]));
+    const onError = perConnection && ((error: unknown) => reporter.sessionFailed(error, [code]));
     const common = { ...target, reporter, id, ...(onError ? { onError } : {}) };
     return options.legacy
       ? await legacySession(link, { ...common, idleTimeoutMs: options.timeoutMs })
@@ -91,7 +91,7 @@ function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w:
         timeoutMs: options.timeoutMs,
         maxFiles: options.maxFiles,
         claims,
-        ...(limiter ? { limiter } : {}),
+        ...perConnection,
       });
   };
 }

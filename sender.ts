@@ -81,8 +81,8 @@ async function serveReceivers(
   return await serveConnections(
     waiting.links,
     { once: options.once, reporter, peers: "receivers" },
-    (link, id, limiter) =>
-      sendSession(link, manifest, { ...options, w, reporter, id, limiter, onError }),
+    (link, id, perConnection) =>
+      sendSession(link, manifest, { ...options, w, reporter, id, ...perConnection, onError }),
   );
 }
 

@@ -229,6 +229,15 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   };
 }
 
+/** True if `path` is a folder here (following links: --dir may be one). */
+function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** True if something (even a dangling link) is at `path` here; never prompts. */
 function existsHere(path: string): boolean {
   if (path === "-") return true;
@@ -266,11 +275,13 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
   if (stdout && values.json) {
     throw new UsageError("--stdout and --json both write to standard output; choose one");
   }
+  const dir = values.dir ?? ".";
+  if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
   return {
     ...common(values),
     host: values.host ?? "0.0.0.0",
     port: parsePort(values.port ?? String(DEFAULT_PORT)),
-    dir: values.dir ?? ".",
+    dir,
     overwrite: values.overwrite ?? false,
     stdout,
     // Standard output can take one file only.

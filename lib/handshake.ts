@@ -32,8 +32,11 @@ const CONFIRM_LABEL = new TextEncoder().encode("ferry/1 hello");
 const KEY_INFO_S2R = new TextEncoder().encode("ferry/1 sender to receiver");
 const KEY_INFO_R2S = new TextEncoder().encode("ferry/1 receiver to sender");
 
-/** Default seconds the peer gets to complete the handshake. */
-export const HANDSHAKE_TIMEOUT_MS = 15_000;
+/**
+ * Longest a handshake may take, whatever `--timeout` says: one takes ~25 ms on a LAN and a few
+ * round trips anywhere, and until it completes the peer has proved nothing.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * Counts wrong guesses across connections. A guess is reserved before a peer's key share is
@@ -98,7 +101,7 @@ export interface HandshakeOptions {
   confirmFirst: boolean;
   /** Shared wrong-guess counter (listeners only). */
   limiter?: AttemptLimiter;
-  /** Milliseconds the peer gets for each step. @default {15000} */
+  /** Milliseconds the peer gets for the whole handshake, at most HANDSHAKE_TIMEOUT_MS. @default {10000} */
   timeoutMs?: number;
 }
 
@@ -112,7 +115,7 @@ export interface Session {
  * on a wrong code, after telling the peer.
  */
 export async function handshake(channel: Channel, options: HandshakeOptions): Promise<Session> {
-  const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const timeoutMs = Math.min(options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS);
   channel.setIdleTimeout(timeoutMs);
   // A deadline for the whole handshake, not just each read: a peer that trickles one byte at a
   // time must not hold the connection open.

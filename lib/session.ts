@@ -14,7 +14,7 @@ import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "
 import type { Reader } from "./io.ts";
 import { AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
-import type { Link, LinkSource } from "./transport.ts";
+import { closeQuietly, type Link, type LinkSource } from "./transport.ts";
 import { receiveEntries, type ReceiveOptions, type ReceiveSummary } from "./receive.ts";
 import type { Reporter } from "./report.ts";
 import { sendEntries, type SendSummary } from "./send.ts";
@@ -31,6 +31,8 @@ export interface SessionOptions {
    * code up or was started first with it). Set only there; without it we confirm first.
    */
   limiter?: AttemptLimiter;
+  /** Called once the handshake succeeded (the waiting side moves the peer to another budget). */
+  onAuthenticated?: () => void;
   /** Called with the error as soon as the session fails, before the peer is told. */
   onError?: (error: unknown) => void;
   /** Label for events from this connection. */
@@ -128,6 +130,7 @@ async function runSession<T>(
       ...(options.limiter ? { limiter: options.limiter } : {}),
     });
     authenticated = true;
+    options.onAuthenticated?.();
     const summary = await transfer(channel, session.peerCaps);
     await channel.closeWrite();
     return { summary, spokeFerry: true, authenticated };
@@ -156,9 +159,16 @@ export interface ServeOptions {
   once: boolean;
   /** Connections served at the same time; more are told "busy". @default {64} */
   maxConnections?: number;
+
   reporter: Reporter;
   /** What the other side is called in messages: "senders" or "receivers". */
   peers: string;
+}
+
+/** What a waiting side's session gets besides its link: shared guess count, budget signal. */
+export interface PerConnection {
+  limiter: AttemptLimiter;
+  onAuthenticated: () => void;
 }
 
 /**
@@ -172,10 +182,11 @@ export async function serveConnections(
   serve: (
     conn: Link,
     id: string,
-    limiter: AttemptLimiter,
+    perConnection: PerConnection,
   ) => Promise<SessionOutcome<{ exitCode: number }>>,
 ): Promise<number> {
   const limiter = new AttemptLimiter();
+  const waiting = new WaitingRoom();
   const active = new Set<Promise<void>>();
   let result: number = EXIT.OK;
   let stopping = false;
@@ -188,27 +199,75 @@ export async function serveConnections(
   let count = 0;
   for await (const conn of links) {
     const id = String(++count);
-    if (active.size >= (options.maxConnections ?? 64)) {
+    // Full: make room by dropping the oldest unproven connection of the address that holds the
+    // most of them, unless that is the newcomer's own.
+    if (active.size >= (options.maxConnections ?? 64) && !waiting.evictFor(conn.address)) {
       refuseBusy(conn);
       continue;
     }
+    const proven = waiting.enter(conn);
     options.reporter.connected(conn, id);
-    const task: Promise<void> = serve(conn, id, limiter).then((outcome) => {
-      active.delete(task);
-      if (limiter.exhausted) {
-        options.reporter.error(
-          `ferry: too many wrong codes; no longer accepting ${options.peers}`,
-          EXIT.AUTH,
-        );
-        stop(EXIT.AUTH);
-      } else if (options.once && outcome.authenticated) {
-        stop(outcomeExitCode(outcome));
-      }
-    });
+    const task: Promise<void> = serve(conn, id, { limiter, onAuthenticated: proven }).then(
+      (outcome) => {
+        active.delete(task);
+        proven();
+        if (limiter.exhausted) {
+          options.reporter.error(
+            `ferry: too many wrong codes; no longer accepting ${options.peers}`,
+            EXIT.AUTH,
+          );
+          stop(EXIT.AUTH);
+        } else if (options.once && outcome.authenticated) {
+          stop(outcomeExitCode(outcome));
+        }
+      },
+    );
     active.add(task);
   }
   await Promise.all(active);
   return result;
+}
+
+/**
+ * Connections that have not proved the code yet, by peer address, oldest first. When every
+ * slot is taken, the address holding the most of them gives up its oldest: a host that opens
+ * connections and never finishes a handshake cannot keep other hosts out.
+ */
+class WaitingRoom {
+  #byAddress = new Map<string, Link[]>();
+
+  /** Adds a link; returns the function that takes it out (proved, or ended), once or more. */
+  enter(link: Link): () => void {
+    const address = link.address;
+    if (address === undefined) return () => {};
+    const list = this.#byAddress.get(address) ?? [];
+    list.push(link);
+    this.#byAddress.set(address, list);
+    return () => this.#leave(address, link);
+  }
+
+  /** Drops the oldest unproven link of the fullest address other than `address`; false if none. */
+  evictFor(address: string | undefined): boolean {
+    const own = address === undefined ? 0 : this.#byAddress.get(address)?.length ?? 0;
+    let fullest: string | undefined;
+    let most = own;
+    for (const [other, list] of this.#byAddress) {
+      if (list.length > most) [fullest, most] = [other, list.length];
+    }
+    if (fullest === undefined) return false;
+    const oldest = this.#byAddress.get(fullest)![0]!;
+    this.#leave(fullest, oldest);
+    closeQuietly(oldest);
+    return true;
+  }
+
+  #leave(address: string, link: Link): void {
+    const list = this.#byAddress.get(address);
+    const at = list?.indexOf(link) ?? -1;
+    if (at < 0) return;
+    list!.splice(at, 1);
+    if (list!.length === 0) this.#byAddress.delete(address);
+  }
 }
 
 /** Over --max-connections: say so in protocol terms, then hang up. */

@@ -21,6 +21,8 @@ export interface Link {
   close(): void;
   /** Who is at the other end, for messages: `10.0.0.2:5001` or `relay 10.0.0.9:4001`. */
   readonly peer: string;
+  /** The peer's IP address on a direct connection (relayed ones have none of their own). */
+  readonly address?: string;
   readonly path: LinkPath;
 }
 
@@ -49,6 +51,7 @@ export function tcpLink(conn: Deno.TcpConn, path: LinkPath, peer?: string): Link
     closeWrite: () => conn.closeWrite(),
     close: () => conn.close(),
     peer: peer ?? formatHost(addr.hostname, addr.port),
+    ...(path === "relay" ? {} : { address: addr.hostname }),
     path,
   };
 }

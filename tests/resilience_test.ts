@@ -321,3 +321,24 @@ Deno.test("a receiver out of file descriptors keeps serving: it accepts again on
     assertMatch(done.stderr, /cannot accept a connection now \(Too many open files/);
   });
 });
+
+Deno.test("64 silent connections from one address cannot keep a sender from another address out", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "got in");
+    // Dual-stack: the hog comes from 127.0.0.1, the sender from ::1, two addresses.
+    const receiver = await startReceiver(["--dir", dst, "--host", "::"]);
+    const silent: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 64; i++) {
+        silent.push(await Deno.connect({ hostname: "127.0.0.1", port: receiver.port }));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const sent = await send([`[::1]:${receiver.port}`, join(src, "a.txt")]);
+      assertEquals(sent.code, 0, sent.stderr);
+      assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "got in");
+    } finally {
+      for (const conn of silent) conn.close();
+      await receiver.stop();
+    }
+  });
+});
