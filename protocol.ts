@@ -39,9 +39,9 @@ export const MAX_CONTROL_PAYLOAD = 256 * 1024;
 export const MAX_NAME_BYTES = 4096;
 /**
  * Longest single path component, in UTF-8 bytes: the usual file-system limit of 255, less the
- * 5 bytes of the ".part" suffix the receiver writes to first.
+ * 11 bytes of the ".ferry-part" suffix the receiver writes to first.
  */
-export const MAX_COMPONENT_BYTES = 250;
+export const MAX_COMPONENT_BYTES = 244;
 /** Most components (folder levels) in one path. */
 export const MAX_DEPTH = 128;
 /** Most entries one offer may hold. */

@@ -63,22 +63,38 @@ export function digestOf(hasher: IHasher, bytes: Uint8Array): Uint8Array {
   return finishDigest(hasher);
 }
 
+/** A file to hash: read, then close. */
+export interface HashSource {
+  read(buffer: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
 /**
  * Starts `hasher` afresh and feeds it the first `length` bytes of the file at `path` (for
  * RESUME and HAVE: both sides hash bytes the receiver already has). Returns the bytes hashed.
+ * `open` opens the file; the receiver passes one that refuses links and FIFOs.
  */
-export async function hashPrefix(path: string, length: number, hasher: IHasher): Promise<number> {
+export async function hashPrefix(
+  path: string,
+  length: number,
+  hasher: IHasher,
+  open: (path: string) => HashSource | Promise<HashSource> = (p) => Deno.open(p, { read: true }),
+): Promise<number> {
   hasher.init();
-  using file = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(Math.min(1 << 20, Math.max(length, 1)));
-  let done = 0;
-  while (done < length) {
-    const got = await file.read(buf.subarray(0, Math.min(buf.length, length - done)));
-    if (got === null) break;
-    hasher.update(buf.subarray(0, got));
-    done += got;
+  const file = await open(path);
+  try {
+    const buf = new Uint8Array(Math.min(1 << 20, Math.max(length, 1)));
+    let done = 0;
+    while (done < length) {
+      const got = await file.read(buf.subarray(0, Math.min(buf.length, length - done)));
+      if (got === null) break;
+      hasher.update(buf.subarray(0, got));
+      done += got;
+    }
+    return done;
+  } finally {
+    file.close();
   }
-  return done;
 }
 
 /** True if two digests are the same bytes. */

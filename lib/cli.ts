@@ -23,7 +23,7 @@ export const EXIT_CODES_HELP = `EXIT CODES:
   4    wrong code phrase (or too many wrong guesses)
   5    integrity failure: data did not match its size or seal
   6    refused by the receiver (exists, unsafe name, too large, no space, busy)
-  130  interrupted (Ctrl-C); partial files are kept as NAME.part for resume`;
+  130  interrupted (Ctrl-C); partial files are kept as NAME.ferry-part for resume`;
 
 const ENVIRONMENT_HELP = `ENVIRONMENT:
   FERRY_CODE    the code phrase; safer than --code, which other users can see with ps
@@ -389,7 +389,7 @@ export async function runMain(
   Deno.addSignalListener("SIGINT", () => {
     flushOutput();
     Deno.stderr.writeSync(
-      new TextEncoder().encode("\nferry: interrupted; partial files are kept as NAME.part\n"),
+      new TextEncoder().encode("\nferry: interrupted; partial files are kept as NAME.ferry-part\n"),
     );
     Deno.exit(EXIT.INTERRUPTED);
   });

@@ -230,7 +230,7 @@ export async function receiveLegacy(
       );
     }
     if (lstatOrUndefined(part)?.isSymlink) {
-      throw new RefusedError(`${header.name}.part is a symlink`, WIRE.SYMLINK);
+      throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
     }
   }
   reporter.start(id, 1, header.size);

@@ -1,7 +1,7 @@
 /**
  * The receiver's half of a transfer, after the handshake: read the offer, deciding for every
  * entry as it arrives (send, resume, already have it, refuse), then write the files as they stream
- * in, each to `NAME.part`, renamed into place only once all its bytes are in. Every byte arrives
+ * in, each to `NAME.ferry-part`, renamed into place only once all its bytes are in. Every byte arrives
  * in a record the AEAD authenticated, in order; digests are only for what does not travel: the
  * prefix of a resumed file and a file the receiver already has.
  *
@@ -59,9 +59,10 @@ import {
   type WireCode,
   worse,
 } from "./errors.ts";
-import { writeAll, writeAllSync, type Writer } from "./io.ts";
+import { writeAll, type Writer } from "./io.ts";
+import { finishFolder, openRegular, OwnedFile } from "./owned_file.ts";
 import type { FileStatus, Reporter } from "./report.ts";
-import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
+import { lstatOrUndefined, type MadeFolder, nameProblem, SafeRoot } from "./safe_path.ts";
 
 /**
  * Chunks smaller than this are written synchronously: one short syscall beats a trip through
@@ -70,8 +71,12 @@ import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
  */
 const SYNC_WRITE_MAX = 64 * 1024;
 
-/** Suffix of partial files, kept for resume. */
-export const PART_SUFFIX = ".part";
+/**
+ * Suffix of ferry's partial files, kept for resume. Ferry's own, so that it never mistakes
+ * someone else's `NAME.ferry-part` (a browser's download) for one: a file it did not create is never
+ * truncated, resumed, linked or removed.
+ */
+export const PART_SUFFIX = ".ferry-part";
 /** Default most entries accepted in one offer (`--max-files`). */
 export const DEFAULT_MAX_FILES = 100_000;
 /** Most bytes of names accepted in one offer. */
@@ -115,8 +120,10 @@ interface Plan {
   target: string;
   /** Hasher state after the resumed prefix (for --hash). */
   prefixState?: Uint8Array;
-  /** A NAME.part was there when we decided: a small file written directly must remove it. */
+  /** A NAME.ferry-part was there when we decided: replaced, or removed once the file is in. */
   stalePart?: boolean;
+  /** A folder this session made: only such folders get the peer's mode and time. */
+  made?: MadeFolder | undefined;
   started: boolean;
   status?: number;
 }
@@ -124,7 +131,7 @@ interface Plan {
 interface Current {
   index: number;
   plan: Plan;
-  file: Deno.FsFile | null;
+  file: OwnedFile | null;
   part: string;
   written: number;
   offset: number;
@@ -274,7 +281,7 @@ class Planner {
   #myClaims: string[] = [];
   /** Names offered so far that passed the name checks. */
   #names = new Set<string>();
-  /** NAME, for every NAME.part among them. */
+  /** NAME, for every NAME.ferry-part among them. */
   #partBases = new Set<string>();
   #fileNames = new Set<string>();
   #accepted = 0;
@@ -303,11 +310,13 @@ class Planner {
     return plan;
   }
 
-  /** Fills in the digest of a HAVE (the file we have) or RESUME (the `.part` prefix) reply. */
+  /** Fills in the digest of a HAVE (the file we have) or RESUME (the `.ferry-part` prefix) reply. */
   async digest(plan: Plan): Promise<void> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
-    await hashPrefix(resume ? plan.target + PART_SUFFIX : plan.target, plan.reply.offset, mine);
+    const path = resume ? plan.target + PART_SUFFIX : plan.target;
+    // Never a link or a FIFO, whatever came there since the name was looked at.
+    await hashPrefix(path, plan.reply.offset, mine, (p) => openRegular(p));
     // With --hash, the file's own digest goes on from the resumed prefix.
     if (resume) plan.prefixState = mine.save();
     plan.reply = { ...plan.reply, digest: finishDigest(mine) };
@@ -324,7 +333,7 @@ class Planner {
     if (this.#names.has(name)) return refuse(WIRE.DUPLICATE);
     this.#names.add(name);
     if (insideAFile(name, this.#fileNames)) return refuse(WIRE.BAD_NAME);
-    // NAME.part is where NAME is written first: of NAME and NAME.part, the later is refused.
+    // NAME.ferry-part is where NAME is written first: of NAME and NAME.ferry-part, the later is refused.
     if (name.endsWith(PART_SUFFIX)) {
       const base = name.slice(0, -PART_SUFFIX.length);
       this.#partBases.add(base);
@@ -341,6 +350,7 @@ class Planner {
       const refusal = root.ensureDir(name);
       plan.target = root.path(name);
       if (refusal) return refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
+      plan.made = root.made(name);
       return SEND;
     }
     this.#fileNames.add(name);
@@ -378,13 +388,15 @@ function insideAFile(name: string, fileNames: Set<string>): boolean {
 function decide(entry: Entry, plan: Plan, root: SafeRoot, overwrite: boolean): Reply {
   const existing = root.existing(entry.name);
   if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
-  if (existing?.isDirectory) return refuse(WIRE.EXISTS);
+  // A folder, FIFO, socket or device is never opened, compared or replaced.
+  if (existing && !existing.isFile) return refuse(WIRE.EXISTS);
   if (existing && !overwrite) {
     if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
     return { action: REPLY_HAVE, offset: existing.size, digest: NO_DIGEST, reason: 0 };
   }
   const part = root.existing(entry.name + PART_SUFFIX);
-  if (part?.isSymlink || part?.isDirectory) return refuse(WIRE.SYMLINK);
+  if (part?.isSymlink) return refuse(WIRE.SYMLINK);
+  if (part && !part.isFile) return refuse(WIRE.EXISTS);
   plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
     return { action: REPLY_RESUME, offset: part.size, digest: NO_DIGEST, reason: 0 };
@@ -502,13 +514,7 @@ async function receiveFiles(
         hasher?.init();
         if (resuming) hasher?.load(plan.prefixState!);
         const part = plan.target + PART_SUFFIX;
-        const file = options.stdout ? null : Deno.openSync(part, {
-          write: true,
-          create: true,
-          truncate: !resuming,
-          mode: 0o600,
-        });
-        if (file && resuming) file.seekSync(start.offset, Deno.SeekMode.Start);
+        const file = options.stdout ? null : openPart(plan, part, start.offset);
         current = {
           index: start.index,
           plan,
@@ -537,7 +543,7 @@ async function receiveFiles(
         // The write runs while the next frame is opened; at most one write is in flight.
         await current.writing;
         if (current.file && data.length < SYNC_WRITE_MAX) {
-          writeAllSync(current.file, data);
+          current.file.writeSync(data);
         } else {
           current.writing = writeAll(current.file ?? options.stdout!, data);
           // Its failure (a full disk) is thrown where it is awaited, not as an unhandled rejection.
@@ -554,15 +560,15 @@ async function receiveFiles(
         const done = current;
         await done.writing;
         current = null;
-        done.file?.close();
         const entry = done.plan.entry;
         const sizeOk = end.size === done.written &&
           (entry.kind === KIND_STREAM || done.written === entry.size);
         let status: number = WIRE.INTEGRITY;
         if (sizeOk) {
-          status = options.stdout ? RESULT_OK : placeFile(done.plan, done.part, options);
-        } else if (!options.stdout) {
+          status = done.file ? placeFile(done.plan, done.file, options) : RESULT_OK;
+        } else if (done.file) {
           // A file of the wrong size is never kept, not even for resume.
+          done.file.close();
           removeQuietly(done.part);
         }
         settle(done.index, done.plan, status, hasher && finishDigest(hasher), done.offset);
@@ -592,7 +598,7 @@ async function receiveFiles(
     throw err;
   } finally {
     if (current) {
-      // An interrupted file stays as NAME.part for the next run, unless its bytes were bad.
+      // An interrupted file stays as NAME.ferry-part for the next run, unless its bytes were bad.
       await current.writing.catch(() => {});
       current.file?.close();
       if (!keepPart) removeQuietly(current.part);
@@ -600,34 +606,63 @@ async function receiveFiles(
   }
 }
 
-/** Gives a complete .part its (masked) mode and time, then moves it into place. */
-function placeFile(plan: Plan, part: string, options: ReceiveOptions): number {
-  Deno.chmodSync(part, safeMode(plan.entry));
-  setTime(part, plan.entry);
-  return moveIntoPlace(part, plan.target, options.overwrite ?? false);
+/**
+ * Opens the partial file for entry `plan`: ours to resume from `offset`, or created anew (a
+ * stale one of ours is removed first; O_EXCL then fails on anything that appeared meanwhile).
+ */
+function openPart(plan: Plan, part: string, offset: number): OwnedFile {
+  if (offset > 0) return OwnedFile.openAt(part, offset);
+  if (plan.stalePart) removeQuietly(part);
+  plan.stalePart = false;
+  // The owner's bits are added for the writing; placeFile() sets the final mode within these.
+  return OwnedFile.create(part, safeMode(plan.entry) | 0o600);
+}
+
+/** Gives a complete partial file its (masked) mode and time, then moves it into place. */
+function placeFile(plan: Plan, file: OwnedFile, options: ReceiveOptions): number {
+  try {
+    file.setMode(safeMode(plan.entry));
+    file.setTime(new Date(plan.entry.mtime));
+  } finally {
+    file.close();
+  }
+  return moveIntoPlace(file.path, plan.target, options.overwrite ?? false);
 }
 
 /**
- * A small file arrives whole and its size is checked in memory, so it needs no .part: it is created
+ * A small file arrives whole and its size is checked in memory, so it needs no .ferry-part: it is created
  * under its final name, with its mode, in one call (two with its time). `createNew` (O_EXCL)
  * keeps this no-clobber: it fails if the name appeared meanwhile. Per-call overhead is what a
  * folder of small files costs, and this is two calls instead of five.
  */
 function placeSmallFile(plan: Plan, data: Uint8Array, options: ReceiveOptions): number {
   if (options.overwrite) {
-    const part = plan.target + PART_SUFFIX;
-    Deno.writeFileSync(part, data, { mode: 0o600 });
-    return placeFile(plan, part, options);
+    const file = openPart(plan, plan.target + PART_SUFFIX, 0);
+    try {
+      file.writeSync(data);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+    return placeFile(plan, file, options);
   }
+  let file: OwnedFile;
   try {
-    Deno.writeFileSync(plan.target, data, { createNew: true, mode: safeMode(plan.entry) });
+    file = OwnedFile.create(plan.target, safeMode(plan.entry));
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
+    throw err;
+  }
+  try {
+    file.writeSync(data);
+    file.setTime(new Date(plan.entry.mtime));
+  } catch (err) {
     // Created by us but not completely written (a full disk): no short file under the name.
+    file.close();
     removeQuietly(plan.target);
     throw err;
   }
-  setTime(plan.target, plan.entry);
+  file.close();
   if (plan.stalePart) removeQuietly(plan.target + PART_SUFFIX);
   return RESULT_OK;
 }
@@ -637,14 +672,9 @@ function safeMode(entry: Entry): number {
   return entry.mode & 0o775;
 }
 
-function setTime(path: string, entry: Entry): void {
-  const mtime = new Date(entry.mtime);
-  Deno.utimeSync(path, mtime, mtime);
-}
-
 /**
  * Renames `part` to `target`. Without overwrite, a hard link makes the step atomic and
- * no-clobber: it fails if `target` appeared meanwhile, and the .part is kept.
+ * no-clobber: it fails if `target` appeared meanwhile, and the .ferry-part is kept.
  */
 export function moveIntoPlace(part: string, target: string, overwrite: boolean): number {
   if (overwrite) {
@@ -676,12 +706,16 @@ function applyFolderTimes(plans: readonly Plan[]): void {
   // Deepest first, so setting a child's time does not disturb its parent's afterwards.
   // Synchronous, like the file writes: two short syscalls per folder, where a trip through
   // the async thread pool each cost more than the calls (100 folders: 5-9 ms async, 0.8 sync).
-  const dirs = plans.filter((p) => p.entry.kind === KIND_DIR && p.reply.action === REPLY_SEND);
+  // Only folders this session made: an existing folder keeps its mode and time. Each is set
+  // through a descriptor, and only if the name still holds the very folder that was made.
+  const dirs = plans.filter((p) =>
+    p.entry.kind === KIND_DIR && p.reply.action === REPLY_SEND && p.made !== undefined
+  );
   dirs.sort((a, b) => b.entry.name.length - a.entry.name.length);
   for (const plan of dirs) {
     try {
-      Deno.chmodSync(plan.target, safeMode(plan.entry) | 0o700);
-      setTime(plan.target, plan.entry);
+      const mode = (safeMode(plan.entry) | 0o700) & plan.made!.allowed;
+      finishFolder(plan.target, plan.made!, mode, new Date(plan.entry.mtime));
     } catch {
       // Not ours to fix: the files are in place, the folder keeps its current time.
     }

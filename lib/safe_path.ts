@@ -72,6 +72,13 @@ export function utf8Length(text: string): number {
   return bytes;
 }
 
+/** A folder SafeRoot made: its identity, and the mode bits the umask allows (0o777 & ~umask). */
+export interface MadeFolder {
+  dev: number;
+  ino: number;
+  allowed: number;
+}
+
 /** Why a path could not be prepared. */
 export type PathRefusal = "symlink" | "not-a-folder";
 
@@ -88,6 +95,8 @@ export class SafeRoot {
   #prefix: string;
   #known = new Set<string>([""]);
   #listings = new Map<string, Map<string, Deno.DirEntry>>();
+  /** Folders this root made, with their device and inode: only those get the peer's mode. */
+  #made = new Map<string, MadeFolder>();
   constructor(root: string) {
     this.root = root;
     this.#prefix = root.endsWith("/") ? root : `${root}/`;
@@ -112,8 +121,12 @@ export class SafeRoot {
       try {
         // Most folders are new, so making one comes first: a failed lstat costs an exception.
         // mkdir never follows a symlink in the last component; it fails with EEXIST.
-        Deno.mkdirSync(full, { mode: 0o755 });
+        // 0o777 less the umask, as mkdir(1) does; the mode it got tells us the umask.
+        Deno.mkdirSync(full, { mode: 0o777 });
         this.#listings.set(sofar, new Map());
+        const made = Deno.lstatSync(full);
+        if (!made.isDirectory) return made.isSymlink ? "symlink" : "not-a-folder";
+        this.#made.set(sofar, { dev: made.dev, ino: made.ino!, allowed: made.mode! & 0o777 });
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
         const info = Deno.lstatSync(full);
@@ -123,6 +136,11 @@ export class SafeRoot {
       this.#known.add(sofar);
     }
     return undefined;
+  }
+
+  /** Device, inode and umask-allowed bits of folder `relDir` if this root made it. */
+  made(relDir: string): MadeFolder | undefined {
+    return this.#made.get(relDir);
   }
 
   /** Makes sure the parent folders of file `name` exist safely. */

@@ -55,11 +55,16 @@ export interface RunOptions {
   netns?: string;
   /** Run with at most this many open file descriptors (`prlimit`). */
   fdLimit?: number;
+  /** Run under this umask (through `sh`). */
+  umask?: number;
 }
 
 function command(script: string, args: string[], options: RunOptions, stdin: boolean) {
   let deno = [Deno.execPath(), "run", ...shebangFlags(script), script, ...args];
   if (options.fdLimit) deno = ["prlimit", `--nofile=${options.fdLimit}`, "--", ...deno];
+  if (options.umask !== undefined) {
+    deno = ["sh", "-c", `umask ${options.umask.toString(8)} && exec "$@"`, "sh", ...deno];
+  }
   const [program, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...deno] : deno;
   return new Deno.Command(program!, {
     args: rest,

@@ -239,7 +239,7 @@ Deno.test("receiver ends the session on a name longer than MAX_NAME_BYTES", asyn
   }
 });
 
-Deno.test("receiver refuses duplicate entries, a file beneath a file, and NAME.part beside NAME", async () => {
+Deno.test("receiver refuses duplicate entries, a file beneath a file, and NAME.ferry-part beside NAME", async () => {
   const ctx = await setup();
   try {
     const channel = await hostile(ctx.receiver.port);
@@ -251,9 +251,9 @@ Deno.test("receiver refuses duplicate entries, a file beneath a file, and NAME.p
       { kind: KIND_DIR, mode: 0o755, mtime: 0, size: 0, name: "dir" },
       file("dir"),
       file("data.bin"),
-      file("data.bin.part"),
+      file("data.bin.ferry-part"),
       // The other order: the later of the two is refused, whichever it is.
-      file("log.part"),
+      file("log.ferry-part"),
       file("log"),
     ]);
     assertEquals(replies.map((r) => r.reason), [
@@ -287,7 +287,7 @@ Deno.test("receiver stops a sender that sends more bytes than it declared (no fi
     );
     await expectError(channel, WIRE.INTEGRITY);
     assertEquals(await exists(join(ctx.dst, "liar.txt")), false);
-    assertEquals(await exists(join(ctx.dst, "liar.txt.part")), false);
+    assertEquals(await exists(join(ctx.dst, "liar.txt.ferry-part")), false);
   } finally {
     const done = await teardown(ctx);
     assertMatch(done.stderr, /ferry: liar\.txt: the sender sent more bytes than it declared/);
@@ -321,11 +321,11 @@ Deno.test("receiver rejects short files and a lying FILE_END with RESULT integri
     for (
       const name of [
         "short.txt",
-        "short.txt.part",
+        "short.txt.ferry-part",
         "lying.txt",
-        "lying.txt.part",
+        "lying.txt.ferry-part",
         "small.txt",
-        "small.txt.part",
+        "small.txt.ferry-part",
       ]
     ) {
       assertEquals(await exists(join(ctx.dst, name)), false, name);

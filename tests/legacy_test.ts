@@ -137,7 +137,7 @@ Deno.test("receiver --legacy applies the same name checks and refuses lying size
     await rawSend(receiver.port, enc.encode("short.txt<SEPARATOR>100abc"));
     await rawSend(receiver.port, enc.encode("no separator at all"));
     const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !(await exists(join(dst, "short.txt.part")))) {
+    while (Date.now() < deadline && !(await exists(join(dst, "short.txt.ferry-part")))) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -218,7 +218,7 @@ Deno.test("receiver --legacy: a header trickled a byte at a time is cut off afte
   }
 });
 
-Deno.test("receiver --legacy: a header alone, then fewer bytes than declared, is a failure with the .part kept", async () => {
+Deno.test("receiver --legacy: a header alone, then fewer bytes than declared, is a failure with the .ferry-part kept", async () => {
   const dst = await tempDir();
   try {
     const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
@@ -231,7 +231,7 @@ Deno.test("receiver --legacy: a header alone, then fewer bytes than declared, is
     assertEquals(done.code, 5, done.stderr);
     assertMatch(done.stderr, /connection closed after 27 of 30000 bytes/);
     assertEquals(await exists(join(dst, "short.bin")), false);
-    assertEquals((await Deno.stat(join(dst, "short.bin.part"))).size, 27);
+    assertEquals((await Deno.stat(join(dst, "short.bin.ferry-part"))).size, 27);
   } finally {
     await Deno.remove(dst, { recursive: true });
   }

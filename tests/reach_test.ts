@@ -429,7 +429,7 @@ relayTest(
         const args = [join(src, "big.bin"), "--relay", relay.address, "--no-discover", "--json"];
         const first = send(args);
         // Kill the relay as soon as some bytes have landed (bounded: 30 s).
-        const part = join(dst, "big.bin.part");
+        const part = join(dst, "big.bin.ferry-part");
         const deadline = Date.now() + 30_000;
         while (Date.now() < deadline) {
           const info = await Deno.stat(part).catch(() => null);

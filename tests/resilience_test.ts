@@ -1,5 +1,5 @@
 /**
- * Resilience: resume from a .part, kill -9 at random points and run again, a full disk, many
+ * Resilience: resume from a .ferry-part, kill -9 at random points and run again, a full disk, many
  * senders at once with hostile ones among them.
  */
 
@@ -33,12 +33,12 @@ async function copyPrefix(
   await Deno.writeFile(to, bytes);
 }
 
-Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result is verified", async () => {
+Deno.test("ferry resumes from NAME.ferry-part: only the rest is sent, and the result is verified", async () => {
   await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "big.bin"), 5 * MiB + 123, 31);
     await writeRandomFile(join(src, "other.bin"), 3 * MiB, 32);
-    await copyPrefix(join(src, "big.bin"), join(dst, "big.bin.part"), 2 * MiB + 7);
-    await copyPrefix(join(src, "other.bin"), join(dst, "other.bin.part"), MiB, true);
+    await copyPrefix(join(src, "big.bin"), join(dst, "big.bin.ferry-part"), 2 * MiB + 7);
+    await copyPrefix(join(src, "other.bin"), join(dst, "other.bin.ferry-part"), MiB, true);
     const { sent, received } = await sendOnce([
       join(src, "big.bin"),
       join(src, "other.bin"),
@@ -57,7 +57,7 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
     const done = jsonLines(received.stdout).find((e) => e.event === "done")!;
     assertEquals(done.bytes, 5 * MiB + 123 - (2 * MiB + 7) + 3 * MiB);
     assertEquals(done.resumed_bytes, 2 * MiB + 7);
-    assertEquals(await exists(join(dst, "big.bin.part")), false);
+    assertEquals(await exists(join(dst, "big.bin.ferry-part")), false);
     // --hash covers the whole file on both sides, the resumed prefix included.
     const expected = [
       ["big.bin", await xxh128Of(join(src, "big.bin"))],
@@ -70,7 +70,7 @@ Deno.test("ferry resumes from NAME.part: only the rest is sent, and the result i
   });
 });
 
-/** Waits (bounded) until the .part file holds at least `bytes`. */
+/** Waits (bounded) until the .ferry-part file holds at least `bytes`. */
 async function waitForPart(path: string, bytes: number, timeoutMs = 20_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -91,8 +91,8 @@ for (const victim of ["sender", "receiver"] as const) {
     try {
       await writeRandomFile(join(src, "movie.bin"), size, 41);
       for (let trial = 0; trial < trials; trial++) {
-        const have = await Deno.stat(join(dst, "movie.bin.part")).then((i) => i.size).catch(() =>
-          0
+        const have = await Deno.stat(join(dst, "movie.bin.ferry-part")).then((i) => i.size).catch(
+          () => 0,
         );
         // Too close to the end to pick a kill point: the final run below finishes it.
         if (have >= size - 2 * MiB) break;
@@ -105,7 +105,7 @@ for (const victim of ["sender", "receiver"] as const) {
         }).spawn();
         const target = have + Math.floor(Math.random() * (size - have) * 0.5) + MiB;
         const reached = await waitForPart(
-          join(dst, "movie.bin.part"),
+          join(dst, "movie.bin.ferry-part"),
           Math.min(target, size - MiB),
         );
         try {
@@ -171,13 +171,13 @@ async function withTmpfs(options: string, fn: (mount: string) => Promise<void>):
   }
 }
 
-Deno.test("a small file replaces a stale NAME.part it cannot resume from, and removes it", async () => {
+Deno.test("a small file replaces a stale NAME.ferry-part it cannot resume from, and removes it", async () => {
   await withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "small.txt"), "the real content\n");
     await Deno.writeTextFile(join(src, "other.txt"), "resumable? no: the prefix differs\n");
     // Longer than the file: no resume. A prefix that differs: the sender restarts from 0.
-    await Deno.writeTextFile(join(dst, "small.txt.part"), "x".repeat(1000));
-    await Deno.writeTextFile(join(dst, "other.txt.part"), "RESUMABLE");
+    await Deno.writeTextFile(join(dst, "small.txt.ferry-part"), "x".repeat(1000));
+    await Deno.writeTextFile(join(dst, "other.txt.ferry-part"), "RESUMABLE");
     const { sent, received } = await sendOnce([
       join(src, "small.txt"),
       join(src, "other.txt"),
@@ -185,12 +185,16 @@ Deno.test("a small file replaces a stale NAME.part it cannot resume from, and re
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     for (const name of ["small.txt", "other.txt"]) {
       assert(await sameFile(join(src, name), join(dst, name)), name);
-      assertEquals(await exists(join(dst, `${name}.part`)), false, `${name}.part left behind`);
+      assertEquals(
+        await exists(join(dst, `${name}.ferry-part`)),
+        false,
+        `${name}.part left behind`,
+      );
     }
   });
 });
 
-Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part is kept", async () => {
+Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .ferry-part is kept", async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async (src) => {
       await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
@@ -203,7 +207,7 @@ Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .part 
         received.stderr,
         /ferry: receiver has no space left for huge\.bin; the partial file is kept/,
       );
-      assert(await exists(join(mount, "huge.bin.part")));
+      assert(await exists(join(mount, "huge.bin.ferry-part")));
       assertEquals(await exists(join(mount, "huge.bin")), false);
       assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
     }));
@@ -226,7 +230,7 @@ Deno.test("a full disk during small files: every file under its own name is whol
       // Some fitted, and each that did is complete; a file cut short by the full disk is gone.
       assert(landed.length > 10 && landed.length < 60, `${landed.length} files landed`);
       for (const name of landed) {
-        assert(!name.endsWith(".part"), name);
+        assert(!name.endsWith(".ferry-part"), name);
         assert(await sameFile(join(folder, name), join(mount, "many", name)), name);
       }
     }));

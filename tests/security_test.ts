@@ -10,6 +10,7 @@ import {
   CODE,
   exists,
   jsonLines,
+  sameFile,
   send,
   sendOnce,
   startReceiver,
@@ -146,7 +147,7 @@ async function tamperRun(tamper: Tamper) {
     received,
     capture: new TextDecoder("latin1").decode(concat(...relay.captured)),
     final: await exists(join(dst, name)),
-    part: await exists(join(dst, name + ".part")),
+    part: await exists(join(dst, name + ".ferry-part")),
   };
   await Deno.remove(src, { recursive: true });
   await Deno.remove(dst, { recursive: true });
@@ -171,7 +172,7 @@ for (const tamper of ["flip", "drop", "reorder", "replay"] as const) {
   });
 }
 
-Deno.test("a relay that truncates the stream: no final file, the .part is kept, both sides fail", async () => {
+Deno.test("a relay that truncates the stream: no final file, the .ferry-part is kept, both sides fail", async () => {
   const r = await tamperRun("truncate");
   assertEquals(r.final, false);
   assertEquals(r.part, true);
@@ -341,5 +342,70 @@ Deno.test("a peer that sends only the preamble and hangs up does not end receive
     const received = await receiver.finish();
     assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
     assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "still here");
+  });
+});
+
+Deno.test("a FIFO named like an offered file, or like its partial file, is refused, and the receiver keeps serving", async () => {
+  await withDirs(async (src, dst) => {
+    for (const name of ["pipe.txt", "ok.txt", "later.txt"]) {
+      await Deno.writeTextFile(join(src, name), name);
+    }
+    // Empty, like the FIFO: the same size invites comparing contents, which would open it.
+    await Deno.writeTextFile(join(src, "fifo.txt"), "");
+    for (const fifo of ["fifo.txt", "pipe.txt.ferry-part"]) {
+      const made = await new Deno.Command("mkfifo", { args: [join(dst, fifo)] }).output();
+      assert(made.success);
+    }
+    const receiver = await startReceiver(["--dir", dst]);
+    try {
+      const files = ["fifo.txt", "pipe.txt", "ok.txt"].map((n) => join(src, n));
+      const first = await send([`127.0.0.1:${receiver.port}`, ...files], { timeoutMs: 20_000 });
+      assertEquals(first.code, 6, first.stderr);
+      assertEquals(await Deno.readTextFile(join(dst, "ok.txt")), "ok.txt");
+      const later = await send([`127.0.0.1:${receiver.port}`, join(src, "later.txt")], {
+        timeoutMs: 20_000,
+      });
+      assertEquals(later.code, 0, later.stderr);
+      assert((await Deno.lstat(join(dst, "fifo.txt"))).isFifo, "the FIFO was replaced");
+    } finally {
+      await receiver.stop();
+    }
+  });
+});
+
+Deno.test("a NAME.part ferry did not make (a browser's download) is left alone when NAME arrives", async () => {
+  await withDirs(async (src, dst) => {
+    await writeRandomFile(join(src, "movie.mkv"), 300_000, 4);
+    await Deno.writeTextFile(join(dst, "movie.mkv.part"), "the browser's bytes");
+    const { sent, received } = await sendOnce([join(src, "movie.mkv")], ["--dir", dst]);
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assert(await sameFile(join(src, "movie.mkv"), join(dst, "movie.mkv")));
+    assertEquals(await Deno.readTextFile(join(dst, "movie.mkv.part")), "the browser's bytes");
+  });
+});
+
+Deno.test("an existing folder keeps its mode and is not given the sender's time; what ferry makes follows the umask", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.mkdir(join(src, "private", "new"), { recursive: true });
+    await Deno.writeTextFile(join(src, "private", "new", "a.txt"), "a");
+    await Deno.chmod(join(src, "private"), 0o775);
+    await Deno.chmod(join(src, "private", "new"), 0o775);
+    await Deno.chmod(join(src, "private", "new", "a.txt"), 0o664);
+    const senders = new Date(1_000_000);
+    await Deno.utime(join(src, "private"), senders, senders);
+    await Deno.mkdir(join(dst, "private"));
+    await Deno.chmod(join(dst, "private"), 0o700);
+    const then = new Date(1_700_000_000_000);
+    await Deno.utime(join(dst, "private"), then, then);
+    const receiver = await startReceiver(["--once", "--dir", dst], { umask: 0o077 });
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "private")]);
+    const received = await receiver.finish();
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    const kept = await Deno.stat(join(dst, "private"));
+    assertEquals(kept.mode! & 0o777, 0o700);
+    // Adding "new" inside moved its time on; the sender's time was not put on it.
+    assert(kept.mtime!.getTime() >= then.getTime(), `time set to ${kept.mtime?.toISOString()}`);
+    assertEquals((await Deno.stat(join(dst, "private", "new"))).mode! & 0o777, 0o700);
+    assertEquals((await Deno.stat(join(dst, "private", "new", "a.txt"))).mode! & 0o777, 0o600);
   });
 });
