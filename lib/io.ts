@@ -38,7 +38,10 @@ export function writeAllSync(file: { writeSync(p: Uint8Array): number }, data: U
 }
 
 /** Reads a file synchronously until `buf` is full or EOF; returns the bytes read. */
-export function readFullSync(file: Deno.FsFile, buf: Uint8Array): number {
+export function readFullSync(
+  file: { readSync(p: Uint8Array): number | null },
+  buf: Uint8Array,
+): number {
   let filled = 0;
   while (filled < buf.length) {
     const got = file.readSync(buf.subarray(filled));

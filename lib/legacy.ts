@@ -23,6 +23,7 @@ import type { SourceEntry } from "./manifest.ts";
 import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
 import type { ByteStream } from "./transport.ts";
+import { openRegular } from "./owned_file.ts";
 import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
 import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
 
@@ -78,7 +79,9 @@ export async function sendLegacy(
   await new Promise((resolve) => setTimeout(resolve, options.headerPauseMs ?? HEADER_PAUSE_MS));
   reporter.start("1", 1, entry.size);
   reporter.fileStart("1", entry.name, entry.size, 0);
-  using file = await Deno.open(entry.source, { read: true });
+  // The very file that was listed, never a link or FIFO put in its place since.
+  const file = openRegular(entry.source, entry.identity);
+  using _closing = { [Symbol.dispose]: () => file.close() };
   // Two buffers: the next chunk is read from disk while this one goes out.
   const buffers = [new Uint8Array(1 << 20), new Uint8Array(1 << 20)];
   let turn = 0;

@@ -14,6 +14,11 @@ import { nameProblem } from "./safe_path.ts";
 /** An offered entry and where its bytes come from (`null`: standard input). */
 export interface SourceEntry extends Entry {
   source: string | null;
+  /**
+   * Device and inode of the file as listed: it is read only if the name still holds that very
+   * file (a file swapped for a link after the walk is not read).
+   */
+  identity?: { dev: number; ino: number };
 }
 
 /** Options for {@linkcode Manifest}. */
@@ -132,6 +137,7 @@ function entryFor(name: string, info: Deno.FileInfo, kind: number, source: strin
     size: kind === KIND_FILE ? info.size : 0,
     name,
     source,
+    ...(info.ino !== null ? { identity: { dev: info.dev, ino: info.ino } } : {}),
   };
 }
 

@@ -169,7 +169,11 @@ export interface ReadHandle {
  * it must also be the same file (dev and inode) that was seen before: a file swapped after it
  * was listed is not read.
  */
-export function openRegular(path: string, expected?: { dev: number; ino: number }): ReadHandle {
+export function openRegular(
+  path: string,
+  expected?: { dev: number; ino: number },
+  from = 0,
+): ReadHandle {
   const fd = call(() => fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK));
   const info = fs.fstatSync(fd);
   const same = expected === undefined || (info.dev === expected.dev && info.ino === expected.ino);
@@ -177,7 +181,7 @@ export function openRegular(path: string, expected?: { dev: number; ino: number 
     fs.closeSync(fd);
     throw new NotAFileError(path);
   }
-  let position = 0;
+  let position = from;
   // Zero bytes read into a non-empty buffer is the end of the file: null, as Deno readers say.
   const advance = (n: number) => {
     position += n;

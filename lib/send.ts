@@ -63,6 +63,7 @@ import {
   worse,
 } from "./errors.ts";
 import { type Reader, readFull, readFullSync } from "./io.ts";
+import { openRegular, type ReadHandle } from "./owned_file.ts";
 import type { SourceEntry } from "./manifest.ts";
 import type { Reporter } from "./report.ts";
 
@@ -142,7 +143,7 @@ export async function sendEntries(
         // The receiver has a file of this name and size: skip it only if it is the same.
         if (reply.offset === entry.size && entry.source !== null) {
           const mine = await hasher();
-          await hashPrefix(entry.source, entry.size, mine);
+          await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
           if (sameDigest(finishDigest(mine), reply.digest)) {
             await channel.send(FRAME_SKIP, encodeIndex(index));
           }
@@ -154,7 +155,7 @@ export async function sendEntries(
       if (reply.action === REPLY_RESUME && entry.source !== null && reply.offset <= entry.size) {
         // Resume only if the receiver's partial bytes are exactly our first bytes.
         const mine = await hasher();
-        await hashPrefix(entry.source, reply.offset, mine);
+        await hashPrefix(entry.source, reply.offset, mine, (p) => openRegular(p, entry.identity));
         const state = mine.save();
         if (sameDigest(finishDigest(mine), reply.digest)) {
           // (With --hash, mine is fileHasher: the file's digest goes on from the prefix.)
@@ -414,9 +415,13 @@ class SmallFileBatch {
     const bytes = this.#body.subarray(at, at + entry.size);
     let size: number;
     try {
-      // Read-only, the default: without options Deno skips checking them.
-      using file = Deno.openSync(entry.source!);
-      size = readFullSync(file, bytes);
+      // The very file that was listed, never a link or FIFO put in its place since.
+      const file = openRegular(entry.source!, entry.identity);
+      try {
+        size = readFullSync(file, bytes);
+      } finally {
+        file.close();
+      }
     } catch (err) {
       throw new FerryError(
         `Cannot read ${entry.source}: ${(err as Error).message}`,
@@ -450,12 +455,12 @@ async function streamFile(
   onProgress: (bytes: number) => void,
   stdin: Reader,
 ): Promise<number> {
-  let file: Deno.FsFile | undefined;
+  let file: ReadHandle | undefined;
   try {
+    // The very file that was listed, from `offset` on; never a link or FIFO put in its place.
     const reader: Reader = entry.source === null
       ? stdin
-      : (file = await Deno.open(entry.source, { read: true }));
-    if (file && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+      : (file = openRegular(entry.source, entry.identity, offset));
     const limit = entry.kind === KIND_STREAM ? Infinity : entry.size;
     // Two buffers: the next chunk is read from disk while this one is sealed.
     // A file is read in full chunks; a stream is sent as it comes, so a slow pipe never

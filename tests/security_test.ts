@@ -10,8 +10,12 @@ import {
   CODE,
   exists,
   jsonLines,
+  listen,
+  RECEIVER,
+  run,
   sameFile,
   send,
+  SENDER,
   sendOnce,
   startReceiver,
   tempDir,
@@ -407,5 +411,40 @@ Deno.test("an existing folder keeps its mode and is not given the sender's time;
     assert(kept.mtime!.getTime() >= then.getTime(), `time set to ${kept.mtime?.toISOString()}`);
     assertEquals((await Deno.stat(join(dst, "private", "new"))).mode! & 0o777, 0o700);
     assertEquals((await Deno.stat(join(dst, "private", "new", "a.txt"))).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("sender --listen: a file swapped for a symlink after it was listed is not read for the next receiver", async () => {
+  await withDirs(async (src, dst) => {
+    const share = join(src, "share");
+    await Deno.mkdir(share);
+    await Deno.writeTextFile(join(share, "notes.txt"), "public notes");
+    const secret = join(src, "id_secret");
+    await Deno.writeTextFile(secret, "PRIVATE KEY MATERIAL");
+    const sender = await listen(SENDER, ["--listen", "--port", "0", "--host", "127.0.0.1", share], {
+      env: { FERRY_CODE: CODE },
+    });
+    try {
+      const first = await run(RECEIVER, [
+        "--connect",
+        `127.0.0.1:${sender.port}`,
+        "--dir",
+        join(dst),
+      ], { env: { FERRY_CODE: CODE } });
+      assertEquals(first.code, 0, first.stderr);
+      // Between two receivers, the listed file becomes a link to a secret.
+      await Deno.remove(join(share, "notes.txt"));
+      await Deno.symlink(secret, join(share, "notes.txt"));
+      const second = join(dst, "second");
+      await Deno.mkdir(second);
+      const got = await run(RECEIVER, ["--connect", `127.0.0.1:${sender.port}`, "--dir", second], {
+        env: { FERRY_CODE: CODE },
+      });
+      assert(got.code !== 0, "the swapped file was sent as if nothing happened");
+      const landed = await Deno.readTextFile(join(second, "share", "notes.txt")).catch(() => "");
+      assert(!landed.includes("PRIVATE"), "the secret behind the link was sent");
+    } finally {
+      await sender.stop();
+    }
   });
 });
