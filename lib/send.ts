@@ -62,8 +62,8 @@ import {
   type WireCode,
   worse,
 } from "./errors.ts";
-import { type Reader, readFull, readFullSync } from "./io.ts";
-import { openRegular, type ReadHandle } from "./owned_file.ts";
+import { type Reader, readFull } from "./io.ts";
+import { openRegular, type ReadHandle, readListedSync } from "./owned_file.ts";
 import type { SourceEntry } from "./manifest.ts";
 import type { Reporter } from "./report.ts";
 
@@ -415,13 +415,8 @@ class SmallFileBatch {
     const bytes = this.#body.subarray(at, at + entry.size);
     let size: number;
     try {
-      // The very file that was listed, never a link or FIFO put in its place since.
-      const file = openRegular(entry.source!, entry.identity);
-      try {
-        size = readFullSync(file, bytes);
-      } finally {
-        file.close();
-      }
+      // The very file that was listed, not another put in its place since.
+      size = readListedSync(entry.source!, entry.identity, bytes);
     } catch (err) {
       throw new FerryError(
         `Cannot read ${entry.source}: ${(err as Error).message}`,
