@@ -71,8 +71,9 @@ async function main(): Promise<number> {
 
 /** One connection, whoever opened it: the tutorial's wire, or handshake then receive. */
 function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w: bigint) {
-  const claims = new Set<string>();
   const target = {
+    // Names being written by any session of this receiver: a second one for a name is refused.
+    claims: new Set<string>(),
     dir: options.dir,
     overwrite: options.overwrite,
     maxSize: options.maxSize,
@@ -90,7 +91,6 @@ function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w:
         w,
         timeoutMs: options.timeoutMs,
         maxFiles: options.maxFiles,
-        claims,
         ...perConnection,
       });
   };

@@ -23,7 +23,7 @@ import type { SourceEntry } from "./manifest.ts";
 import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
 import type { ByteStream } from "./transport.ts";
-import { openRegular } from "./owned_file.ts";
+import { openRegular, OwnedFile } from "./owned_file.ts";
 import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
 import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
 
@@ -179,6 +179,8 @@ export interface LegacyReceiveOptions {
   id?: string;
   /** @default {30000} */
   idleTimeoutMs?: number;
+  /** Targets being written by this receiver's sessions: a second one for a name is refused. */
+  claims?: Set<string>;
 }
 
 /** Receives one file the tutorial's way: header, then bytes until the sender closes. */
@@ -235,11 +237,14 @@ export async function receiveLegacy(
     if (lstatOrUndefined(part)?.isSymlink) {
       throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
     }
+    if (options.claims?.has(target)) {
+      throw new RefusedError(`${header.name} is being received from another sender`, WIRE.BUSY);
+    }
   }
   reporter.start(id, 1, header.size);
   reporter.fileStart(id, header.name, header.size, 0);
-  const out = options.stdout ??
-    await Deno.open(part, { write: true, create: true, truncate: true, mode: 0o600 });
+  const file = options.stdout ? undefined : createPart(part, target, options.claims);
+  const out = options.stdout ?? file!;
   let received = 0;
   let excess = false;
   // Two buffers: the next bytes are read from the socket while the last ones are written.
@@ -268,7 +273,9 @@ export async function receiveLegacy(
     await writing;
   } finally {
     await writing.catch(() => {});
-    if (out !== options.stdout) (out as Deno.FsFile).close();
+    file?.setMode(0o644);
+    file?.close();
+    options.claims?.delete(target);
   }
   // Only when file bytes shared the header's read (a non-digit followed the digits there) can
   // some of the "size" digits be file bytes. A header that came alone and a short transfer
@@ -294,7 +301,6 @@ export async function receiveLegacy(
     );
   }
   if (!options.stdout) {
-    await Deno.chmod(part, 0o644);
     const status = moveIntoPlace(part, target, options.overwrite ?? false);
     if (status !== 0) throw new RefusedError(`${header.name} already exists`, WIRE.EXISTS);
   }
@@ -303,12 +309,31 @@ export async function receiveLegacy(
   return { exitCode: EXIT.OK, files: 1, failed: 0, bytes: received };
 }
 
-/** Rewrites `path` with `prefix` in front, streaming (no whole-file buffer). */
+/**
+ * Creates the partial file anew, exclusively (O_EXCL: nothing planted there is followed or
+ * truncated). A stale one of ours, from a transfer no session is running, is removed first.
+ */
+function createPart(part: string, target: string, claims?: Set<string>): OwnedFile {
+  claims?.add(target);
+  try {
+    Deno.removeSync(part);
+  } catch {
+    // None there: the usual case.
+  }
+  return OwnedFile.create(part, 0o644 | 0o600);
+}
+
+/** Rewrites our partial file `path` with `prefix` in front, streaming (no whole-file buffer). */
 async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
   const fixed = `${path}.fix`;
-  {
-    using src = await Deno.open(path, { read: true });
-    using dst = await Deno.open(fixed, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    Deno.removeSync(fixed);
+  } catch {
+    // None there.
+  }
+  const src = openRegular(path);
+  const dst = OwnedFile.create(fixed, 0o600);
+  try {
     await writeAll(dst, prefix);
     const buf = new Uint8Array(1 << 20);
     while (true) {
@@ -316,6 +341,9 @@ async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
       if (got === null) break;
       await writeAll(dst, buf.subarray(0, got));
     }
+  } finally {
+    src.close();
+    dst.close();
   }
   await Deno.rename(fixed, path);
 }

@@ -236,3 +236,47 @@ Deno.test("receiver --legacy: a header alone, then fewer bytes than declared, is
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("receiver --legacy: a symlink planted at the repair file's name is not followed", async () => {
+  const dst = await tempDir();
+  const outside = await tempDir();
+  try {
+    await Deno.writeTextFile(join(outside, "victim"), "untouched");
+    await Deno.symlink(join(outside, "victim"), join(dst, "digits.txt.ferry-part.fix"));
+    const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
+    await rawSend(receiver.port, new TextEncoder().encode("digits.txt<SEPARATOR>812345abc"));
+    const done = await receiver.finish();
+    assertEquals(done.code, 0, done.stderr);
+    assertEquals(await Deno.readTextFile(join(dst, "digits.txt")), "12345abc");
+    assertEquals(await Deno.readTextFile(join(outside, "victim")), "untouched");
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("receiver --legacy: two senders of one name at once: the second is refused, the first's file is whole", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--dir", dst]);
+    const enc = new TextEncoder();
+    const first = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await first.write(enc.encode("same.txt<SEPARATOR>10"));
+    await new Promise((r) => setTimeout(r, 300));
+    await first.write(enc.encode("first"));
+    await new Promise((r) => setTimeout(r, 300));
+    await rawSend(receiver.port, enc.encode("same.txt<SEPARATOR>10second...."));
+    await new Promise((r) => setTimeout(r, 300));
+    await first.write(enc.encode("-half"));
+    first.close();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await exists(join(dst, "same.txt")))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const done = await receiver.stop();
+    assertEquals(await Deno.readTextFile(join(dst, "same.txt")), "first-half");
+    assertMatch(done.stderr, /same\.txt is being received from another sender/);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});
