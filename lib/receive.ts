@@ -33,7 +33,9 @@ import {
   FRAME_SMALL_FILES,
   frameName,
   KIND_DIR,
+  KIND_FILE,
   KIND_STREAM,
+  MAX_DEPTH,
   MAX_ENTRIES,
   MAX_SMALL_FILES_BODY,
   type Reply,
@@ -62,7 +64,14 @@ import {
 import { writeAll, type Writer } from "./io.ts";
 import { finishFolder, openRegular, OwnedFile } from "./owned_file.ts";
 import type { FileStatus, Reporter } from "./report.ts";
-import { lstatOrUndefined, type MadeFolder, nameProblem, SafeRoot } from "./safe_path.ts";
+import {
+  lstatOrUndefined,
+  type MadeFolder,
+  nameProblem,
+  type PathRefusal,
+  SafeRoot,
+  utf8Length,
+} from "./safe_path.ts";
 
 /**
  * Chunks smaller than this are written synchronously: one short syscall beats a trip through
@@ -346,10 +355,14 @@ class Planner {
       return entry.kind === KIND_DIR || this.stdoutFiles !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
     }
     const root = this.#root;
+    // Too long a path for the system refuses this entry alone, before anything is made.
+    if (utf8Length(root.path(name)) + PART_SUFFIX.length >= PATH_MAX) return refuse(WIRE.BAD_NAME);
+    // Each offered entry may bring one new folder, and one name a full depth of them.
+    root.folderBudget = this.#names.size + MAX_DEPTH;
     if (entry.kind === KIND_DIR) {
       const refusal = root.ensureDir(name);
       plan.target = root.path(name);
-      if (refusal) return refuse(refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS);
+      if (refusal) return refuse(pathRefusalCode(refusal, WIRE.EXISTS));
       plan.made = root.made(name);
       return SEND;
     }
@@ -358,7 +371,7 @@ class Planner {
       return refuse(WIRE.TOO_LARGE);
     }
     const parentRefusal = root.ensureParent(name);
-    if (parentRefusal) return refuse(parentRefusal === "symlink" ? WIRE.SYMLINK : WIRE.BAD_NAME);
+    if (parentRefusal) return refuse(pathRefusalCode(parentRefusal, WIRE.BAD_NAME));
     plan.target = root.path(name);
     if (this.#claims.has(plan.target)) return refuse(WIRE.BUSY);
     const reply = decide(entry, plan, root, this.#options.overwrite ?? false);
@@ -369,6 +382,16 @@ class Planner {
     }
     return reply;
   }
+}
+
+/** Longest path the system takes, in bytes, with its final NUL (Linux PATH_MAX). */
+const PATH_MAX = 4096;
+
+/** The wire code for a path SafeRoot would not prepare; `other` for "not a folder". */
+function pathRefusalCode(refusal: PathRefusal, other: WireCode): WireCode {
+  if (refusal === "symlink") return WIRE.SYMLINK;
+  if (refusal === "too-many-folders") return WIRE.TOO_LARGE;
+  return other;
 }
 
 /** True if some ancestor folder of `name` was offered as a file. */
@@ -457,7 +480,13 @@ async function receiveFiles(
   id: string,
 ): Promise<number> {
   const reporter = options.reporter;
-  const maxSize = options.maxSize ?? Infinity;
+  let streamBudget = options.maxSize ?? Infinity;
+  for (const plan of plans) {
+    if (plan.entry.kind === KIND_FILE && plan.reply.action !== REPLY_REFUSE) {
+      streamBudget -= plan.entry.size;
+    }
+  }
+  let streamBytes = 0;
   let total = 0;
   let current: Current | null = null;
   let keepPart = true;
@@ -530,8 +559,13 @@ async function receiveFiles(
       if (frame.type === FRAME_DATA) {
         if (!current) throw new ProtocolError("Cannot take DATA: no file is open");
         const data = decompressPayload(frame.payload, CHUNK_SIZE, "DATA");
-        const limit = current.plan.entry.kind === KIND_STREAM ? maxSize : current.plan.entry.size;
-        if (current.written + data.length > limit) {
+        const stream = current.plan.entry.kind === KIND_STREAM;
+        // Streams have no declared size: all of them together get what --max-size leaves over.
+        const over = stream
+          ? streamBytes + data.length > streamBudget
+          : current.written + data.length > current.plan.entry.size;
+        if (stream) streamBytes += data.length;
+        if (over) {
           keepPart = false;
           throw current.plan.entry.kind === KIND_STREAM
             ? new RefusedError(`${current.plan.entry.name}: larger than --max-size`, WIRE.TOO_LARGE)

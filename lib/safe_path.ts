@@ -80,7 +80,7 @@ export interface MadeFolder {
 }
 
 /** Why a path could not be prepared. */
-export type PathRefusal = "symlink" | "not-a-folder";
+export type PathRefusal = "symlink" | "not-a-folder" | "too-many-folders";
 
 /**
  * The target folder. Folders below it are created one component at a time, and every existing
@@ -97,6 +97,11 @@ export class SafeRoot {
   #listings = new Map<string, Map<string, Deno.DirEntry>>();
   /** Folders this root made, with their device and inode: only those get the peer's mode. */
   #made = new Map<string, MadeFolder>();
+  /**
+   * Most folders this root may make so far; the caller raises it as entries are offered, so a
+   * few deep names cannot make tens of thousands of folders (each costs the disk an inode).
+   */
+  folderBudget = Infinity;
   constructor(root: string) {
     this.root = root;
     this.#prefix = root.endsWith("/") ? root : `${root}/`;
@@ -118,23 +123,39 @@ export class SafeRoot {
       sofar = sofar === "" ? part : `${sofar}/${part}`;
       if (this.#known.has(sofar)) continue;
       const full = this.path(sofar);
-      try {
+      if (this.#made.size < this.folderBudget) {
         // Most folders are new, so making one comes first: a failed lstat costs an exception.
         // mkdir never follows a symlink in the last component; it fails with EEXIST.
-        // 0o777 less the umask, as mkdir(1) does; the mode it got tells us the umask.
-        Deno.mkdirSync(full, { mode: 0o777 });
-        this.#listings.set(sofar, new Map());
-        const made = Deno.lstatSync(full);
-        if (!made.isDirectory) return made.isSymlink ? "symlink" : "not-a-folder";
-        this.#made.set(sofar, { dev: made.dev, ino: made.ino!, allowed: made.mode! & 0o777 });
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-        const info = Deno.lstatSync(full);
-        if (info.isSymlink) return "symlink";
-        if (!info.isDirectory) return "not-a-folder";
+        const refusal = this.#make(sofar, full);
+        if (refusal !== "exists") {
+          if (refusal) return refusal;
+          this.#known.add(sofar);
+          continue;
+        }
       }
+      // There already, or over the budget: only a real folder that is already there will do.
+      const info = lstatOrUndefined(full);
+      if (info === undefined) return "too-many-folders";
+      if (info.isSymlink) return "symlink";
+      if (!info.isDirectory) return "not-a-folder";
       this.#known.add(sofar);
     }
+    return undefined;
+  }
+
+  /** Makes one folder; "exists" if something is there already. */
+  #make(rel: string, full: string): PathRefusal | "exists" | undefined {
+    try {
+      // 0o777 less the umask, as mkdir(1) does; the mode it got tells us the umask.
+      Deno.mkdirSync(full, { mode: 0o777 });
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return "exists";
+      throw err;
+    }
+    this.#listings.set(rel, new Map());
+    const made = Deno.lstatSync(full);
+    if (!made.isDirectory) return made.isSymlink ? "symlink" : "not-a-folder";
+    this.#made.set(rel, { dev: made.dev, ino: made.ino!, allowed: made.mode! & 0o777 });
     return undefined;
   }
 

@@ -48,6 +48,7 @@ import {
   FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
+  KIND_STREAM,
   type Reply,
   REPLY_REFUSE,
   REPLY_SEND,
@@ -593,4 +594,78 @@ Deno.test("sender: a receiver that ends without a verdict on a file makes the tr
     await channel.flush();
   });
   assertEquals(finished.code, EXIT.FAILED, finished.stderr);
+});
+
+Deno.test("receiver: deep names cannot make a folder per component per entry", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    // 20 files, each 100 folders deep on its own branch: 2,000 folders if nothing stopped it.
+    const deep = (i: number) => Array.from({ length: 100 }, (_, d) => `b${i}d${d}`).join("/");
+    const replies = await offer(
+      channel,
+      Array.from({ length: 20 }, (_, i) => file(`${deep(i)}/f`)),
+    );
+    channel.close();
+    let folders = 0;
+    for (const dir of [ctx.dst]) {
+      const walk = (path: string) => {
+        for (const item of Deno.readDirSync(path)) {
+          if (item.isDirectory) {
+            folders++;
+            walk(join(path, item.name));
+          }
+        }
+      };
+      walk(dir);
+    }
+    assert(folders <= 20 + 128, `${folders} folders were made for 20 entries`);
+    assert(replies.some((r) => r.reason === WIRE.TOO_LARGE), "no entry was refused");
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("receiver: --max-size bounds stdin streams too, all of them together", async () => {
+  const box = await tempDir();
+  const receiver = await startReceiver(["--dir", box, "--max-size", "1K"]);
+  try {
+    const channel = await hostile(receiver.port);
+    const stream = (name: string): Entry => ({
+      kind: KIND_STREAM,
+      mode: 0o644,
+      mtime: 0,
+      size: 0,
+      name,
+    });
+    await offer(channel, [stream("s1"), stream("s2")]);
+    for (const index of [0, 1]) {
+      await channel.send(FRAME_FILE, encodeFileStart({ index, offset: 0 }));
+      await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), new Uint8Array(600));
+      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 600 }));
+    }
+    await expectError(channel, WIRE.TOO_LARGE);
+    assertEquals(await exists(join(box, "s2")), false);
+  } finally {
+    await receiver.stop();
+    await Deno.remove(box, { recursive: true });
+  }
+});
+
+Deno.test("receiver: a path past PATH_MAX under a deep --dir refuses that entry, not the session", async () => {
+  const box = await tempDir();
+  // --dir itself about 3,900 bytes deep.
+  let dir = box;
+  while (dir.length < 3900) dir = join(dir, "d".repeat(200));
+  await Deno.mkdir(dir, { recursive: true });
+  const receiver = await startReceiver(["--dir", dir]);
+  try {
+    const channel = await hostile(receiver.port);
+    const replies = await offer(channel, [file("x".repeat(240)), file("ok.txt")]);
+    assertEquals(replies.map((r) => r.reason), [WIRE.BAD_NAME, 0]);
+    channel.close();
+  } finally {
+    await receiver.stop();
+    await Deno.remove(box, { recursive: true });
+  }
 });
