@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ProtocolError } from "./lib/errors.ts";
+import { ProtocolError, WIRE } from "./lib/errors.ts";
 
 /** First bytes on the wire from both sides: "FERRY" and a NUL. */
 export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59, 0x00]);
@@ -360,6 +360,7 @@ export function decodePreamble(bytes: Uint8Array): number {
   if (version !== VERSION) {
     throw new ProtocolError(
       `Cannot start: peer speaks protocol version ${version}, this ferry speaks ${VERSION}`,
+      WIRE.VERSION,
     );
   }
   return version;
@@ -421,10 +422,9 @@ export function decodeCodecPayload(
 /** Checks a record length read from the wire against the limit before anything is allocated. */
 export function checkRecordLength(length: number, sealed: boolean): void {
   const min = sealed ? 1 + TAG_SIZE : 1;
-  if (length < min || length > MAX_RECORD_BODY) {
-    throw new ProtocolError(
-      `Cannot read frame: length ${length} is outside ${min}..${MAX_RECORD_BODY}`,
-    );
+  const max = sealed ? MAX_RECORD_BODY : MAX_PLAIN_BODY;
+  if (length < min || length > max) {
+    throw new ProtocolError(`Cannot read frame: length ${length} is outside ${min}..${max}`);
   }
 }
 
@@ -487,15 +487,16 @@ export function decodeOffer(payload: Uint8Array): Entry[] {
     const mtime = c.u64();
     const size = c.u64();
     const nameLength = c.u16();
-    if (nameLength > MAX_NAME_BYTES) {
-      throw new ProtocolError(`Cannot decode OFFER: name of ${nameLength} bytes is too long`);
-    }
-    let name: string;
-    try {
-      name = decoder.decode(c.bytes(nameLength));
-    } catch (err) {
-      if (err instanceof ProtocolError) throw err;
-      throw new ProtocolError("Cannot decode OFFER: a name is not valid UTF-8");
+    const nameBytes = c.bytes(nameLength);
+    // A name too long or not UTF-8 is that entry's problem, not the session's: it decodes as
+    // the empty name, which the receiver refuses (code 9) like any other unsafe name.
+    let name = "";
+    if (nameLength <= MAX_NAME_BYTES) {
+      try {
+        name = decoder.decode(nameBytes);
+      } catch {
+        name = "";
+      }
     }
     if (kind !== KIND_FILE && kind !== KIND_DIR && kind !== KIND_STREAM) {
       throw new ProtocolError(`Cannot decode OFFER: unknown entry kind ${kind}`);

@@ -16,8 +16,11 @@ import { discard } from "./memory.ts";
 import {
   decodeError,
   encodeError,
+  FRAME_DATA,
   FRAME_ERROR,
+  FRAME_SMALL_FILES,
   frameName,
+  MAX_CONTROL_PAYLOAD,
   MAX_PLAIN_BODY,
   MAX_RECORD_BODY,
   NONCE_SIZE,
@@ -248,6 +251,17 @@ export class Channel {
     const plain = this.#recv ? this.#open(sealedHeader, body) : body;
     this.#start += RECORD_HEADER_SIZE + length;
     const frame = { type: plain[0]!, payload: plain.subarray(1) };
+    // Only file data may fill a record; every other frame is a control frame, bounded lower.
+    if (
+      frame.payload.length > MAX_CONTROL_PAYLOAD && frame.type !== FRAME_DATA &&
+      frame.type !== FRAME_SMALL_FILES
+    ) {
+      throw new ProtocolError(
+        `Cannot take ${
+          frameName(frame.type)
+        }: ${frame.payload.length} bytes is over ${MAX_CONTROL_PAYLOAD}`,
+      );
+    }
     if (frame.type === FRAME_ERROR) {
       const error = decodeError(frame.payload);
       throw errorFromWire(error.code, error.message);

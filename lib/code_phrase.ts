@@ -43,7 +43,9 @@ export function codeEntropyBits(): number {
  * `7 Absurd  ribbon-castle` and `7-absurd-ribbon-castle` are the same code.
  */
 export function normalizeCode(code: string): string {
-  return code.trim().toLowerCase().split(/[\s\-_]+/).filter((p) => p !== "").join("-");
+  // NFC first: "é" typed as one code point or as e + combining accent is the same code.
+  return code.normalize("NFC").trim().toLowerCase().split(/[\s\-_]+/).filter((p) => p !== "")
+    .join("-");
 }
 
 /**

@@ -38,7 +38,8 @@ export function nameProblem(name: string): string | undefined {
   if (name === "") return "empty name";
   if (utf8Length(name) > MAX_NAME_BYTES) return "name too long";
   if (name.startsWith("/")) return "absolute path";
-  if (/^[A-Za-z]:/.test(name)) return "drive letter";
+  // In any component: a receiver on Windows would take "dir/C:x" as a drive too.
+  if (/(^|\/)[A-Za-z]:/.test(name)) return "drive letter";
   if (name.includes("\\")) return "backslash";
   // Every character refused in this loop is a single UTF-16 unit: no need to decode pairs.
   for (let i = 0; i < name.length; i++) {

@@ -40,3 +40,9 @@ Deno.test("formatError() gives one ferry: line with secrets blanked and escapes 
   assertEquals(one, "ferry: file \\x1b[31m code [code]");
   assertEquals(escapeForTerminal("a\u202eb"), "a\\u{202e}b");
 });
+
+Deno.test("passwordScalar(): NFC and NFD spellings of a code are the same code", () => {
+  const composed = "7-caf\u00e9-ribbon-castle";
+  const decomposed = "7-cafe\u0301-ribbon-castle";
+  assertEquals(passwordScalar(composed), passwordScalar(decomposed));
+});

@@ -27,6 +27,7 @@ import {
   KIND_STREAM,
   MAX_CONTROL_PAYLOAD,
   MAX_MESSAGE_BYTES,
+  MAX_PLAIN_BODY,
   MAX_RECORD_BODY,
   REPLY_HAVE,
   REPLY_REFUSE,
@@ -35,7 +36,7 @@ import {
   ROLE_SENDER,
   SMALL_FILE_HEADER_SIZE,
 } from "../protocol.ts";
-import { ProtocolError } from "../lib/errors.ts";
+import { ProtocolError, WIRE } from "../lib/errors.ts";
 
 Deno.test("encodePreamble()/decodePreamble() round-trip and reject garbage and other versions", () => {
   assertEquals(decodePreamble(encodePreamble()), 2);
@@ -86,15 +87,16 @@ Deno.test("encodeOffer() splits large offers into batches that decodeOffer() rea
   assertEquals(batches.flatMap((b) => decodeOffer(b)), entries);
 });
 
-Deno.test("decodeOffer() rejects truncated entries, unknown kinds and invalid UTF-8", () => {
+Deno.test("decodeOffer() rejects truncated entries and unknown kinds; a bad name is only that entry's", () => {
   const [good] = encodeOffer([{ kind: KIND_FILE, mode: 0o644, mtime: 0, size: 1, name: "a" }]);
   assertThrows(() => decodeOffer(good!.subarray(0, good!.length - 1)), ProtocolError);
   const badKind = good!.slice();
   badKind[0] = 9;
   assertThrows(() => decodeOffer(badKind), ProtocolError, "kind 9");
+  // Not UTF-8: decoded as the empty name, which the receiver refuses (code 9) for that entry.
   const badUtf8 = good!.slice();
   badUtf8[badUtf8.length - 1] = 0xff;
-  assertThrows(() => decodeOffer(badUtf8), ProtocolError, "UTF-8");
+  assertEquals(decodeOffer(badUtf8)[0]!.name, "");
 });
 
 Deno.test("decodeOffer() refuses a 64-bit size beyond what can be counted exactly", () => {
@@ -161,4 +163,19 @@ Deno.test("small frames round-trip: OFFER_END, FILE, FILE_END, RESULT, SMALL_FIL
 Deno.test("encodeError() cuts long messages to MAX_MESSAGE_BYTES", () => {
   const decoded = decodeError(encodeError({ code: 1, message: "x".repeat(10_000) }));
   assertEquals(decoded.message.length, MAX_MESSAGE_BYTES);
+});
+
+Deno.test("decodePreamble() answers another version with wire code 2, garbage with 1", () => {
+  const other = encodePreamble(3);
+  const err = assertThrows(() => decodePreamble(other), ProtocolError);
+  assertEquals((err as ProtocolError).wireCode, WIRE.VERSION);
+  const junk = assertThrows(() => decodePreamble(new Uint8Array(8)), ProtocolError);
+  assertEquals((junk as ProtocolError).wireCode, WIRE.PROTOCOL);
+});
+
+Deno.test("checkRecordLength(): a plaintext record is at most MAX_PLAIN_BODY, a sealed one 16 more", () => {
+  checkRecordLength(MAX_PLAIN_BODY, false);
+  assertThrows(() => checkRecordLength(MAX_PLAIN_BODY + 1, false), ProtocolError);
+  checkRecordLength(MAX_PLAIN_BODY + 16, true);
+  assertThrows(() => checkRecordLength(MAX_PLAIN_BODY + 17, true), ProtocolError);
 });

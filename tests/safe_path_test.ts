@@ -132,3 +132,9 @@ Deno.test("escapeForTerminal() shows every invisible character as an escape", ()
     assertEquals(shown, `a\\u{${cp.toString(16)}}b`);
   }
 });
+
+Deno.test("nameProblem() refuses a drive letter at the start of any component", () => {
+  for (const name of ["C:x", "dir/C:x", "a/b/z:"]) assertEquals(nameProblem(name), "drive letter");
+  assertEquals(nameProblem("dir/x:y"), "drive letter");
+  assertEquals(nameProblem("dir/ab:c"), undefined);
+});
