@@ -150,101 +150,123 @@ export interface Candidates extends AsyncIterable<Link> {
  * also waits at the relay. Yields each link as it is made.
  */
 export function findPeer(options: FindOptions): Candidates {
-  const peerRole = options.role === "sender" ? "receiver" : "sender";
-  const queue = new Queue<Link>(closeQuietly);
-  const pending = new Set<{ close(): void }>();
-  let lastError: Error | undefined;
-  let startRelay: () => void = () => {};
-  const relayStarted = new Promise<void>((resolve) => startRelay = resolve);
-  let relayTimer: ReturnType<typeof setTimeout> | undefined;
-  const stop = () => {
-    clearTimeout(deadline);
-    clearTimeout(relayTimer);
-    startRelay();
-    for (const item of pending) closeQuietly(item);
-    queue.close();
-  };
-  let deadline = setTimeout(stop, options.timeoutMs);
+  return new Search(options);
+}
 
-  if (options.address) {
-    const { host, port } = options.address;
-    queue.run(async () => {
+/** One search for the waiting side: each way is a producer of links into one queue. */
+class Search implements Candidates {
+  #options: FindOptions;
+  #queue = new Queue<Link>(closeQuietly);
+  /** What a stop must close: the LAN search, connections waiting at the relay. */
+  #pending = new Set<{ close(): void }>();
+  #lastError: Error | undefined;
+  #deadline: ReturnType<typeof setTimeout>;
+  #relayTimer: ReturnType<typeof setTimeout> | undefined;
+  #startRelay: () => void = () => {};
+  #relayStarted = new Promise<void>((resolve) => this.#startRelay = resolve);
+
+  constructor(options: FindOptions) {
+    this.#options = options;
+    this.#deadline = setTimeout(() => this.settle(), options.timeoutMs);
+    if (options.address) this.#queue.run(() => this.#dial(options.address!));
+    else if (options.discover) this.#queue.run(() => this.#lookOnLan());
+    if (options.relay) {
+      if (!options.address && !options.discover) this.#startRelay();
+      else this.#relayTimer = setTimeout(this.#startRelay, RELAY_DELAY_MS);
+      this.#queue.run(() => this.#meetAtRelay(options.relay!));
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Link> {
+    return this.#queue[Symbol.asyncIterator]();
+  }
+
+  get searching(): boolean {
+    return this.#queue.open;
+  }
+
+  settle(): void {
+    clearTimeout(this.#deadline);
+    clearTimeout(this.#relayTimer);
+    this.#startRelay();
+    for (const item of this.#pending) closeQuietly(item);
+    this.#queue.close();
+  }
+
+  wrongCode(): void {
+    clearTimeout(this.#deadline);
+    this.#deadline = setTimeout(() => this.settle(), AFTER_WRONG_CODE_MS);
+  }
+
+  failure(): Error {
+    if (this.#lastError) return this.#lastError;
+    const options = this.#options;
+    const onLan = options.discover && !options.address;
+    const ways = [
+      onLan ? "on the LAN" : "",
+      options.relay ? `at the ${relayName(options.relay)}` : "",
+    ]
+      .filter((way) => way !== "").join(" or ");
+    return new ConnectionError(
+      `no ${peerOf(options.role)} with this code appeared ${ways || "anywhere"} within ` +
+        `${Math.round(options.timeoutMs / 1000)} s; check that it is running with the same code` +
+        (onLan ? ", on this network (or pass its address, or --relay)" : ""),
+    );
+  }
+
+  /** The address the user gave; if it fails, the relay need not wait its turn. */
+  async #dial({ host, port }: { host: string; port: number }): Promise<void> {
+    try {
+      this.#queue.push(tcpLink(await dialTcp(host, port), "direct"));
+    } catch (err) {
+      this.#lastError = err as Error;
+      this.#startRelay();
+    }
+  }
+
+  /** Every waiting side with our tag that announces itself on the LAN. */
+  async #lookOnLan(): Promise<void> {
+    let source: LinkSource;
+    try {
+      source = await discover(discoveryOptions(this.#options, peerOf(this.#options.role)));
+    } catch (err) {
+      this.#options.warn(`cannot look on the LAN (${(err as Error).message})`);
+      this.#startRelay();
+      return;
+    }
+    this.#pending.add(source);
+    if (this.#queue.closed) source.close();
+    for await (const link of source) this.#queue.push(link);
+  }
+
+  /**
+   * One pairing at the relay, once its turn comes. A connection the relay hangs up on before
+   * pairing (made redundant by another sender with this code) is tried again until the peer is
+   * found or time runs out.
+   */
+  async #meetAtRelay(relay: RelayAddress): Promise<void> {
+    await this.#relayStarted;
+    const token = relayToken(this.#options.code);
+    while (!this.#queue.closed) {
       try {
-        queue.push(tcpLink(await dialTcp(host, port), "direct"));
-      } catch (err) {
-        lastError = err as Error;
-        startRelay();
-      }
-    });
-  } else if (options.discover) {
-    queue.run(async () => {
-      let source: LinkSource;
-      try {
-        source = await discover(discoveryOptions(options, peerRole));
-      } catch (err) {
-        options.warn(`cannot look on the LAN (${(err as Error).message})`);
-        startRelay();
+        const conn = await dialTcp(relay.host, relay.port);
+        this.#pending.add(conn);
+        this.#queue.push(await pairAtRelay(conn, relay, { token, side: SIDE[this.#options.role] }));
+        this.#pending.delete(conn);
         return;
+      } catch (err) {
+        // Closed by us: found elsewhere, or out of time (failure() says which).
+        if (this.#queue.closed) return;
+        this.#lastError = err as Error;
+        if (!(err instanceof RelayRefusedError && err.hungUp)) return;
+        await new Promise((resolve) => setTimeout(resolve, 500));
       }
-      pending.add(source);
-      if (queue.closed) source.close();
-      for await (const link of source) queue.push(link);
-    });
+    }
   }
-  const relay = options.relay;
-  if (relay) {
-    if (!options.address && !options.discover) startRelay();
-    else relayTimer = setTimeout(startRelay, RELAY_DELAY_MS);
-    queue.run(async () => {
-      await relayStarted;
-      // A connection the relay hangs up on before pairing (made redundant by another sender
-      // with this code) is tried again until we find the peer or time runs out.
-      while (!queue.closed) {
-        try {
-          const conn = await dialTcp(relay.host, relay.port);
-          pending.add(conn);
-          const token = relayToken(options.code);
-          queue.push(await pairAtRelay(conn, relay, { token, side: SIDE[options.role] }));
-          pending.delete(conn);
-          return;
-        } catch (err) {
-          // Closed by us: found elsewhere, or out of time (failure() says which).
-          if (queue.closed) return;
-          lastError = err as Error;
-          if (!(err instanceof RelayRefusedError && err.hungUp)) return;
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-      }
-    });
-  }
+}
 
-  return {
-    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
-    settle: stop,
-    get searching() {
-      return queue.open;
-    },
-    wrongCode: () => {
-      clearTimeout(deadline);
-      deadline = setTimeout(stop, AFTER_WRONG_CODE_MS);
-    },
-    failure: () => {
-      if (lastError) return lastError;
-      const seconds = Math.round(options.timeoutMs / 1000);
-      const ways = [
-        options.discover && !options.address ? "on the LAN" : "",
-        relay ? `at the ${relayName(relay)}` : "",
-      ].filter((way) => way !== "").join(" or ");
-      return new ConnectionError(
-        `no ${peerRole} with this code appeared ${ways || "anywhere"} within ${seconds} s; ` +
-          `check that it is running with the same code${
-            options.discover && !options.address
-              ? ", on this network (or pass its address, or --relay)"
-              : ""
-          }`,
-      );
-    },
-  };
+function peerOf(role: "sender" | "receiver"): "sender" | "receiver" {
+  return role === "sender" ? "receiver" : "sender";
 }
 
 /** A session's outcome as {@linkcode tryCandidates} needs it. */
