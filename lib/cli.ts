@@ -11,7 +11,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import { flushOutput, writeOut } from "./io.ts";
-import { DEFAULT_MAX_FILES } from "./receive.ts";
+import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { parseRelay, type RelayAddress } from "./relay.ts";
 
 /** Exit codes as printed in --help and README.md. */

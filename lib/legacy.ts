@@ -25,7 +25,7 @@ import type { Reporter } from "./report.ts";
 import type { ByteStream } from "./transport.ts";
 import { openRegular, OwnedFile } from "./owned_file.ts";
 import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
-import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./receive.ts";
+import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./place.ts";
 
 /** A legacy connection closed before it said anything: a port probe, not a transfer. */
 export class EmptyConnectionError extends ConnectionError {

@@ -15,7 +15,8 @@ import type { Reader } from "./io.ts";
 import { AttemptLimiter, handshake } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
 import { closeQuietly, type Link, type LinkSource } from "./transport.ts";
-import { receiveEntries, type ReceiveOptions, type ReceiveSummary } from "./receive.ts";
+import type { ReceiveSummary } from "./place.ts";
+import { receiveEntries, type ReceiveOptions } from "./receive.ts";
 import type { Reporter } from "./report.ts";
 import { sendEntries, type SendSummary } from "./send.ts";
 

@@ -1,0 +1,219 @@
+/**
+ * What the receiver answers for each offered entry, decided as the offer arrives: send it,
+ * resume it, already have it, or refuse it (and why). The policy lives here; the frames are in
+ * lib/receive.ts, the disk in lib/place.ts.
+ *
+ * @module
+ */
+
+import {
+  type Entry,
+  KIND_DIR,
+  KIND_STREAM,
+  MAX_DEPTH,
+  type Reply,
+  REPLY_HAVE,
+  REPLY_REFUSE,
+  REPLY_RESUME,
+  REPLY_SEND,
+} from "../protocol.ts";
+import { finishDigest, hashPrefix, type IHasher } from "./checksum.ts";
+import { WIRE, type WireCode } from "./errors.ts";
+import { openRegular } from "./owned_file.ts";
+import { PART_SUFFIX } from "./place.ts";
+import {
+  type MadeFolder,
+  nameProblem,
+  type PathRefusal,
+  SafeRoot,
+  utf8Length,
+} from "./safe_path.ts";
+
+/** Default most entries accepted in one offer (`--max-files`). */
+export const DEFAULT_MAX_FILES = 100_000;
+/** Most bytes of names accepted in one offer. */
+export const MAX_OFFER_NAME_BYTES = 64 * 1024 * 1024;
+
+/** What the planner needs of the receiver's options. */
+export interface PlanOptions {
+  /** Replace existing files (`--overwrite`). */
+  overwrite?: boolean;
+  /** Most bytes accepted in one transfer (`--max-size`). */
+  maxSize?: number;
+  /** Set when the single offered file goes to standard output (`--stdout`). */
+  stdout?: unknown;
+}
+
+/** What the receiver decided for one entry, and what became of it. */
+export interface Plan {
+  entry: Entry;
+  reply: Reply;
+  target: string;
+  /** Hasher state after the resumed prefix (for --hash). */
+  prefixState?: Uint8Array;
+  /** A NAME.ferry-part was there when we decided: replaced, or removed once the file is in. */
+  stalePart?: boolean;
+  /** A folder this session made: only such folders get the peer's mode and time. */
+  made?: MadeFolder | undefined;
+  started: boolean;
+  status?: number;
+}
+
+const NO_DIGEST = new Uint8Array(0);
+
+function refuse(reason: WireCode): Reply {
+  return { action: REPLY_REFUSE, offset: 0, digest: NO_DIGEST, reason };
+}
+
+const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: NO_DIGEST, reason: 0 };
+
+/** Decides, entry by entry in offer order, what to do with each; remembers what it decided. */
+export class Planner {
+  readonly plans: Plan[] = [];
+  readonly toStdout: boolean;
+  /** With --stdout: how many files the whole offer holds (set once it has ended). */
+  stdoutFiles = 0;
+  #root: SafeRoot;
+  #options: PlanOptions;
+  #hasher: () => Promise<IHasher>;
+  /** Targets being written by any connection, and those this one added. */
+  #claims: Set<string>;
+  #myClaims: string[] = [];
+  /** Names offered so far that passed the name checks. */
+  #names = new Set<string>();
+  /** NAME, for every NAME.ferry-part among them. */
+  #partBases = new Set<string>();
+  #fileNames = new Set<string>();
+  #accepted = 0;
+
+  constructor(
+    root: SafeRoot,
+    options: PlanOptions,
+    hasher: () => Promise<IHasher>,
+    claims: Set<string>,
+  ) {
+    this.#root = root;
+    this.#options = options;
+    this.#hasher = hasher;
+    this.#claims = claims;
+    this.toStdout = options.stdout !== undefined;
+  }
+
+  /**
+   * Plans the next entry of the offer. A HAVE or RESUME reply still lacks its digest: that
+   * reads the disk, so {@linkcode Planner.digest} adds it.
+   */
+  plan(entry: Entry): Plan {
+    const plan: Plan = { entry, reply: SEND, target: "", started: false };
+    this.plans.push(plan);
+    plan.reply = this.#decide(entry, plan);
+    return plan;
+  }
+
+  /** Fills in the digest of a HAVE (the file we have) or RESUME (the `.ferry-part` prefix) reply. */
+  async digest(plan: Plan): Promise<void> {
+    const mine = await this.#hasher();
+    const resume = plan.reply.action === REPLY_RESUME;
+    const path = resume ? plan.target + PART_SUFFIX : plan.target;
+    // Never a link or a FIFO, whatever came there since the name was looked at.
+    await hashPrefix(path, plan.reply.offset, mine, (p) => openRegular(p));
+    // With --hash, the file's own digest goes on from the resumed prefix.
+    if (resume) plan.prefixState = mine.save();
+    plan.reply = { ...plan.reply, digest: finishDigest(mine) };
+  }
+
+  /** Lets other connections write to the targets this one claimed. */
+  release(): void {
+    for (const claim of this.#myClaims) this.#claims.delete(claim);
+  }
+
+  #decide(entry: Entry, plan: Plan): Reply {
+    const name = entry.name;
+    if (nameProblem(name) !== undefined) return refuse(WIRE.BAD_NAME);
+    if (this.#names.has(name)) return refuse(WIRE.DUPLICATE);
+    this.#names.add(name);
+    if (insideAFile(name, this.#fileNames)) return refuse(WIRE.BAD_NAME);
+    // NAME.ferry-part is where NAME is written first: of NAME and NAME.ferry-part, the later is refused.
+    if (name.endsWith(PART_SUFFIX)) {
+      const base = name.slice(0, -PART_SUFFIX.length);
+      this.#partBases.add(base);
+      if (this.#names.has(base)) return refuse(WIRE.DUPLICATE);
+    } else if (this.#partBases.size > 0 && this.#partBases.has(name)) {
+      return refuse(WIRE.DUPLICATE);
+    }
+    if (this.toStdout) {
+      // --stdout takes exactly one file and no folders.
+      return entry.kind === KIND_DIR || this.stdoutFiles !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;
+    }
+    const root = this.#root;
+    // Too long a path for the system refuses this entry alone, before anything is made.
+    if (utf8Length(root.path(name)) + PART_SUFFIX.length >= PATH_MAX) return refuse(WIRE.BAD_NAME);
+    // Each offered entry may bring one new folder, and one name a full depth of them.
+    root.folderBudget = this.#names.size + MAX_DEPTH;
+    if (entry.kind === KIND_DIR) {
+      const refusal = root.ensureDir(name);
+      plan.target = root.path(name);
+      if (refusal) return refuse(pathRefusalCode(refusal, WIRE.EXISTS));
+      plan.made = root.made(name);
+      return SEND;
+    }
+    this.#fileNames.add(name);
+    if (this.#accepted + entry.size > (this.#options.maxSize ?? Infinity)) {
+      return refuse(WIRE.TOO_LARGE);
+    }
+    const parentRefusal = root.ensureParent(name);
+    if (parentRefusal) return refuse(pathRefusalCode(parentRefusal, WIRE.BAD_NAME));
+    plan.target = root.path(name);
+    if (this.#claims.has(plan.target)) return refuse(WIRE.BUSY);
+    const reply = decide(entry, plan, root, this.#options.overwrite ?? false);
+    if (reply.action !== REPLY_REFUSE) {
+      this.#claims.add(plan.target);
+      this.#myClaims.push(plan.target);
+      this.#accepted += entry.size;
+    }
+    return reply;
+  }
+}
+
+/** Longest path the system takes, in bytes, with its final NUL (Linux PATH_MAX). */
+const PATH_MAX = 4096;
+
+/** The wire code for a path SafeRoot would not prepare; `other` for "not a folder". */
+function pathRefusalCode(refusal: PathRefusal, other: WireCode): WireCode {
+  if (refusal === "symlink") return WIRE.SYMLINK;
+  if (refusal === "too-many-folders") return WIRE.TOO_LARGE;
+  return other;
+}
+
+/** True if some ancestor folder of `name` was offered as a file. */
+function insideAFile(name: string, fileNames: Set<string>): boolean {
+  let cut = name.indexOf("/");
+  while (cut >= 0) {
+    if (fileNames.has(name.slice(0, cut))) return true;
+    cut = name.indexOf("/", cut + 1);
+  }
+  return false;
+}
+
+/**
+ * Send, resume, already-have or refuse, from what is on disk now. HAVE and RESUME come without
+ * their digest ({@linkcode Planner.digest}).
+ */
+function decide(entry: Entry, plan: Plan, root: SafeRoot, overwrite: boolean): Reply {
+  const existing = root.existing(entry.name);
+  if (existing?.isSymlink) return refuse(WIRE.SYMLINK);
+  // A folder, FIFO, socket or device is never opened, compared or replaced.
+  if (existing && !existing.isFile) return refuse(WIRE.EXISTS);
+  if (existing && !overwrite) {
+    if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
+    return { action: REPLY_HAVE, offset: existing.size, digest: NO_DIGEST, reason: 0 };
+  }
+  const part = root.existing(entry.name + PART_SUFFIX);
+  if (part?.isSymlink) return refuse(WIRE.SYMLINK);
+  if (part && !part.isFile) return refuse(WIRE.EXISTS);
+  plan.stalePart = part !== undefined;
+  if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
+    return { action: REPLY_RESUME, offset: part.size, digest: NO_DIGEST, reason: 0 };
+  }
+  return SEND;
+}
