@@ -192,95 +192,27 @@ export async function receiveLegacy(
   const reporter = options.reporter;
   const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const buf = new Uint8Array(1 << 20);
-  let filled = 0;
-  let header: LegacyHeader | undefined;
-  let eof = false;
-  // The whole header within one idle period: a peer that trickles a byte now and then must not
-  // hold the connection (each read alone would reset the idle clock).
-  const headerDeadline = Date.now() + idleMs;
-  while (!header) {
-    // A full buffer without a complete header is not the tutorial's wire. (Reading into an
-    // empty buffer returns at once: without this check the loop would spin forever.)
-    if (filled >= LEGACY_BUFFER_SIZE * 2) {
-      throw new ProtocolError(
-        `Cannot read legacy header: no size after <SEPARATOR> in ${filled} bytes`,
-      );
-    }
-    const left = Math.max(1, headerDeadline - Date.now());
-    const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), left, idleMs);
-    if (got === null) eof = true;
-    else filled += got;
-    if (eof && filled === 0) throw new EmptyConnectionError();
-    header = parseLegacyHeader(buf.subarray(0, filled), eof);
-    if (eof && !header) throw new ConnectionError("sender closed in the middle of the header");
-  }
-  const problem = nameProblem(header.name);
-  if (problem) {
-    throw new RefusedError(`unsafe file name from legacy sender (${problem})`, WIRE.BAD_NAME);
-  }
-  if (header.size > (options.maxSize ?? Infinity)) {
-    throw new RefusedError(
-      `${header.name}: ${header.size} bytes is over --max-size`,
-      WIRE.TOO_LARGE,
-    );
-  }
-  const target = `${options.dir}/${header.name}`;
-  const part = target + PART_SUFFIX;
-  if (!options.stdout) {
-    const existing = lstatOrUndefined(target);
-    if (existing && (!options.overwrite || !existing.isFile)) {
-      throw new RefusedError(
-        `${header.name} already exists (pass --overwrite to replace it)`,
-        WIRE.EXISTS,
-      );
-    }
-    if (lstatOrUndefined(part)?.isSymlink) {
-      throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
-    }
-    if (options.claims?.has(target)) {
-      throw new RefusedError(`${header.name} is being received from another sender`, WIRE.BUSY);
-    }
-  }
+  const header = await readHeader(conn, buf, idleMs);
+  const { target, part } = checkTarget(header, options);
   reporter.start(id, 1, header.size);
   reporter.fileStart(id, header.name, header.size, 0);
   const file = options.stdout ? undefined : createPart(part, target, options.claims);
-  const out = options.stdout ?? file!;
-  let received = 0;
-  let excess = false;
-  // Two buffers: the next bytes are read from the socket while the last ones are written.
-  const buffers = [buf, new Uint8Array(buf.length)];
-  let turn = 0;
-  let writing = Promise.resolve();
+  let body: { received: number; excess: boolean };
   try {
-    // Everything after the header, until the sender closes, is the file.
-    let chunk = header.rest;
-    while (true) {
-      if (received + chunk.length > header.size) {
-        excess = true;
-        break;
-      }
-      await writing;
-      writing = writeAll(out, chunk);
-      // A failed write (a full disk) is thrown where it is awaited, not as an unhandled rejection.
-      writing.catch(() => {});
-      received += chunk.length;
-      reporter.progress(id, chunk.length);
-      turn ^= 1;
-      const got = await readIdle(conn, buffers[turn]!, idleMs);
-      if (got === null) break;
-      chunk = buffers[turn]!.subarray(0, got);
-    }
-    await writing;
+    body = await receiveBody(conn, options.stdout ?? file!, header, buf, {
+      idleMs,
+      onBytes: (n) => reporter.progress(id, n),
+    });
   } finally {
-    await writing.catch(() => {});
     file?.setMode(0o644);
     file?.close();
     options.claims?.delete(target);
   }
+  let received = body.received;
   // Only when file bytes shared the header's read (a non-digit followed the digits there) can
   // some of the "size" digits be file bytes. A header that came alone and a short transfer
   // after it is a short transfer, never a smaller file.
-  if (!excess && received !== header.size && !options.stdout && header.rest.length > 0) {
+  if (!body.excess && received !== header.size && !options.stdout && header.rest.length > 0) {
     const k = resolveGluedDigits(header.digits, received);
     if (k !== undefined) {
       await prependBytes(part, encoder.encode(header.digits.slice(k)));
@@ -288,7 +220,7 @@ export async function receiveLegacy(
       header.size = received;
     }
   }
-  if (excess || received > header.size) {
+  if (body.excess || received > header.size) {
     if (!options.stdout) await Deno.remove(part).catch(() => {});
     throw new IntegrityError(
       `${header.name}: the sender sent more than the ${header.size} bytes it declared`,
@@ -307,6 +239,103 @@ export async function receiveLegacy(
   reporter.fileDone(id, { name: header.name, size: header.size, status: "ok" });
   reporter.finish(id, { files: 1, bytes: received, failed: 0, exitCode: EXIT.OK });
   return { exitCode: EXIT.OK, files: 1, failed: 0, bytes: received };
+}
+
+/**
+ * Reads until `name<SEPARATOR>size` is complete, into `buf`. The whole header must come within
+ * one idle period: a peer that trickles a byte now and then must not hold the connection (each
+ * read alone would reset the idle clock).
+ */
+async function readHeader(conn: ByteStream, buf: Uint8Array, idleMs: number) {
+  let filled = 0;
+  let eof = false;
+  const deadline = Date.now() + idleMs;
+  while (true) {
+    // A full buffer without a complete header is not the tutorial's wire. (Reading into an
+    // empty buffer returns at once: without this check the loop would spin forever.)
+    if (filled >= LEGACY_BUFFER_SIZE * 2) {
+      throw new ProtocolError(
+        `Cannot read legacy header: no size after <SEPARATOR> in ${filled} bytes`,
+      );
+    }
+    const left = Math.max(1, deadline - Date.now());
+    const got = await readIdle(conn, buf.subarray(filled, LEGACY_BUFFER_SIZE * 2), left, idleMs);
+    if (got === null) eof = true;
+    else filled += got;
+    if (eof && filled === 0) throw new EmptyConnectionError();
+    const header = parseLegacyHeader(buf.subarray(0, filled), eof);
+    if (header) return header;
+    if (eof) throw new ConnectionError("sender closed in the middle of the header");
+  }
+}
+
+/** The same checks as for ferry's own offers: safe name, size, no overwrite, no link, no race. */
+function checkTarget(header: LegacyHeader, options: LegacyReceiveOptions) {
+  const problem = nameProblem(header.name);
+  if (problem) {
+    throw new RefusedError(`unsafe file name from legacy sender (${problem})`, WIRE.BAD_NAME);
+  }
+  if (header.size > (options.maxSize ?? Infinity)) {
+    throw new RefusedError(
+      `${header.name}: ${header.size} bytes is over --max-size`,
+      WIRE.TOO_LARGE,
+    );
+  }
+  const target = `${options.dir}/${header.name}`;
+  const part = target + PART_SUFFIX;
+  if (options.stdout) return { target, part };
+  const existing = lstatOrUndefined(target);
+  if (existing && (!options.overwrite || !existing.isFile)) {
+    throw new RefusedError(
+      `${header.name} already exists (pass --overwrite to replace it)`,
+      WIRE.EXISTS,
+    );
+  }
+  if (lstatOrUndefined(part)?.isSymlink) {
+    throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
+  }
+  if (options.claims?.has(target)) {
+    throw new RefusedError(`${header.name} is being received from another sender`, WIRE.BUSY);
+  }
+  return { target, part };
+}
+
+/**
+ * Everything after the header, until the sender closes, is the file: written to `out`, never
+ * more than the header declared (`excess` then). Two buffers: the next bytes are read from the
+ * socket while the last ones are written.
+ */
+async function receiveBody(
+  conn: ByteStream,
+  out: Writer,
+  header: LegacyHeader,
+  buf: Uint8Array,
+  { idleMs, onBytes }: { idleMs: number; onBytes: (n: number) => void },
+): Promise<{ received: number; excess: boolean }> {
+  const buffers = [buf, new Uint8Array(buf.length)];
+  let turn = 0;
+  let received = 0;
+  let writing = Promise.resolve();
+  try {
+    let chunk = header.rest;
+    while (true) {
+      if (received + chunk.length > header.size) return { received, excess: true };
+      await writing;
+      writing = writeAll(out, chunk);
+      // A failed write (a full disk) is thrown where it is awaited, not as an unhandled rejection.
+      writing.catch(() => {});
+      received += chunk.length;
+      onBytes(chunk.length);
+      turn ^= 1;
+      const got = await readIdle(conn, buffers[turn]!, idleMs);
+      if (got === null) break;
+      chunk = buffers[turn]!.subarray(0, got);
+    }
+    await writing;
+    return { received, excess: false };
+  } finally {
+    await writing.catch(() => {});
+  }
 }
 
 /**
