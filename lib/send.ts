@@ -140,66 +140,41 @@ export async function sendEntries(
       const reply = replies[index]!;
       if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
       if (reply.action === REPLY_HAVE) {
-        // The receiver has a file of this name and size: skip it only if it is the same.
-        if (reply.offset === entry.size && entry.source !== null) {
-          const mine = await hasher();
-          await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
-          if (sameDigest(finishDigest(mine), reply.digest)) {
-            await channel.send(FRAME_SKIP, encodeIndex(index));
-          }
-        }
+        await skipIfSame(channel, index, entry, reply, hasher);
         continue;
       }
-      let offset = 0;
       fileHasher?.init();
-      if (reply.action === REPLY_RESUME && entry.source !== null && reply.offset <= entry.size) {
-        // Resume only if the receiver's partial bytes are exactly our first bytes.
-        const mine = await hasher();
-        await hashPrefix(entry.source, reply.offset, mine, (p) => openRegular(p, entry.identity));
-        const state = mine.save();
-        if (sameDigest(finishDigest(mine), reply.digest)) {
-          // (With --hash, mine is fileHasher: the file's digest goes on from the prefix.)
-          mine.load(state);
-          offset = reply.offset;
-        } else {
-          mine.init();
-        }
-      }
+      const offset = reply.action === REPLY_RESUME ? await resumeFrom(entry, reply, hasher) : 0;
       resumed.set(index, offset);
       reporter.fileStart(id, entry.name, entry.size, offset);
+      let sent: number;
       if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
         // Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file.
-        const sent = await smallFiles.add(index, entry);
-        bytes += sent.size;
-        if (sent.digest) digests.set(index, sent.digest);
-        if (sent.size !== entry.size) {
-          localFailures.set(
-            index,
-            `file changed while sending (${sent.size} of ${entry.size} bytes)`,
-          );
-        }
-        reporter.progress(id, sent.size);
-        continue;
+        const small = await smallFiles.add(index, entry);
+        sent = small.size;
+        if (small.digest) digests.set(index, small.digest);
+        reporter.progress(id, sent);
+      } else {
+        await smallFiles.flush();
+        await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
+        sent = await streamFile(
+          channel,
+          entry,
+          offset,
+          buffers,
+          fileHasher,
+          compressor,
+          (n) => reporter.progress(id, n),
+          options.stdin ?? Deno.stdin,
+        );
+        if (fileHasher) digests.set(index, finishDigest(fileHasher));
+        if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
+        await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
       }
-      await smallFiles.flush();
-      await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
-      const sent = await streamFile(
-        channel,
-        entry,
-        offset,
-        buffers,
-        fileHasher,
-        compressor,
-        (n) => reporter.progress(id, n),
-        options.stdin ?? Deno.stdin,
-      );
       bytes += sent - offset;
-      if (fileHasher) digests.set(index, finishDigest(fileHasher));
       if (entry.kind !== KIND_STREAM && sent !== entry.size) {
         localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
       }
-      if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
-      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
     }
     await smallFiles.flush();
     await channel.send(FRAME_DONE, encodeDone({ files, bytes }));
@@ -212,6 +187,43 @@ export async function sendEntries(
   // 4. Whatever got no verdict is reported now; the worst outcome decides the exit code.
   const { exitCode, failed } = outcomes.finish();
   return { exitCode, files, failed, bytes };
+}
+
+/** HAVE: the receiver has a file of this name and size; SKIP it only if it is the same. */
+async function skipIfSame(
+  channel: Channel,
+  index: number,
+  entry: SourceEntry,
+  reply: Reply,
+  hasher: () => Promise<IHasher>,
+): Promise<void> {
+  if (entry.source === null || reply.offset !== entry.size) return;
+  const mine = await hasher();
+  await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
+  if (sameDigest(finishDigest(mine), reply.digest)) {
+    await channel.send(FRAME_SKIP, encodeIndex(index));
+  }
+}
+
+/**
+ * RESUME: where to start. The receiver's offset if its partial bytes are exactly our first
+ * bytes, else 0. (With --hash the hasher is the file's own: its digest goes on from the prefix.)
+ */
+async function resumeFrom(
+  entry: SourceEntry,
+  reply: Reply,
+  hasher: () => Promise<IHasher>,
+): Promise<number> {
+  if (entry.source === null || reply.offset > entry.size) return 0;
+  const mine = await hasher();
+  await hashPrefix(entry.source, reply.offset, mine, (p) => openRegular(p, entry.identity));
+  const state = mine.save();
+  if (!sameDigest(finishDigest(mine), reply.digest)) {
+    mine.init();
+    return 0;
+  }
+  mine.load(state);
+  return reply.offset;
 }
 
 /** Entries per OFFER frame: few enough that the receiver starts planning while we walk on. */
