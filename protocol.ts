@@ -8,6 +8,9 @@
  * handshake completes a body is `type (1 byte) + payload`; after it, the body is that same
  * plaintext sealed with ChaCha20-Poly1305 (ciphertext + 16-byte tag).
  *
+ * Why one long file: it is the wire's single source, every layout and its decoder side by side,
+ * so that a reader checks PROTOCOL.md against one place.
+ *
  * @module
  */
 

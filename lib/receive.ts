@@ -5,6 +5,9 @@
  * record the AEAD authenticated, in order; digests are only for what does not travel: the prefix
  * of a resumed file and a file the receiver already has.
  *
+ * Why over 400 lines: the receiver's frames in order (offer, files, verdicts, DONE); the policy
+ * (lib/plan.ts) and the disk (lib/place.ts) are already out.
+ *
  * @module
  */
 

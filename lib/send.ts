@@ -2,6 +2,9 @@
  * The sender's half of a transfer, after the handshake: offer, read the replies, stream every
  * accepted file back to back (no round trip per file), then wait for the receiver's verdicts.
  *
+ * Why over 400 lines: the sender's frames in order (offer, files, verdicts) and the two ways a
+ * file travels (whole in SMALL_FILES, streamed in DATA) read best beside each other.
+ *
  * @module
  */
 
