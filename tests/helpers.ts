@@ -237,7 +237,9 @@ export function startReceiver(args: string[], options: RunOptions = {}): Promise
 }
 
 /** Runs `fn` with two fresh folders (source and target), removed afterwards whatever happens. */
-export async function withDirs(fn: (src: string, dst: string) => Promise<void>): Promise<void> {
+export async function withDirs(
+  fn: (src: string, dst: string) => Promise<void> | void,
+): Promise<void> {
   const src = await tempDir();
   const dst = await tempDir();
   try {

@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
-import { tempDir } from "./helpers.ts";
+import { withDirs } from "./helpers.ts";
 import { finishFolder, NotAFileError, openRegular, OwnedFile } from "../lib/owned_file.ts";
 
 function mkfifo(path: string): void {
@@ -13,19 +13,8 @@ function mkfifo(path: string): void {
   assert(out.success, "mkfifo failed");
 }
 
-async function withDir(fn: (dir: string, outside: string) => Promise<void> | void): Promise<void> {
-  const dir = await tempDir();
-  const outside = await tempDir();
-  try {
-    await fn(dir, outside);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-    await Deno.remove(outside, { recursive: true });
-  }
-}
-
 Deno.test("OwnedFile.create() fails on anything already there, a dangling symlink included", () =>
-  withDir((dir, outside) => {
+  withDirs((dir, outside) => {
     Deno.symlinkSync(join(outside, "target"), join(dir, "link"));
     assertThrows(() => OwnedFile.create(join(dir, "link"), 0o600), Deno.errors.AlreadyExists);
     assertEquals([...Deno.readDirSync(outside)], [], "nothing was created through the link");
@@ -35,7 +24,7 @@ Deno.test("OwnedFile.create() fails on anything already there, a dangling symlin
   }));
 
 Deno.test("OwnedFile.openAt() refuses a symlink and a FIFO at once, without blocking", () =>
-  withDir((dir, outside) => {
+  withDirs((dir, outside) => {
     Deno.writeTextFileSync(join(outside, "secret"), "keep");
     Deno.symlinkSync(join(outside, "secret"), join(dir, "link.ferry-part"));
     assertThrows(() => OwnedFile.openAt(join(dir, "link.ferry-part"), 0));
@@ -47,7 +36,7 @@ Deno.test("OwnedFile.openAt() refuses a symlink and a FIFO at once, without bloc
   }));
 
 Deno.test("OwnedFile writes at its offset, and its mode never goes beyond what it was created with", () =>
-  withDir(async (dir) => {
+  withDirs(async (dir) => {
     const path = join(dir, "f.ferry-part");
     const file = OwnedFile.create(path, 0o600);
     await file.write(new TextEncoder().encode("hello "));
@@ -65,7 +54,7 @@ Deno.test("OwnedFile writes at its offset, and its mode never goes beyond what i
   }));
 
 Deno.test("openRegular() reads only the regular file that was seen, never a link or a FIFO", () =>
-  withDir((dir, outside) => {
+  withDirs((dir, outside) => {
     Deno.writeTextFileSync(join(dir, "a"), "abc");
     const seen = Deno.lstatSync(join(dir, "a"));
     const handle = openRegular(join(dir, "a"), { dev: seen.dev, ino: seen.ino! });
@@ -91,7 +80,7 @@ Deno.test("openRegular() reads only the regular file that was seen, never a link
   }));
 
 Deno.test("finishFolder() sets mode and time only on the very folder that was made", () =>
-  withDir((dir, outside) => {
+  withDirs((dir, outside) => {
     const made = join(dir, "made");
     Deno.mkdirSync(made);
     const info = Deno.lstatSync(made);
