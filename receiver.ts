@@ -85,7 +85,7 @@ function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w:
     const onError = perConnection && ((error: unknown) => reporter.sessionFailed(error, [code]));
     const common = { ...target, reporter, id, ...(onError ? { onError } : {}) };
     return options.legacy
-      ? await legacySession(link, { ...common, idleTimeoutMs: options.timeoutMs })
+      ? await legacySession(link, { ...common, timeoutMs: options.timeoutMs })
       : await receiveSession(link, {
         ...common,
         w,

@@ -49,7 +49,7 @@ export interface ChannelOptions {
    * Milliseconds without progress in either direction before the connection is closed.
    * @default {30000}
    */
-  idleTimeoutMs?: number;
+  timeoutMs?: number;
 }
 
 /** A received frame. `payload` is a view into the channel's buffer, valid until the next recv. */
@@ -121,7 +121,7 @@ export class Channel {
 
   constructor(conn: ByteStream, options: ChannelOptions = {}) {
     this.conn = conn;
-    this.#idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */

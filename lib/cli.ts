@@ -2,9 +2,9 @@
  * The command lines of sender.ts and receiver.ts: flags, help texts, addresses, the code
  * phrase's source, and the one place that turns a thrown error into a line and an exit code.
  *
- * Why over 400 lines: a table per script defines each flag once (parser type, help line and
- * default as shown), and the two help texts are built from them; the typed settings each parser
- * returns are still assembled by hand below.
+ * Why over 400 lines: a table per script defines each flag once (parser type, help line, default,
+ * and how its text becomes a typed setting); the parser spec, the help texts and the settings
+ * object both scripts pass on unchanged are built from the tables.
  *
  * @module
  */
@@ -16,7 +16,8 @@ import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
-import { parseRelay, type RelayAddress } from "./relay.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
+import { parseRelay } from "./relay.ts";
 
 /** Exit codes as printed in --help and README.md. */
 export const EXIT_CODES_HELP = `EXIT CODES:
@@ -30,31 +31,73 @@ export const EXIT_CODES_HELP = `EXIT CODES:
   130  interrupted (Ctrl-C); partial files are kept as NAME.ferry-part for resume`;
 
 /**
- * One command-line flag, defined once: its parser type, and its line in `--help`. `shown` is
- * the default as the help prints it (the code applies defaults where it reads the value).
+ * One command-line flag, defined once: its parser type, its line in `--help`, and how its text
+ * becomes a setting. `shown` is the default as the help prints it; `read` applies the default
+ * (`undefined` in, when the flag is absent). The setting is named after the flag in camelCase
+ * (`max-size` → `maxSize`) unless `as` names it.
  */
-interface Flag {
-  type: "string" | "boolean";
+type Flag = StringFlag | BooleanFlag;
+
+interface FlagHelp {
   short?: string;
   /** The value's placeholder in the help: `--port N`. */
   arg?: string;
   help: string;
   shown?: string;
+  /** The setting's name, when it is not the flag's name in camelCase. */
+  as?: string;
+}
+
+interface StringFlag extends FlagHelp {
+  type: "string";
+  read: (text: string | undefined) => unknown;
+}
+
+interface BooleanFlag extends FlagHelp {
+  type: "boolean";
+  /** @default {(given) => given ?? false} */
+  read?: (given: boolean | undefined) => unknown;
 }
 
 /** Flags both scripts take, in help order where they appear. */
 const COMMON_FLAGS = {
-  code: { type: "string", arg: "PHRASE", help: "" },
-  host: { type: "string", arg: "ADDR", help: "", shown: "0.0.0.0" },
-  port: { type: "string", short: "p", arg: "N", help: "", shown: String(DEFAULT_PORT) },
+  code: {
+    type: "string",
+    arg: "PHRASE",
+    help: "",
+    read: (text) => nonEmpty(text ?? readEnv("FERRY_CODE")),
+  },
+  host: { type: "string", arg: "ADDR", help: "", shown: "0.0.0.0", read: (t) => t ?? "0.0.0.0" },
+  port: {
+    type: "string",
+    short: "p",
+    arg: "N",
+    help: "",
+    shown: String(DEFAULT_PORT),
+    read: (text) => text === undefined ? DEFAULT_PORT : parsePort(text),
+  },
   once: { type: "boolean", help: "" },
-  relay: { type: "string", arg: "tcp:H:P", help: "" },
-  "no-discover": { type: "boolean", help: "" },
+  relay: {
+    type: "string",
+    arg: "tcp:H:P",
+    help: "",
+    read: (text) => {
+      const relay = nonEmpty(text ?? readEnv("FERRY_RELAY"));
+      return relay === undefined ? undefined : parseRelay(relay);
+    },
+  },
+  "no-discover": { type: "boolean", help: "", as: "discover", read: (given) => !given },
   timeout: {
     type: "string",
     arg: "SECONDS",
     help: "give up on a peer silent, or not found, this long",
-    shown: "30",
+    shown: String(DEFAULT_IDLE_TIMEOUT_MS / 1000),
+    as: "timeoutMs",
+    read: (text) => {
+      const seconds = text === undefined ? DEFAULT_IDLE_TIMEOUT_MS / 1000 : Number(text);
+      if (!(seconds > 0)) throw new UsageError("--timeout must be a positive number of seconds");
+      return seconds * 1000;
+    },
   },
   legacy: { type: "boolean", help: "" },
   hash: { type: "boolean", help: "" },
@@ -69,12 +112,23 @@ const SENDER_FLAGS = {
     ...COMMON_FLAGS.code,
     help: "code phrase shown by the listening side (prefer FERRY_CODE)",
   },
-  compress: { type: "string", arg: "MODE", help: "auto, zstd, gzip or none", shown: "auto" },
+  compress: {
+    type: "string",
+    arg: "MODE",
+    help: "auto, zstd, gzip or none",
+    shown: "auto",
+    read: (text): CompressMode => {
+      const mode = (text ?? "auto") as CompressMode;
+      if (COMPRESS_MODES.includes(mode)) return mode;
+      throw new UsageError(`--compress must be one of ${COMPRESS_MODES.join(", ")}`);
+    },
+  },
   name: {
     type: "string",
     arg: "NAME",
     help: "name for a single PATH or for stdin",
     shown: "base name",
+    read: (text) => text,
   },
   listen: {
     type: "boolean",
@@ -109,7 +163,14 @@ const SENDER_FLAGS = {
 const RECEIVER_FLAGS = {
   host: { ...COMMON_FLAGS.host, help: "address to listen on" },
   port: { ...COMMON_FLAGS.port, help: "port to listen on (0: any free port)" },
-  dir: { type: "string", short: "d", arg: "DIR", help: "folder to write into", shown: "." },
+  dir: {
+    type: "string",
+    short: "d",
+    arg: "DIR",
+    help: "folder to write into",
+    shown: ".",
+    read: (text) => text ?? ".",
+  },
   code: {
     ...COMMON_FLAGS.code,
     help: "use this code phrase instead of a fresh one (prefer FERRY_CODE)",
@@ -123,6 +184,11 @@ const RECEIVER_FLAGS = {
     type: "string",
     arg: "[HOST[:PORT]]",
     help: "fetch from a sender started with --listen (no HOST: find it)",
+    // An empty value is --connect without HOST: find the sender.
+    read: (text): { address?: { host: string; port: number } } | undefined =>
+      text === undefined ? undefined : text === "" ? {} : {
+        address: parseAddress(text, DEFAULT_PORT),
+      },
   },
   relay: {
     ...COMMON_FLAGS.relay,
@@ -138,14 +204,22 @@ const RECEIVER_FLAGS = {
     arg: "BYTES",
     help: "refuse transfers larger than this (suffixes K, M, G)",
     shown: "none",
+    read: (text) => text ? parseSize(text) : Infinity,
   },
   "max-files": {
     type: "string",
     arg: "N",
     help: "refuse offers with more entries",
     shown: String(DEFAULT_MAX_FILES),
+    read: (text) => parseCount(text, DEFAULT_MAX_FILES, "--max-files"),
   },
-  "max-connections": { type: "string", arg: "N", help: "senders served at once", shown: "64" },
+  "max-connections": {
+    type: "string",
+    arg: "N",
+    help: "senders served at once",
+    shown: String(DEFAULT_MAX_CONNECTIONS),
+    read: (text) => parseCount(text, DEFAULT_MAX_CONNECTIONS, "--max-connections"),
+  },
   timeout: COMMON_FLAGS.timeout,
   legacy: { ...COMMON_FLAGS.legacy, help: "the Python tutorial's plaintext wire" },
   hash: {
@@ -159,6 +233,51 @@ const RECEIVER_FLAGS = {
   },
   help: COMMON_FLAGS.help,
 } as const satisfies Record<string, Flag>;
+
+/** `max-size` → `maxSize`. */
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+type SettingName<K extends string, F> = F extends { as: infer A extends string } ? A
+  : CamelCase<K>;
+type SettingValue<F> = F extends { read: (raw: never) => infer V } ? V : boolean;
+
+/**
+ * The typed settings a flag table produces: one property per flag, named and typed by its
+ * `read`; a setting that can be absent (`code`, `relay`) is an optional property.
+ */
+export type Settings<T extends Record<string, Flag>> =
+  & {
+    [K in keyof T & string as undefined extends SettingValue<T[K]> ? never : SettingName<K, T[K]>]:
+      SettingValue<T[K]>;
+  }
+  & {
+    [K in keyof T & string as undefined extends SettingValue<T[K]> ? SettingName<K, T[K]> : never]?:
+      Exclude<SettingValue<T[K]>, undefined>;
+  };
+
+/** Turns the parser's values into settings, through each flag's `read`. */
+function readFlags<T extends Record<string, Flag>>(
+  values: Record<string, string | boolean | undefined>,
+  flags: T,
+): Settings<T> {
+  const settings: Record<string, unknown> = {};
+  for (const [name, flag] of Object.entries(flags)) {
+    const given = values[name];
+    const value = flag.type === "string"
+      ? flag.read(given as string | undefined)
+      : flag.read
+      ? flag.read(given as boolean | undefined)
+      : given ?? false;
+    const key = flag.as ?? name.replace(/-(.)/g, (_, c: string) => c.toUpperCase());
+    if (value !== undefined) settings[key] = value;
+  }
+  return settings as Settings<T>;
+}
+
+function nonEmpty(text: string | undefined): string | undefined {
+  return text === "" ? undefined : text;
+}
 
 /** The OPTIONS lines of `--help`, from a flag table, in its order, in two aligned columns. */
 function optionsHelp(flags: Record<string, Flag>): string {
@@ -224,108 +343,83 @@ ${EXIT_CODES_HELP}
 
 ${ENVIRONMENT_HELP}`;
 
-/** Options both scripts share. */
-export interface CommonOptions {
-  host: string;
-  port: number;
-  code?: string;
-  legacy: boolean;
-  /** `--hash`: digest every file on this side and print it. */
-  hash: boolean;
-  json: boolean;
-  quiet: boolean;
-  once: boolean;
-  timeoutMs: number;
-  /** Look on (or announce to) the LAN. */
-  discover: boolean;
-  /** Meet at this transit relay too. */
-  relay?: RelayAddress;
-}
-
-/** Parsed sender command line. */
-export interface SenderOptions extends CommonOptions {
+/** The sender's settings: its flags, and what its positional arguments say. */
+export type SenderOptions = Settings<typeof SENDER_FLAGS> & {
   paths: string[];
   /** The receiver's address, if the command line gave one (else: discovery, relay). */
   address?: { host: string; port: number };
   /** Set when a first argument could have been a HOST but is a path here. */
   readAsPath?: string;
-  listen: boolean;
-  compress: CompressMode;
-  name?: string;
-}
+};
 
-/** Parsed receiver command line. */
-export interface ReceiverOptions extends CommonOptions {
-  dir: string;
-  overwrite: boolean;
-  /** `--connect`: fetch from a listening sender, at this address if one was given. */
-  connect?: { address?: { host: string; port: number } };
-  stdout: boolean;
-  maxSize: number;
-  maxFiles: number;
-  maxConnections: number;
-}
+/** The receiver's settings: its flags. */
+export type ReceiverOptions = Settings<typeof RECEIVER_FLAGS>;
 
 function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
-  // The parser takes only type and short of each flag; the rest is for the help.
+  // The parser takes only type and short of each flag; the rest is for the help and settings.
   const options = Object.fromEntries(
     Object.entries(flags).map((
       [name, { type, short }],
     ) => [name, short ? { type, short } : { type }]),
   ) as { [K in keyof T]: { type: T[K]["type"]; short?: string } };
+  let parsed;
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
   }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  // --legacy speaks the tutorial's plaintext wire: no code, no relay, nothing to announce.
+  if (values.legacy) {
+    if (values.code !== undefined) {
+      throw new UsageError("--legacy is plaintext and takes no --code");
+    }
+    if (values.relay !== undefined) {
+      throw new UsageError("--legacy speaks the tutorial's wire, directly; it takes no --relay");
+    }
+    if (values.hash) throw new UsageError("--hash does not work with --legacy");
+  }
+  if (values.help) return { settings: null, positionals: [] };
+  const settings = readFlags(values, flags);
+  if (values.legacy) {
+    // Settings from the environment do not apply; there is no code to make a tag from.
+    Object.assign(settings, { discover: false });
+    delete (settings as { code?: string }).code;
+    delete (settings as { relay?: unknown }).relay;
+  }
+  return { settings, positionals: parsed.positionals };
 }
 
 /** Parses the sender's arguments; `help` is returned as null. */
 export function parseSenderArgs(args: string[]): SenderOptions | null {
-  const { values, positionals } = parse(args, SENDER_FLAGS);
-  if (values.help) return null;
-  const listen = values.listen ?? false;
-  if (listen && values.legacy) {
+  const { settings, positionals } = parse(args, SENDER_FLAGS);
+  if (settings === null) return null;
+  const { listen, legacy, port } = settings;
+  if (listen && legacy) {
     throw new UsageError("--legacy connects to the tutorial's receiver; it cannot --listen");
   }
-  const port = parsePort(values.port ?? String(DEFAULT_PORT));
-  let paths = positionals;
-  let address: { host: string; port: number } | undefined;
-  let readAsPath: string | undefined;
   if (positionals.length < 1) {
     throw new UsageError(
       `usage: sender.ts ${listen ? "--listen" : "[HOST[:PORT]]"} PATH... (see --help)`,
     );
   }
   // HOST is optional: a first argument that exists here is a path, anything else an address.
+  const where: Pick<SenderOptions, "address" | "readAsPath"> = {};
+  let paths = positionals;
   if (!listen && positionals.length >= 2) {
-    if (existsHere(positionals[0]!)) readAsPath = positionals[0]!;
+    if (existsHere(positionals[0]!)) where.readAsPath = positionals[0]!;
     else {
-      address = parseAddress(positionals[0]!, values.port ? port : DEFAULT_PORT);
+      where.address = parseAddress(positionals[0]!, port);
       paths = positionals.slice(1);
     }
   }
-  if (values.legacy && !address) {
+  if (legacy && !where.address) {
     throw new UsageError("--legacy needs the receiver's HOST: sender.ts --legacy HOST FILE");
-  }
-  const compress = (values.compress ?? "auto") as CompressMode;
-  if (!COMPRESS_MODES.includes(compress)) {
-    throw new UsageError(`--compress must be one of ${COMPRESS_MODES.join(", ")}`);
   }
   const stdinCount = paths.filter((p) => p === "-").length;
   if (stdinCount > 1) throw new UsageError("stdin (-) can be sent only once");
-  return {
-    ...common(values),
-    host: values.host ?? "0.0.0.0",
-    port,
-    paths,
-    ...(address ? { address } : {}),
-    ...(readAsPath !== undefined ? { readAsPath } : {}),
-    listen,
-    compress,
-    once: (values.once ?? false) || stdinCount > 0,
-    ...(values.name !== undefined ? { name: values.name } : {}),
-  };
+  // Standard input can be read once: one receiver.
+  return { ...settings, ...where, paths, once: settings.once || stdinCount > 0 };
 }
 
 /** True if `path` is a folder here (following links: --dir may be one). */
@@ -356,69 +450,18 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
       ? "--connect="
       : arg
   );
-  const { values, positionals } = parse(args, RECEIVER_FLAGS);
-  if (values.help) return null;
+  const { settings, positionals } = parse(args, RECEIVER_FLAGS);
+  if (settings === null) return null;
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument: ${positionals[0]} (see --help)`);
   }
-  const stdout = values.stdout ?? false;
-  if (stdout && values.json) {
+  const { stdout, json, dir } = settings;
+  if (stdout && json) {
     throw new UsageError("--stdout and --json both write to standard output; choose one");
   }
-  const dir = values.dir ?? ".";
   if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
-  return {
-    ...common(values),
-    host: values.host ?? "0.0.0.0",
-    port: parsePort(values.port ?? String(DEFAULT_PORT)),
-    dir,
-    overwrite: values.overwrite ?? false,
-    stdout,
-    // Standard output can take one file only.
-    once: (values.once ?? false) || stdout,
-    maxSize: values["max-size"] ? parseSize(values["max-size"]) : Infinity,
-    maxFiles: parseCount(values["max-files"], DEFAULT_MAX_FILES, "--max-files"),
-    maxConnections: parseCount(values["max-connections"], 64, "--max-connections"),
-    ...(values.connect === undefined ? {} : {
-      connect: values.connect === "" ? {} : { address: parseAddress(values.connect, DEFAULT_PORT) },
-    }),
-  };
-}
-
-function common(values: {
-  code?: string | undefined;
-  relay?: string | undefined;
-  "no-discover"?: boolean | undefined;
-  legacy?: boolean | undefined;
-  hash?: boolean | undefined;
-  json?: boolean | undefined;
-  quiet?: boolean | undefined;
-  timeout?: string | undefined;
-}): Omit<CommonOptions, "host" | "port" | "once"> {
-  const code = values.code ?? readEnv("FERRY_CODE");
-  const relay = values.relay ?? readEnv("FERRY_RELAY");
-  if (values.legacy && values.relay !== undefined) {
-    throw new UsageError("--legacy speaks the tutorial's wire, directly; it takes no --relay");
-  }
-  const timeout = values.timeout === undefined
-    ? DEFAULT_IDLE_TIMEOUT_MS / 1000
-    : Number(values.timeout);
-  if (!(timeout > 0)) throw new UsageError("--timeout must be a positive number of seconds");
-  if (values.legacy && values.code !== undefined) {
-    throw new UsageError("--legacy is plaintext and takes no --code");
-  }
-  if (values.legacy && values.hash) throw new UsageError("--hash does not work with --legacy");
-  return {
-    legacy: values.legacy ?? false,
-    hash: values.hash ?? false,
-    json: values.json ?? false,
-    quiet: values.quiet ?? false,
-    timeoutMs: timeout * 1000,
-    // The tutorial's wire has no code to make a tag from: nothing to announce or look for.
-    discover: !values["no-discover"] && !values.legacy,
-    ...(relay !== undefined && relay !== "" && !values.legacy ? { relay: parseRelay(relay) } : {}),
-    ...(code !== undefined && code !== "" ? { code } : {}),
-  };
+  // Standard output can take one file only.
+  return { ...settings, once: settings.once || stdout };
 }
 
 /** Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address. */

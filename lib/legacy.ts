@@ -178,7 +178,7 @@ export interface LegacyReceiveOptions {
   reporter: Reporter;
   id?: string;
   /** @default {30000} */
-  idleTimeoutMs?: number;
+  timeoutMs?: number;
   /** Targets being written by this receiver's sessions: a second one for a name is refused. */
   claims?: Set<string>;
 }
@@ -190,7 +190,7 @@ export async function receiveLegacy(
 ): Promise<ReceiveSummary> {
   const id = options.id ?? "1";
   const reporter = options.reporter;
-  const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const buf = new Uint8Array(1 << 20);
   const header = await readHeader(conn, buf, idleMs);
   const { target, part } = checkTarget(header, options);

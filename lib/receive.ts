@@ -103,7 +103,7 @@ export interface ReceiveOptions {
   /** Label for events from this connection. @default {"1"} */
   id?: string;
   /** Idle timeout once the transfer runs. @default {30000} */
-  idleTimeoutMs?: number;
+  timeoutMs?: number;
   /** `--hash`: digest every file as it is written, for the file-done events. @default {false} */
   hash?: boolean;
   /** Target paths other connections are writing right now (shared by all connections). */
@@ -118,7 +118,7 @@ export async function receiveEntries(
   const id = options.id ?? "1";
   const reporter = options.reporter;
   const claims = options.claims ?? new Set<string>();
-  channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  channel.setIdleTimeout(options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
   // 1-2. Read the offer and answer every entry: send, resume, already have it, or refuse. Each
   // OFFER frame is answered as it comes, while the sender is still listing the rest; there is
@@ -143,34 +143,46 @@ export async function receiveEntries(
     const bytes = await new FileFrames(channel, plans, options, fileHasher, results, id).run();
 
     // 4. Whatever the sender did not send or skip gets its verdict now.
-    for (let index = 0; index < plans.length; index++) {
-      const plan = plans[index]!;
-      if (plan.entry.kind === KIND_DIR || plan.status !== undefined) continue;
-      if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
-      else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
-      // Accepted but never sent: a failure, said with a code that is not a RESULT status
-      // (1, the protocol-error code, would read as "identical").
-      else plan.status = WIRE.CANCELLED;
-      if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
-    }
-    await results.flush();
+    await settleUnsent(plans, results);
     finishFolders(madeFolders(plans));
-    let failed = 0;
-    let exitCode: number = EXIT.OK;
-    for (const plan of plans) {
-      if (plan.entry.kind === KIND_DIR) continue;
-      if (plan.status === RESULT_OK || plan.status === RESULT_IDENTICAL) continue;
-      failed++;
-      exitCode = worse(exitCode, exitCodeForResult(plan.status!));
-      if (plan.reply.action === REPLY_REFUSE || plan.status === WIRE.EXISTS) {
-        report(reporter, id, plan, "refused");
-      }
-    }
+    const { failed, exitCode } = tally(plans, (plan) => report(reporter, id, plan, "refused"));
     await channel.send(FRAME_DONE, encodeDone({ files: files - failed, bytes }));
     return { exitCode, files, failed, bytes };
   } finally {
     planner.release();
   }
+}
+
+/** Gives every file the sender neither sent nor skipped its verdict, and sends the verdicts. */
+async function settleUnsent(plans: Plan[], results: ResultBatch): Promise<void> {
+  for (let index = 0; index < plans.length; index++) {
+    const plan = plans[index]!;
+    if (plan.entry.kind === KIND_DIR || plan.status !== undefined) continue;
+    if (plan.reply.action === REPLY_REFUSE) plan.status = plan.reply.reason;
+    else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
+    // Accepted but never sent: a failure, said with a code that is not a RESULT status
+    // (1, the protocol-error code, would read as "identical").
+    else plan.status = WIRE.CANCELLED;
+    if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
+  }
+  await results.flush();
+}
+
+/** Counts the files that did not arrive; the worst outcome decides the exit code. */
+function tally(
+  plans: Plan[],
+  onRefused: (plan: Plan) => void,
+): { failed: number; exitCode: number } {
+  let failed = 0;
+  let exitCode: number = EXIT.OK;
+  for (const plan of plans) {
+    if (plan.entry.kind === KIND_DIR) continue;
+    if (plan.status === RESULT_OK || plan.status === RESULT_IDENTICAL) continue;
+    failed++;
+    exitCode = worse(exitCode, exitCodeForResult(plan.status!));
+    if (plan.reply.action === REPLY_REFUSE || plan.status === WIRE.EXISTS) onRefused(plan);
+  }
+  return { failed, exitCode };
 }
 
 /**

@@ -80,7 +80,7 @@ export interface SendOptions {
   /** Label for events from this connection. @default {"1"} */
   id?: string;
   /** Idle timeout once the transfer runs. @default {30000} */
-  idleTimeoutMs?: number;
+  timeoutMs?: number;
   /** Where stdin (`-`) is read from. @default {Deno.stdin} */
   stdin?: Reader;
   /** `--hash`: digest every file as it is read, for the file-done events. @default {false} */
@@ -102,23 +102,24 @@ export async function sendEntries(
   options: SendOptions,
 ): Promise<SendSummary> {
   const id = options.id ?? "1";
-  const reporter = options.reporter;
-  channel.setIdleTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  channel.setIdleTimeout(options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
 
   // 1. Offer every entry, walking folders as we go, and hear the receiver's answer for each.
   const { entries, replies } = await offer(channel, manifest);
-
   const files = entries.filter((e) => e.kind !== KIND_DIR).length;
-  let toSend = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const reply = replies[i]!;
-    if (reply.action !== REPLY_REFUSE) toSend += entries[i]!.size;
-  }
-  reporter.start(id, files, toSend);
+  const toSend = entries.reduce(
+    (sum, entry, i) => replies[i]!.action === REPLY_REFUSE ? sum : sum + entry.size,
+    0,
+  );
+  options.reporter.start(id, files, toSend);
 
   // 2. Verdicts come back while we send; a reader reports each file's outcome as its verdict
   // arrives, so neither side ever blocks and little is left to do at the end.
-  const outcomes = new Outcomes(entries, replies, (fields) => reporter.fileDone(id, fields));
+  const outcomes = new Outcomes(
+    entries,
+    replies,
+    (fields) => options.reporter.fileDone(id, fields),
+  );
   let readerError: unknown;
   const reader = collectVerdicts(channel, outcomes);
   reader.catch((err) => {
@@ -126,60 +127,10 @@ export async function sendEntries(
     channel.close();
   });
 
-  // 3. Stream the files the receiver wants, one after another.
-  const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
-  // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
-  // bytes that travel are authenticated record by record. Only --hash digests every file.
-  const hasher = lazyHasher();
-  const fileHasher = options.hash ? await hasher() : null;
-  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
-  const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
-  const { localFailures, digests, resumed } = outcomes;
-  /** File bytes sent (before compression and sealing). */
-  let bytes = 0;
+  // 3. Stream the files the receiver wants, one after another, then say we are done.
+  let bytes: number;
   try {
-    for (let index = 0; index < entries.length; index++) {
-      const entry = entries[index]!;
-      const reply = replies[index]!;
-      if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
-      if (reply.action === REPLY_HAVE) {
-        await skipIfSame(channel, index, entry, reply, hasher);
-        continue;
-      }
-      fileHasher?.init();
-      const offset = reply.action === REPLY_RESUME ? await resumeFrom(entry, reply, hasher) : 0;
-      resumed.set(index, offset);
-      reporter.fileStart(id, entry.name, entry.size, offset);
-      let sent: number;
-      if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
-        // Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file.
-        const small = await smallFiles.add(index, entry);
-        sent = small.size;
-        if (small.digest) digests.set(index, small.digest);
-        reporter.progress(id, sent);
-      } else {
-        await smallFiles.flush();
-        await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
-        sent = await streamFile(
-          channel,
-          entry,
-          offset,
-          buffers,
-          fileHasher,
-          compressor,
-          (n) => reporter.progress(id, n),
-          options.stdin ?? Deno.stdin,
-        );
-        if (fileHasher) digests.set(index, finishDigest(fileHasher));
-        if (entry.kind === KIND_STREAM) entries[index]!.size = sent;
-        await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
-      }
-      bytes += sent - offset;
-      if (entry.kind !== KIND_STREAM && sent !== entry.size) {
-        localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
-      }
-    }
-    await smallFiles.flush();
+    bytes = await sendWanted(channel, entries, replies, outcomes, { ...options, id });
     await channel.send(FRAME_DONE, encodeDone({ files, bytes }));
     await reader;
   } catch (err) {
@@ -190,6 +141,74 @@ export async function sendEntries(
   // 4. Whatever got no verdict is reported now; the worst outcome decides the exit code.
   const { exitCode, failed } = outcomes.finish();
   return { exitCode, files, failed, bytes };
+}
+
+/**
+ * Sends every entry the receiver wants, in offer order: small files whole and many to a frame,
+ * others as FILE, DATA…, FILE_END. Returns the file bytes sent (before compression, sealing).
+ */
+async function sendWanted(
+  channel: Channel,
+  entries: SourceEntry[],
+  replies: Reply[],
+  outcomes: Outcomes,
+  options: SendOptions & { id: string },
+): Promise<number> {
+  const { reporter, id } = options;
+  const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
+  // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
+  // bytes that travel are authenticated record by record. Only --hash digests every file.
+  const hasher = lazyHasher();
+  const fileHasher = options.hash ? await hasher() : null;
+  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
+  const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
+  const { localFailures, digests, resumed } = outcomes;
+  let bytes = 0;
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index]!;
+    const reply = replies[index]!;
+    if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
+    if (reply.action === REPLY_HAVE) {
+      await skipIfSame(channel, index, entry, reply, hasher);
+      continue;
+    }
+    fileHasher?.init();
+    const offset = reply.action === REPLY_RESUME ? await resumeFrom(entry, reply, hasher) : 0;
+    resumed.set(index, offset);
+    reporter.fileStart(id, entry.name, entry.size, offset);
+    let sent: number;
+    if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
+      // Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file.
+      const small = await smallFiles.add(index, entry);
+      sent = small.size;
+      if (small.digest) digests.set(index, small.digest);
+      reporter.progress(id, sent);
+    } else {
+      await smallFiles.flush();
+      await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
+      const progress = (n: number) => reporter.progress(id, n);
+      const stdin = options.stdin ?? Deno.stdin;
+      sent = await streamFile(
+        channel,
+        entry,
+        offset,
+        buffers,
+        fileHasher,
+        compressor,
+        progress,
+        stdin,
+      );
+      if (fileHasher) digests.set(index, finishDigest(fileHasher));
+      if (entry.kind === KIND_STREAM) entry.size = sent;
+      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
+    }
+    bytes += sent - offset;
+    if (entry.kind !== KIND_STREAM && sent !== entry.size) {
+      localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
+    }
+  }
+  await smallFiles.flush();
+  return bytes;
 }
 
 /** HAVE: the receiver has a file of this name and size; SKIP it only if it is the same. */

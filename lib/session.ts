@@ -84,15 +84,7 @@ export function sendSession(
   options: SessionOptions & { compress: CompressMode; hash?: boolean; stdin?: Reader },
 ): Promise<SessionOutcome<SendSummary>> {
   return runSession(conn, "sender", options, async (channel, peerCaps) => {
-    const summary = await sendEntries(channel, manifest, {
-      compress: options.compress,
-      peerCaps,
-      reporter: options.reporter,
-      id: options.id,
-      idleTimeoutMs: options.timeoutMs,
-      hash: options.hash ?? false,
-      ...(options.stdin ? { stdin: options.stdin } : {}),
-    });
+    const summary = await sendEntries(channel, manifest, { ...options, peerCaps });
     options.reporter.finish(options.id, { ...summary, wireBytes: channel.bytesOut });
     return summary;
   });
@@ -101,13 +93,10 @@ export function sendSession(
 /** Runs a receiver session: handshake, then receive into `options.dir`. */
 export function receiveSession(
   conn: Link,
-  options: SessionOptions & Omit<ReceiveOptions, "reporter" | "id" | "idleTimeoutMs">,
+  options: SessionOptions & Omit<ReceiveOptions, "reporter" | "id" | "timeoutMs">,
 ): Promise<SessionOutcome<ReceiveSummary>> {
   return runSession(conn, "receiver", options, async (channel) => {
-    const summary = await receiveEntries(channel, {
-      ...options,
-      idleTimeoutMs: options.timeoutMs,
-    });
+    const summary = await receiveEntries(channel, options);
     options.reporter.finish(options.id, { ...summary, wireBytes: channel.bytesIn });
     return summary;
   });
@@ -119,7 +108,7 @@ async function runSession<T>(
   options: SessionOptions,
   transfer: (channel: Channel, peerCaps: number) => Promise<T>,
 ): Promise<SessionOutcome<T>> {
-  const channel = new Channel(conn, { idleTimeoutMs: options.timeoutMs });
+  const channel = new Channel(conn, { timeoutMs: options.timeoutMs });
   let authenticated = false;
   try {
     const session = await handshake(channel, {
@@ -151,6 +140,9 @@ async function runSession<T>(
   }
 }
 
+/** Connections a waiting side serves at once unless told otherwise (`--max-connections`). */
+export const DEFAULT_MAX_CONNECTIONS = 64;
+
 /** Options for {@linkcode serveConnections}. */
 export interface ServeOptions {
   /**
@@ -158,7 +150,7 @@ export interface ServeOptions {
    * header): a wrong code or a peer that only knocks does not end a `--once` listener.
    */
   once: boolean;
-  /** Connections served at the same time; more are told "busy". @default {64} */
+  /** Connections served at the same time; more are told "busy". @default {DEFAULT_MAX_CONNECTIONS} */
   maxConnections?: number;
 
   reporter: Reporter;
@@ -202,7 +194,10 @@ export async function serveConnections(
     const id = String(++count);
     // Full: make room by dropping the oldest unproven connection of the address that holds the
     // most of them, unless that is the newcomer's own.
-    if (active.size >= (options.maxConnections ?? 64) && !waiting.evictFor(conn.address)) {
+    if (
+      active.size >= (options.maxConnections ?? DEFAULT_MAX_CONNECTIONS) &&
+      !waiting.evictFor(conn.address)
+    ) {
       refuseBusy(conn);
       continue;
     }

@@ -32,7 +32,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 Deno.test("a read started late in an earlier operation's window still gets the whole idle time", async () => {
   await withPair(async (a, b) => {
-    const channel = new Channel(a, { idleTimeoutMs: 400 });
+    const channel = new Channel(a, { timeoutMs: 400 });
     const peer = new Channel(b);
     // One operation at t=0, then a read at t=300 that the peer answers at t=600: 300 ms of
     // waiting, under the 400 ms limit, though 600 ms have passed since the first operation.
@@ -52,7 +52,7 @@ Deno.test("a read started late in an earlier operation's window still gets the w
 
 Deno.test("a read from a silent peer ends with a timeout after the idle time, not before", async () => {
   await withPair(async (a) => {
-    const channel = new Channel(a, { idleTimeoutMs: 300 });
+    const channel = new Channel(a, { timeoutMs: 300 });
     const started = Date.now();
     const err = await assertRejects(() => channel.recv(), ConnectionError);
     const waited = Date.now() - started;
@@ -63,7 +63,7 @@ Deno.test("a read from a silent peer ends with a timeout after the idle time, no
 
 Deno.test("setIdleTimeout() applies to an operation already waiting", async () => {
   await withPair(async (a) => {
-    const channel = new Channel(a, { idleTimeoutMs: 30_000 });
+    const channel = new Channel(a, { timeoutMs: 30_000 });
     const started = Date.now();
     const reading = assertRejects(() => channel.recv(), ConnectionError);
     channel.setIdleTimeout(200);

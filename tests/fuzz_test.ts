@@ -245,7 +245,7 @@ async function rawCase(port: number, r: Rng): Promise<void> {
 async function sealedCase(port: number, r: Rng, n: number): Promise<void> {
   const frames = mutateFrames(r, validFrames(`case-${n}`));
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const channel = new Channel(conn, { idleTimeoutMs: 5000 });
+  const channel = new Channel(conn, { timeoutMs: 5000 });
   try {
     await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, confirmFirst: true });
     const reading = drain(conn);

@@ -60,7 +60,7 @@ const W = passwordScalar(CODE);
 /** Connects and completes a real handshake as a sender. */
 async function hostile(port: number): Promise<Channel> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const channel = new Channel(conn, { idleTimeoutMs: 10_000 });
+  const channel = new Channel(conn, { timeoutMs: 10_000 });
   await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, confirmFirst: true });
   return channel;
 }
@@ -544,7 +544,7 @@ async function fakeReceiver(
     await Deno.writeTextFile(join(src, "one.txt"), "one");
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const sent = send([`127.0.0.1:${listener.addr.port}`, join(src, "one.txt")]);
-    const channel = new Channel(await listener.accept(), { idleTimeoutMs: 10_000 });
+    const channel = new Channel(await listener.accept(), { timeoutMs: 10_000 });
     await handshake(channel, { role: "receiver", w: W, caps: COMPRESS_CAPS, confirmFirst: false });
     let frame = await channel.recv();
     while (frame.type === FRAME_OFFER) frame = await channel.recv();
