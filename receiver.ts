@@ -3,10 +3,9 @@
  * receiver.ts: receive files from ferry senders. The tutorial's receiver.py, grown up: it
  * listens on 0.0.0.0:5001 (and says so on the LAN, and waits at a relay if given one), serves
  * many senders at once, each on its own, and writes only verified files, only inside --dir.
+ * With --wormhole it receives from magic-wormhole's `wormhole send` instead. See `--help`.
  *
  *     deno run --allow-net --allow-read --allow-write --allow-env=FERRY_CODE,FERRY_RELAY receiver.ts --dir downloads
- *
- * See `--help`.
  *
  * @module
  */
@@ -25,6 +24,7 @@ import {
 } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import type { Link } from "./lib/transport.ts";
+import { receiveViaWormhole } from "./lib/wormhole/transfer.ts";
 
 let secret = "";
 
@@ -36,6 +36,8 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
+  secret = options.code ?? "";
+  if (options.wormhole !== undefined) return await receiveViaWormhole({ ...options, reporter });
 
   // The code phrase: given to us, or made up here and shown to the user.
   if (!options.legacy && options.connect && options.code === undefined) {
@@ -60,8 +62,7 @@ async function main(): Promise<number> {
   reporter.listening(options.host, waiting.port, generated, waiting.also);
   if (!options.legacy) prepareSpake2(w);
 
-  // Serve each sender on its own, at the same time: one broken or slow sender never stalls
-  // the others.
+  // Serve each sender on its own, at the same time: a broken or slow one never stalls the rest.
   return await serveConnections(
     waiting.links,
     { once: options.once, maxConnections: options.maxConnections, reporter, peers: "senders" },

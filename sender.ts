@@ -2,7 +2,8 @@
 /**
  * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects
  * (to HOST, or to a receiver it finds on the LAN or meets at a relay), proves it knows the code
- * phrase, offers everything at once, then streams the bytes, encrypted and verified. See `--help`.
+ * phrase, offers everything at once, then streams the bytes, encrypted and verified. With
+ * --wormhole it sends to magic-wormhole's `wormhole receive` instead. See `--help`.
  *
  *     FERRY_CODE=7-absurd-ribbon-castle deno run --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_RELAY sender.ts [HOST[:PORT]] PATH...
  *
@@ -19,6 +20,7 @@ import { Reporter } from "./lib/report.ts";
 import { sendSession, serveConnections } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import { dialTcp } from "./lib/transport.ts";
+import { sendViaWormhole } from "./lib/wormhole/transfer.ts";
 
 let secret = "";
 
@@ -31,6 +33,8 @@ async function main(): Promise<number> {
   }
   const reporter = new Reporter(options);
   const warn = (text: string) => reporter.warn(text);
+  const onCode = (code: string) => void (secret = code);
+  if (options.wormhole) return await sendViaWormhole({ ...options, reporter, onCode });
 
   // What we are about to send. The paths are checked now; folders are walked as we offer them.
   const manifest = new Manifest(options.paths, {
@@ -67,13 +71,8 @@ async function serveReceivers(
   reporter: Reporter,
   { code, w }: { code: string; w: bigint },
 ): Promise<number> {
-  const warn = (text: string) => reporter.warn(text);
-  const waiting = await waitForPeers(options.host, options.port, {
-    ...options,
-    role: "sender",
-    code,
-    warn,
-  });
+  const meet = { ...options, role: "sender" as const, code, warn: reporter.warn.bind(reporter) };
+  const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined ? code : undefined;
   reporter.listening(options.host, waiting.port, generated, waiting.also);
   prepareSpake2(w);

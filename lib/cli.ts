@@ -18,6 +18,7 @@ import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
+import { DEFAULT_MAILBOX } from "./wormhole/client.ts";
 
 /** Exit codes as printed in --help and README.md. */
 export const EXIT_CODES_HELP = `EXIT CODES:
@@ -87,6 +88,19 @@ const COMMON_FLAGS = {
     },
   },
   "no-discover": { type: "boolean", help: "", as: "discover", read: (given) => !given },
+  "no-listen": {
+    type: "boolean",
+    help: "with --wormhole, only dial out or meet at the relay",
+    as: "transitListen",
+    read: (given) => !given,
+  },
+  mailbox: {
+    type: "string",
+    arg: "URL",
+    help: "with --wormhole, the mailbox server",
+    shown: "magic-wormhole's",
+    read: (text) => text ?? DEFAULT_MAILBOX,
+  },
   timeout: {
     type: "string",
     arg: "SECONDS",
@@ -134,6 +148,13 @@ const SENDER_FLAGS = {
     type: "boolean",
     help: "wait for a receiver instead of connecting; prints address and code",
   },
+  wormhole: {
+    type: "boolean",
+    help: "send to a magic-wormhole receiver (wormhole receive CODE)",
+  },
+  text: { type: "string", arg: "MESSAGE", help: "with --wormhole, send this text", read: (t) => t },
+  mailbox: COMMON_FLAGS.mailbox,
+  "no-listen": COMMON_FLAGS["no-listen"],
   host: { ...COMMON_FLAGS.host, help: "with --listen, the address to listen on" },
   port: { ...COMMON_FLAGS.port, help: "port to connect to or listen on (0: any free)" },
   once: { ...COMMON_FLAGS.once, help: "with --listen, exit after the first receiver" },
@@ -180,6 +201,15 @@ const RECEIVER_FLAGS = {
     type: "boolean",
     help: "replace existing files (atomically); default is to refuse them",
   },
+  wormhole: {
+    type: "string",
+    arg: "[CODE]",
+    help: "receive from magic-wormhole's wormhole send",
+    // An empty value is --wormhole without CODE: it comes from FERRY_CODE.
+    read: (text) => text,
+  },
+  mailbox: COMMON_FLAGS.mailbox,
+  "no-listen": COMMON_FLAGS["no-listen"],
   connect: {
     type: "string",
     arg: "[HOST[:PORT]]",
@@ -394,9 +424,19 @@ function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
 export function parseSenderArgs(args: string[]): SenderOptions | null {
   const { settings, positionals } = parse(args, SENDER_FLAGS);
   if (settings === null) return null;
-  const { listen, legacy, port } = settings;
+  const { listen, legacy, port, wormhole } = settings;
   if (listen && legacy) {
     throw new UsageError("--legacy connects to the tutorial's receiver; it cannot --listen");
+  }
+  if (wormhole && (listen || legacy)) {
+    throw new UsageError("--wormhole speaks magic-wormhole's protocol; drop --listen/--legacy");
+  }
+  if (settings.text !== undefined && !wormhole) throw new UsageError("--text goes with --wormhole");
+  if (wormhole) {
+    if (settings.text === undefined && positionals.length < 1) {
+      throw new UsageError("usage: sender.ts --wormhole PATH (or --text MESSAGE)");
+    }
+    return { ...settings, paths: positionals };
   }
   if (positionals.length < 1) {
     throw new UsageError(
@@ -446,8 +486,9 @@ function existsHere(path: string): boolean {
 export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
   // `--connect` may come without a value (find the sender): give parseArgs an empty one.
   args = args.map((arg, i) =>
-    arg === "--connect" && (args[i + 1] === undefined || args[i + 1]!.startsWith("-"))
-      ? "--connect="
+    (arg === "--connect" || arg === "--wormhole") &&
+      (args[i + 1] === undefined || args[i + 1]!.startsWith("-"))
+      ? `${arg}=`
       : arg
   );
   const { settings, positionals } = parse(args, RECEIVER_FLAGS);
@@ -460,6 +501,14 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
     throw new UsageError("--stdout and --json both write to standard output; choose one");
   }
   if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
+  if (settings.wormhole !== undefined) {
+    if (settings.connect || settings.legacy) {
+      throw new UsageError("--wormhole speaks magic-wormhole's protocol; drop --connect/--legacy");
+    }
+    // A code after --wormhole is the code; FERRY_CODE or --code otherwise.
+    if (settings.wormhole !== "") return { ...settings, code: settings.wormhole, once: true };
+    return { ...settings, once: true };
+  }
   // Standard output can take one file only.
   return { ...settings, once: settings.once || stdout };
 }

@@ -28,9 +28,12 @@ export const CODE_NUMBER_LIMIT = 1000;
  * ```
  */
 export function generateCode(): string {
-  const parts = [String(randomInt(CODE_NUMBER_LIMIT))];
-  for (let i = 0; i < CODE_WORDS; i++) parts.push(wordlist[randomInt(wordlist.length)]!);
-  return parts.join("-");
+  return [String(randomInt(CODE_NUMBER_LIMIT)), ...generateWords(CODE_WORDS)].join("-");
+}
+
+/** `count` random words from the BIP-39 English list (11 bits each). */
+export function generateWords(count: number): string[] {
+  return Array.from({ length: count }, () => wordlist[randomInt(wordlist.length)]!);
 }
 
 /** Bits of entropy in a generated phrase. */

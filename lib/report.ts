@@ -158,6 +158,11 @@ export class Reporter {
     if (say) this.info(`ferry: connected to ${link.peer} (${how[link.path]})`);
   }
 
+  /** The code to pass on (magic-wormhole's way): what the other person runs. Always shown. */
+  code(command: string): void {
+    this.notice(`ferry: on the other computer, run: ${command}`);
+  }
+
   /** A line of human text on stderr (not with --quiet or --json). */
   info(text: string): void {
     if (this.quiet || this.json) return;

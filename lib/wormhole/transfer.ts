@@ -1,0 +1,514 @@
+/**
+ * magic-wormhole's file-transfer protocol, both ends: `sender.ts --wormhole` talks to
+ * `wormhole receive`, `receiver.ts --wormhole` to `wormhole send`.
+ *
+ * ```
+ * sender   -> {transit: {abilities-v1, hints-v1}}  {offer: {file | directory | message}}
+ * receiver -> {transit: …}  {answer: {file_ack: "ok"}}     (or {error: "…"})
+ * transit: records with the file (a folder: a zip of it); receiver -> {ack: "ok", sha256: HEX}
+ * ```
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { KIND_DIR, KIND_FILE, KIND_STREAM } from "../../protocol.ts";
+import {
+  ConnectionError,
+  EXIT,
+  IntegrityError,
+  ProtocolError,
+  RefusedError,
+  UsageError,
+  WIRE,
+} from "../errors.ts";
+import { writeOut } from "../io.ts";
+import { Manifest, type SourceEntry } from "../manifest.ts";
+import { openRegular, OwnedFile } from "../owned_file.ts";
+import { moveIntoPlace, PART_SUFFIX, removeQuietly } from "../place.ts";
+import { parseRelay, type RelayAddress } from "../relay.ts";
+import type { Reporter } from "../report.ts";
+import { lstatOrUndefined, nameProblem } from "../safe_path.ts";
+import { APP_ID, DEFAULT_TRANSIT_RELAY, Wormhole } from "./client.ts";
+import { type RecordPipe, Transit } from "./transit.ts";
+import { planZip, Unzipper, writeZip, type ZipPlan } from "./zip.ts";
+
+/** Bytes per transit record we send. */
+const RECORD_BYTES = 256 * 1024;
+
+/** Settings both directions share. */
+export interface WormholeOptions {
+  /** The mailbox server's URL. */
+  mailbox: string;
+  /** The transit relay. @default {magic-wormhole's public one} */
+  relay?: RelayAddress;
+  /** Listen for the peer's direct connection (`--no-listen`: only dial out, or the relay). */
+  transitListen: boolean;
+  code?: string;
+  timeoutMs: number;
+  reporter: Reporter;
+}
+
+/** What `sender.ts --wormhole` sends: one file or folder, or a text message. */
+export interface WormholeSendOptions extends WormholeOptions {
+  paths: string[];
+  text?: string;
+  /** Told the code as soon as it is known (it is secret: keep it out of error messages). */
+  onCode: (code: string) => void;
+}
+
+/** What the offer says and how its bytes are produced. */
+interface Outgoing {
+  offer: Record<string, unknown>;
+  name: string;
+  size: number;
+  files: number;
+  stream: (emit: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
+}
+
+/** Sends one file, folder or text to a magic-wormhole receiver. Returns the exit code. */
+export async function sendViaWormhole(options: WormholeSendOptions): Promise<number> {
+  const outgoing = options.text === undefined ? prepareOutgoing(options) : undefined;
+  const onCode = (code: string) => {
+    options.onCode(code);
+    options.reporter.code(`wormhole receive ${code}`);
+  };
+  const wormhole = await Wormhole.open({ ...options, mailboxUrl: options.mailbox, onCode });
+  let pipe: RecordPipe | undefined;
+  try {
+    if (outgoing === undefined) {
+      wormhole.send({ offer: { message: options.text } });
+      const answer = await hearAnswer(wormhole, {});
+      if ((answer as { message_ack?: unknown }).message_ack !== "ok") {
+        throw new ProtocolError("the receiver did not acknowledge the message");
+      }
+      await wormhole.close("happy");
+      options.reporter.info("ferry: text message sent");
+      return EXIT.OK;
+    }
+    const transit = Transit.start({ ...transitOptions(options, wormhole), role: "sender" });
+    wormhole.send({ transit: await transit.message() });
+    wormhole.send({ offer: outgoing.offer });
+    const peer: { transit?: unknown } = {};
+    const answer = await hearAnswer(wormhole, peer);
+    if ((answer as { file_ack?: unknown }).file_ack !== "ok") {
+      transit.close();
+      throw new RefusedError("the receiver did not accept the offer", WIRE.CANCELLED);
+    }
+    pipe = await transit.connect(peer.transit);
+    await wormhole.close("happy");
+    return await sendBytes(pipe, outgoing, options.reporter);
+  } catch (err) {
+    await wormhole.close("errory");
+    throw err;
+  } finally {
+    pipe?.close();
+  }
+}
+
+/** Reads the receiver's messages up to its answer; an `error` from it is a refusal. */
+async function hearAnswer(wormhole: Wormhole, peer: { transit?: unknown }) {
+  for (let i = 0; i < 16; i++) {
+    const message = await wormhole.receive("waiting for the receiver to accept");
+    if (message.error !== undefined) {
+      throw new RefusedError(
+        `the receiver refused: ${String(message.error).slice(0, 200)}`,
+        WIRE.CANCELLED,
+      );
+    }
+    if (message.transit !== undefined) peer.transit = message.transit;
+    if (typeof message.answer === "object" && message.answer !== null) return message.answer;
+  }
+  throw new ProtocolError("the receiver sent many messages but no answer");
+}
+
+function transitOptions(options: WormholeOptions, wormhole: Wormhole) {
+  return {
+    key: wormhole.deriveKey(`${APP_ID}/transit-key`),
+    listen: options.transitListen,
+    timeoutMs: options.timeoutMs,
+    relay: options.relay ?? parseRelay(DEFAULT_TRANSIT_RELAY),
+  };
+}
+
+/** Checks the command line and plans the offer before anyone is contacted. */
+function prepareOutgoing(options: WormholeSendOptions): Outgoing {
+  if (options.paths.length !== 1) {
+    throw new UsageError("magic-wormhole sends one file or folder at a time (or --text)");
+  }
+  if (options.paths[0] === "-") {
+    throw new UsageError("magic-wormhole needs the size first: stdin cannot go with --wormhole");
+  }
+  const manifest = new Manifest(options.paths, {
+    onSkip: (path, why) => options.reporter.warn(`skipping ${path}: ${why}`),
+  });
+  const entries = [...manifest];
+  const first = entries[0]!;
+  if (first.kind === KIND_FILE) {
+    return {
+      offer: { file: { filename: first.name, filesize: first.size } },
+      name: first.name,
+      size: first.size,
+      files: 1,
+      stream: (emit) => streamFile(first, emit),
+    };
+  }
+  if (first.kind === KIND_STREAM) throw new UsageError("nothing to send");
+  const plan: ZipPlan = planZip(first.name, entries);
+  const files = plan.items.filter((item) => item.entry.kind !== KIND_DIR).length;
+  return {
+    offer: {
+      directory: {
+        mode: "zipfile/deflated",
+        dirname: first.name,
+        zipsize: plan.zipSize,
+        numbytes: plan.numBytes,
+        numfiles: plan.items.length,
+      },
+    },
+    name: `${first.name}/`,
+    size: plan.zipSize,
+    files,
+    stream: async (emit) => {
+      await writeZip(plan, (entry) => readChunks(entry), emit);
+    },
+  };
+}
+
+/** The bytes of a listed file, read only if it is still the file that was listed. */
+async function* readChunks(entry: SourceEntry): AsyncGenerator<Uint8Array> {
+  const file = openRegular(entry.source!, entry.identity);
+  try {
+    for (;;) {
+      const buffer = new Uint8Array(RECORD_BYTES);
+      const n = await file.read(buffer);
+      if (n === null) return;
+      yield buffer.subarray(0, n);
+    }
+  } finally {
+    file.close();
+  }
+}
+
+async function streamFile(entry: SourceEntry, emit: (chunk: Uint8Array) => Promise<void>) {
+  let sent = 0;
+  for await (const chunk of readChunks(entry)) {
+    sent += chunk.length;
+    if (sent > entry.size) break;
+    await emit(chunk);
+  }
+  if (sent !== entry.size) {
+    throw new IntegrityError(`${entry.name} changed while it was being sent`);
+  }
+}
+
+/** Streams the offer's bytes as records, then checks the receiver's SHA-256 acknowledgement. */
+async function sendBytes(
+  pipe: RecordPipe,
+  outgoing: Outgoing,
+  reporter: Reporter,
+): Promise<number> {
+  const hash = createHash("sha256");
+  reporter.start("1", outgoing.files, outgoing.size);
+  reporter.fileStart("1", outgoing.name, outgoing.size, 0);
+  let pending = new Uint8Array(0);
+  let bytes = 0;
+  const emit = async (chunk: Uint8Array) => {
+    // Records of RECORD_BYTES: a zip comes in small pieces, a file in whole ones.
+    if (pending.length === 0 && chunk.length >= RECORD_BYTES) return await sendRecord(chunk);
+    const joined = new Uint8Array(pending.length + chunk.length);
+    joined.set(pending);
+    joined.set(chunk, pending.length);
+    pending = joined;
+    if (pending.length >= RECORD_BYTES) {
+      const full = pending;
+      pending = new Uint8Array(0);
+      await sendRecord(full);
+    }
+  };
+  const sendRecord = async (record: Uint8Array) => {
+    hash.update(record);
+    bytes += record.length;
+    await pipe.send(record);
+    reporter.progress("1", record.length);
+  };
+  await outgoing.stream(emit);
+  if (pending.length > 0) await sendRecord(pending);
+  if (bytes !== outgoing.size) {
+    throw new IntegrityError(`sent ${bytes} bytes where the offer said ${outgoing.size}`);
+  }
+  const ack = await readAck(pipe);
+  if (ack.sha256 !== hash.digest("hex")) {
+    throw new IntegrityError("the receiver's SHA-256 of the data differs from ours");
+  }
+  reporter.fileDone("1", { name: outgoing.name, size: outgoing.size, status: "ok" });
+  reporter.finish("1", { files: outgoing.files, bytes, failed: 0, exitCode: EXIT.OK });
+  return EXIT.OK;
+}
+
+async function readAck(pipe: RecordPipe): Promise<{ ack?: unknown; sha256?: unknown }> {
+  const record = await pipe.receive();
+  if (record === null) throw new ConnectionError("the receiver closed before acknowledging");
+  let ack: { ack?: unknown; sha256?: unknown };
+  try {
+    ack = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(record));
+  } catch {
+    throw new ProtocolError("the receiver's acknowledgement is not JSON");
+  }
+  if (ack?.ack !== "ok") throw new IntegrityError("the receiver did not acknowledge the data");
+  return ack;
+}
+
+/** What `receiver.ts --wormhole` needs. */
+export interface WormholeReceiveOptions extends WormholeOptions {
+  dir: string;
+  overwrite: boolean;
+  maxSize: number;
+  maxFiles: number;
+  /** Write a single file to standard output instead of into `dir`. */
+  stdout: boolean;
+}
+
+/** Where an accepted offer's bytes go, and how it ends. */
+interface Sink {
+  name: string;
+  size: number;
+  write(record: Uint8Array): Promise<void>;
+  /** All bytes are in and acknowledged: put them in place. Returns files written. */
+  finish(): number;
+  abandon(): void;
+}
+
+/** Receives what a magic-wormhole sender offers. Returns the exit code. */
+export async function receiveViaWormhole(options: WormholeReceiveOptions): Promise<number> {
+  if (options.code === undefined) {
+    throw new UsageError("--wormhole needs the sender's code: set FERRY_CODE (or --wormhole CODE)");
+  }
+  const wormhole = await Wormhole.open({ ...options, mailboxUrl: options.mailbox });
+  let sink: Sink | undefined;
+  let pipe: RecordPipe | undefined;
+  try {
+    const peer: { transit?: unknown } = {};
+    const offer = await hearOffer(wormhole, peer);
+    if (typeof offer.message === "string") {
+      wormhole.send({ answer: { message_ack: "ok" } });
+      await wormhole.close("happy");
+      writeOut(`${offer.message}\n`);
+      return EXIT.OK;
+    }
+    try {
+      sink = acceptOffer(offer, options);
+    } catch (err) {
+      wormhole.send({ error: (err as Error).message });
+      throw err;
+    }
+    const transit = Transit.start({ ...transitOptions(options, wormhole), role: "receiver" });
+    wormhole.send({ transit: await transit.message() });
+    wormhole.send({ answer: { file_ack: "ok" } });
+    pipe = await transit.connect(peer.transit);
+    await wormhole.close("happy");
+    return await receiveBytes(pipe, sink, options.reporter);
+  } catch (err) {
+    sink?.abandon();
+    await wormhole.close("errory");
+    throw err;
+  } finally {
+    pipe?.close();
+  }
+}
+
+async function hearOffer(wormhole: Wormhole, peer: { transit?: unknown }) {
+  for (let i = 0; i < 16; i++) {
+    const message = await wormhole.receive("waiting for the sender's offer");
+    if (message.error !== undefined) {
+      throw new ConnectionError(`the sender gave up: ${String(message.error).slice(0, 200)}`);
+    }
+    if (message.transit !== undefined) peer.transit = message.transit;
+    const offer = message.offer;
+    if (typeof offer === "object" && offer !== null) return offer as Record<string, unknown>;
+  }
+  throw new ProtocolError("the sender sent many messages but no offer");
+}
+
+function count(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProtocolError(`the offer's ${what} is not a size`);
+  }
+  return value;
+}
+
+function checkedName(value: unknown): string {
+  const name = typeof value === "string" ? value : "";
+  const problem = nameProblem(name) ??
+    (name.includes("/") ? "a path, not a name" : undefined) ??
+    (name.endsWith(PART_SUFFIX) ? "reserved suffix" : undefined);
+  if (problem) {
+    throw new RefusedError(
+      `refusing the name ${JSON.stringify(name).slice(0, 80)}: ${problem}`,
+      WIRE.BAD_NAME,
+    );
+  }
+  return name;
+}
+
+/** Checks an offer against our limits and prepares where its bytes go; throws to refuse. */
+function acceptOffer(offer: Record<string, unknown>, options: WormholeReceiveOptions): Sink {
+  const file = offer.file as Record<string, unknown> | undefined;
+  const directory = offer.directory as Record<string, unknown> | undefined;
+  if (typeof file === "object" && file !== null) {
+    const name = checkedName(file.filename);
+    const size = count(file.filesize, "filesize");
+    if (size > options.maxSize) {
+      throw new RefusedError(`${name} is ${size} bytes, over --max-size`, WIRE.TOO_LARGE);
+    }
+    if (options.stdout) return stdoutSink(name, size, Deno.stdout);
+    return fileSink(`${options.dir}/${name}`, name, size, options.overwrite);
+  }
+  if (typeof directory === "object" && directory !== null) {
+    if (directory.mode !== "zipfile/deflated") {
+      throw new RefusedError("unknown folder transfer mode", WIRE.PROTOCOL);
+    }
+    if (options.stdout) {
+      throw new RefusedError("a folder cannot go to --stdout", WIRE.ONE_FILE_ONLY);
+    }
+    const name = checkedName(directory.dirname);
+    const size = count(directory.zipsize, "zipsize");
+    const numBytes = count(directory.numbytes, "numbytes");
+    const numFiles = count(directory.numfiles, "numfiles");
+    if (Math.max(size, numBytes) > options.maxSize || numFiles > options.maxFiles) {
+      throw new RefusedError(`${name}/ is over --max-size or --max-files`, WIRE.TOO_LARGE);
+    }
+    return folderSink(`${options.dir}/${name}`, name, size, numBytes, options);
+  }
+  throw new RefusedError("unknown offer type", WIRE.PROTOCOL);
+}
+
+function fileSink(target: string, name: string, size: number, overwrite: boolean): Sink {
+  if (!overwrite && lstatOrUndefined(target)) {
+    throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
+  }
+  const part = target + PART_SUFFIX;
+  let out: OwnedFile;
+  try {
+    out = OwnedFile.create(part, 0o666);
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new RefusedError(`${name}${PART_SUFFIX} is in the way`, WIRE.EXISTS);
+    }
+    throw err;
+  }
+  return {
+    name,
+    size,
+    write: async (record) => {
+      await out.write(record);
+    },
+    finish: () => {
+      out.close();
+      if (moveIntoPlace(part, target, overwrite) !== 0) {
+        throw new RefusedError(
+          `${name} appeared meanwhile; the data is kept as ${name}${PART_SUFFIX}`,
+          WIRE.EXISTS,
+        );
+      }
+      return 1;
+    },
+    abandon: () => {
+      out.close();
+      removeQuietly(part);
+    },
+  };
+}
+
+function stdoutSink(
+  name: string,
+  size: number,
+  stdout: { write(bytes: Uint8Array): Promise<number> },
+): Sink {
+  return {
+    name,
+    size,
+    write: async (record) => {
+      for (let done = 0; done < record.length;) done += await stdout.write(record.subarray(done));
+    },
+    finish: () => 1,
+    abandon: () => {},
+  };
+}
+
+function folderSink(
+  target: string,
+  name: string,
+  size: number,
+  numBytes: number,
+  options: WormholeReceiveOptions,
+): Sink {
+  let made = false;
+  try {
+    Deno.mkdirSync(target);
+    made = true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    const info = lstatOrUndefined(target);
+    if (!options.overwrite || !info?.isDirectory) {
+      throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
+    }
+  }
+  const unzipper = new Unzipper(
+    target,
+    { maxBytes: numBytes, maxFiles: options.maxFiles },
+    options.overwrite,
+  );
+  return {
+    name: `${name}/`,
+    size,
+    write: (record) => Promise.resolve(unzipper.push(record)),
+    finish: () => {
+      unzipper.push(new Uint8Array(0), true);
+      for (const refused of unzipper.refused) {
+        options.reporter.warn(`refused from the zip: ${refused}`);
+      }
+      if (unzipper.refused.length > 0) {
+        throw new RefusedError(
+          `${unzipper.refused.length} entr${
+            unzipper.refused.length === 1 ? "y" : "ies"
+          } of ${name}/ refused`,
+          WIRE.BAD_NAME,
+        );
+      }
+      return unzipper.files;
+    },
+    abandon: () => {
+      unzipper.close();
+      if (made) options.reporter.warn(`${name}/ is incomplete`);
+    },
+  };
+}
+
+/** Receives exactly the offered bytes, acknowledges them with their SHA-256, then places them. */
+async function receiveBytes(pipe: RecordPipe, sink: Sink, reporter: Reporter): Promise<number> {
+  const hash = createHash("sha256");
+  reporter.start("1", 1, sink.size);
+  reporter.fileStart("1", sink.name, sink.size, 0);
+  let bytes = 0;
+  while (bytes < sink.size) {
+    const record = await pipe.receive();
+    if (record === null) {
+      throw new ConnectionError(`the sender went away after ${bytes} of ${sink.size} bytes`);
+    }
+    bytes += record.length;
+    if (bytes > sink.size) {
+      throw new IntegrityError(`the sender sent more than the ${sink.size} bytes it offered`);
+    }
+    hash.update(record);
+    await sink.write(record);
+    reporter.progress("1", record.length);
+  }
+  const files = sink.finish();
+  await pipe.send(
+    new TextEncoder().encode(JSON.stringify({ ack: "ok", sha256: hash.digest("hex") })),
+  );
+  reporter.fileDone("1", { name: sink.name, size: sink.size, status: "ok" });
+  reporter.finish("1", { files, bytes, failed: 0, exitCode: EXIT.OK });
+  return EXIT.OK;
+}

@@ -1,0 +1,375 @@
+/**
+ * magic-wormhole's Transit: the bulk-data connection. Each side lists "hints" (addresses it
+ * listens on, relays it can meet at); the sender-side and receiver-side try every hint at once,
+ * relays 2 s after direct ones, and keep the first connection whose handshake proves the key:
+ *
+ * ```
+ * (relay only) -> please relay HEX(derive(tk, "transit_relay_token")) for side SIDE\n  <- ok\n
+ * sender   -> transit sender HEX(derive(tk, "transit_sender")) ready\n\n
+ * receiver -> transit receiver HEX(derive(tk, "transit_receiver")) ready\n\n
+ * sender   -> go\n            (on the winner; nevermind\n on the others)
+ * ```
+ *
+ * Then records both ways: a 4-byte big-endian length, a 24-byte big-endian counter nonce
+ * (from 0, per direction), and the SecretBox of the record under the direction's key.
+ *
+ * @module
+ */
+
+import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
+import dgram from "node:dgram";
+import { ConnectionError, IntegrityError, ProtocolError } from "../errors.ts";
+import { readFull } from "../io.ts";
+import { pairAtRelay, type RelayAddress } from "../relay.ts";
+import { acceptTcp, closeQuietly, dialTcp, type Link, tcpLink } from "../transport.ts";
+import { deriveKey, NONCE_BYTES } from "./crypto.ts";
+
+/** Seconds' worth of delay before relays are tried when direct hints exist. */
+const RELAY_DELAY_MS = 2000;
+/** Largest record we accept: python sends 16 KiB, we send 256 KiB. */
+export const MAX_RECORD = 4 * 1024 * 1024;
+/** Hints we try at most, however many the peer lists. */
+const MAX_HINTS = 16;
+
+/** A TCP address from a hint. */
+interface Address {
+  hostname: string;
+  port: number;
+}
+
+/** What one side sends in its `transit` message. */
+export interface TransitMessage {
+  "abilities-v1": { type: string }[];
+  "hints-v1": Record<string, unknown>[];
+}
+
+/** Options for {@linkcode Transit.start}. */
+export interface TransitOptions {
+  role: "sender" | "receiver";
+  /** The transit key: the wormhole key derived for `APP_ID + "/transit-key"`. */
+  key: Uint8Array;
+  relay?: RelayAddress;
+  /** Listen for the peer's direct connection (off: only dial out). */
+  listen: boolean;
+  timeoutMs: number;
+}
+
+const encoder = new TextEncoder();
+
+/** One side's Transit, from listening to the winning connection. */
+export class Transit {
+  #options: TransitOptions;
+  #listener: Deno.TcpListener | undefined;
+  #side = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex");
+
+  private constructor(options: TransitOptions, listener?: Deno.TcpListener) {
+    this.#options = options;
+    this.#listener = listener;
+  }
+
+  /** Starts listening (if asked to) on every address, any free port. */
+  static start(options: TransitOptions): Transit {
+    const listener = options.listen ? Deno.listen({ hostname: "0.0.0.0", port: 0 }) : undefined;
+    return new Transit(options, listener);
+  }
+
+  /** Our abilities and hints, for the `transit` message. */
+  async message(): Promise<TransitMessage> {
+    const hints: Record<string, unknown>[] = [];
+    if (this.#listener) {
+      const port = (this.#listener.addr as Deno.NetAddr).port;
+      for (const hostname of await localAddresses()) {
+        hints.push({ type: "direct-tcp-v1", priority: 0.0, hostname, port });
+      }
+    }
+    if (this.#options.relay) {
+      const { host, port } = this.#options.relay;
+      hints.push({
+        type: "relay-v1",
+        hints: [{ type: "direct-tcp-v1", priority: 0.0, hostname: host, port }],
+      });
+    }
+    return {
+      "abilities-v1": [{ type: "direct-tcp-v1" }, { type: "relay-v1" }],
+      "hints-v1": hints,
+    };
+  }
+
+  /**
+   * Connects using the peer's transit message: dials its direct hints and accepts on our
+   * listener at once, tries the relays a little later, and returns the first connection whose
+   * handshake proves the key. Every other attempt is closed.
+   */
+  async connect(theirs: unknown): Promise<RecordPipe> {
+    const { direct, relays } = parseHints(theirs);
+    if (this.#options.relay) {
+      relays.unshift({ hostname: this.#options.relay.host, port: this.#options.relay.port });
+    }
+    const race = new Race(this.#options.role);
+    const tryLink = (opening: Promise<Link>) =>
+      opening.then((link) => race.handshake(link, this.#handshakes())).catch(() => {});
+    for (const hint of direct) {
+      tryLink(dialTcp(hint.hostname, hint.port).then((c) => tcpLink(c, "direct")));
+    }
+    if (this.#listener) {
+      const listener = this.#listener;
+      (async () => {
+        for await (const link of acceptTcp(listener)) {
+          if (race.settled) closeQuietly(link);
+          else tryLink(Promise.resolve(link));
+        }
+      })().catch(() => {});
+    }
+    const relayTimer = setTimeout(() => {
+      for (const relay of unique(relays)) {
+        const address = { host: relay.hostname, port: relay.port };
+        const token = Buffer.from(deriveKey(this.#options.key, "transit_relay_token")).toString(
+          "hex",
+        );
+        tryLink(
+          dialTcp(relay.hostname, relay.port).then((conn) =>
+            pairAtRelay(conn, address, { token, side: this.#side })
+          ),
+        );
+      }
+    }, direct.length > 0 ? RELAY_DELAY_MS : 0);
+    try {
+      const link = await race.winner(this.#options.timeoutMs);
+      const mine = this.#options.role === "sender"
+        ? "transit_record_sender_key"
+        : "transit_record_receiver_key";
+      const peer = this.#options.role === "sender"
+        ? "transit_record_receiver_key"
+        : "transit_record_sender_key";
+      return new RecordPipe(
+        link,
+        deriveKey(this.#options.key, mine),
+        deriveKey(this.#options.key, peer),
+      );
+    } finally {
+      clearTimeout(relayTimer);
+      this.close();
+    }
+  }
+
+  /** Stops listening. */
+  close(): void {
+    if (this.#listener) closeQuietly(this.#listener);
+    this.#listener = undefined;
+  }
+
+  #handshakes(): { send: Uint8Array; expect: Uint8Array } {
+    const line = (who: string) =>
+      encoder.encode(
+        `transit ${who} ${
+          Buffer.from(deriveKey(this.#options.key, `transit_${who}`)).toString("hex")
+        } ready\n\n`,
+      );
+    const sender = line("sender"), receiver = line("receiver");
+    return this.#options.role === "sender"
+      ? { send: sender, expect: receiver }
+      : { send: receiver, expect: sender };
+  }
+}
+
+/** The attempts of one connect(): the first proven connection wins, the rest are closed. */
+class Race {
+  settled = false;
+  #role: "sender" | "receiver";
+  #won: ((link: Link) => void) | undefined;
+  #links = new Set<Link>();
+
+  constructor(role: "sender" | "receiver") {
+    this.#role = role;
+  }
+
+  async handshake(link: Link, lines: { send: Uint8Array; expect: Uint8Array }): Promise<void> {
+    if (this.settled) return closeQuietly(link);
+    this.#links.add(link);
+    try {
+      await link.write(lines.send);
+      const got = new Uint8Array(lines.expect.length);
+      if (await readFull(link, got) !== got.length || !Buffer.from(got).equals(lines.expect)) {
+        throw new ProtocolError("transit handshake mismatch");
+      }
+      if (this.#role === "sender") {
+        if (this.settled) {
+          await link.write(encoder.encode("nevermind\n"));
+          throw new ConnectionError("another connection won");
+        }
+        this.#win(link);
+        await link.write(encoder.encode("go\n"));
+      } else {
+        const go = new Uint8Array(3);
+        if (
+          await readFull(link, go) !== 3 || new TextDecoder().decode(go) !== "go\n" || this.settled
+        ) {
+          throw new ConnectionError("the sender chose another connection");
+        }
+        this.#win(link);
+      }
+    } catch {
+      this.#links.delete(link);
+      closeQuietly(link);
+    }
+  }
+
+  #win(link: Link): void {
+    this.settled = true;
+    this.#links.delete(link);
+    for (const other of this.#links) closeQuietly(other);
+    this.#won?.(link);
+  }
+
+  winner(timeoutMs: number): Promise<Link> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settled = true;
+        for (const other of this.#links) closeQuietly(other);
+        reject(
+          new ConnectionError(
+            "could not connect to the other side, directly or through a relay (try --relay)",
+          ),
+        );
+      }, timeoutMs);
+      this.#won = (link) => {
+        clearTimeout(timer);
+        resolve(link);
+      };
+    });
+  }
+}
+
+/** The peer's direct and relay addresses, bounded in number and checked for shape. */
+function parseHints(message: unknown): { direct: Address[]; relays: Address[] } {
+  const direct: Address[] = [];
+  const relays: Address[] = [];
+  const hints = (message as Record<string, unknown> | undefined)?.["hints-v1"];
+  if (!Array.isArray(hints)) return { direct, relays };
+  for (const hint of hints.slice(0, MAX_HINTS)) {
+    if (typeof hint !== "object" || hint === null) continue;
+    const { type } = hint as { type?: unknown };
+    if (type === "direct-tcp-v1") {
+      const address = parseAddress(hint);
+      if (address) direct.push(address);
+    } else if (type === "relay-v1") {
+      const inner = (hint as { hints?: unknown }).hints;
+      if (!Array.isArray(inner)) continue;
+      for (const one of inner.slice(0, MAX_HINTS)) {
+        const address = parseAddress(one);
+        if (address) relays.push(address);
+      }
+    }
+  }
+  return { direct, relays };
+}
+
+function parseAddress(hint: unknown): Address | undefined {
+  const { hostname, port } = (hint ?? {}) as { hostname?: unknown; port?: unknown };
+  if (typeof hostname !== "string" || !/^[A-Za-z0-9.:_-]{1,253}$/.test(hostname)) return undefined;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    return undefined;
+  }
+  return { hostname, port };
+}
+
+function unique(addresses: Address[]): Address[] {
+  const seen = new Set<string>();
+  return addresses.filter((a) => {
+    const key = `${a.hostname}:${a.port}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+
+/**
+ * Our addresses for direct hints. Listing interfaces needs --allow-sys, which the scripts do
+ * not ask for; instead a UDP socket "connected" to a documentation address (no packet is sent)
+ * learns which source address the default route uses. Loopback is listed too, for two ends on
+ * one machine.
+ */
+async function localAddresses(): Promise<string[]> {
+  const outward = await new Promise<string | undefined>((resolve) => {
+    const socket = dgram.createSocket("udp4");
+    const done = (address?: string) => {
+      clearTimeout(timer);
+      try {
+        socket.close();
+      } catch {
+        // Closed already.
+      }
+      resolve(address);
+    };
+    const timer = setTimeout(() => done(), 500);
+    socket.on("error", () => done());
+    socket.connect(9, "192.0.2.1", () => done(socket.address().address));
+  });
+  return outward && outward !== "0.0.0.0" && outward !== "127.0.0.1"
+    ? [outward, "127.0.0.1"]
+    : ["127.0.0.1"];
+}
+
+/** The record pipe over the winning connection: sealed records with counter nonces. */
+export class RecordPipe {
+  #link: Link;
+  #sendKey: Uint8Array;
+  #receiveKey: Uint8Array;
+  #sendCounter = 0n;
+  #receiveCounter = 0n;
+  #header = new Uint8Array(4);
+
+  constructor(link: Link, sendKey: Uint8Array, receiveKey: Uint8Array) {
+    this.#link = link;
+    this.#sendKey = sendKey;
+    this.#receiveKey = receiveKey;
+  }
+
+  /** How the pipe was made: "direct" or "relay". */
+  get path(): string {
+    return this.#link.path;
+  }
+
+  /** Seals and sends one record. */
+  async send(record: Uint8Array): Promise<void> {
+    const nonce = counterNonce(this.#sendCounter++);
+    const box = xsalsa20poly1305(this.#sendKey, nonce).encrypt(record);
+    const frame = new Uint8Array(4 + NONCE_BYTES + box.length);
+    new DataView(frame.buffer).setUint32(0, NONCE_BYTES + box.length);
+    frame.set(nonce, 4);
+    frame.set(box, 4 + NONCE_BYTES);
+    await this.#link.write(frame);
+  }
+
+  /** The next record, opened and checked; null if the peer closed between records. */
+  async receive(): Promise<Uint8Array | null> {
+    const got = await readFull(this.#link, this.#header);
+    if (got === 0) return null;
+    if (got < 4) throw new ConnectionError("the other side went away in the middle of a record");
+    const length = new DataView(this.#header.buffer).getUint32(0);
+    if (length < NONCE_BYTES + 16 || length > MAX_RECORD + NONCE_BYTES + 16) {
+      throw new ProtocolError(`a transit record of ${length} bytes is out of bounds`);
+    }
+    const body = new Uint8Array(length);
+    if (await readFull(this.#link, body) !== length) {
+      throw new ConnectionError("the other side went away in the middle of a record");
+    }
+    const nonce = body.subarray(0, NONCE_BYTES);
+    if (!Buffer.from(nonce).equals(counterNonce(this.#receiveCounter++))) {
+      throw new IntegrityError("a transit record arrived out of order (replayed or dropped)");
+    }
+    try {
+      return xsalsa20poly1305(this.#receiveKey, nonce).decrypt(body.subarray(NONCE_BYTES));
+    } catch {
+      throw new IntegrityError("a transit record failed its authentication (corrupted or forged)");
+    }
+  }
+
+  close(): void {
+    closeQuietly(this.#link);
+  }
+}
+
+function counterNonce(counter: bigint): Uint8Array {
+  const nonce = new Uint8Array(NONCE_BYTES);
+  new DataView(nonce.buffer).setBigUint64(NONCE_BYTES - 8, counter);
+  return nonce;
+}
