@@ -161,6 +161,17 @@ export async function listen(
   args: string[],
   options: RunOptions = {},
 ): Promise<Running> {
+  const started = await startUntil(script, args, /listening on \S+:(\d+)/, options);
+  return { ...started, port: Number(started.match[1]) };
+}
+
+/** Starts a script and waits (bounded) until its stderr matches `pattern`. */
+export async function startUntil(
+  script: string,
+  args: string[],
+  pattern: RegExp,
+  options: RunOptions = {},
+): Promise<Running & { match: RegExpExecArray }> {
   const child = command(script, args, options, false).spawn();
   const stdoutDone = collect(child.stdout);
   const decoder = new TextDecoder();
@@ -169,16 +180,16 @@ export async function listen(
   const found = (async () => {
     while (true) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`listener exited before listening: ${stderr}`);
+      if (done) throw new Error(`${script} exited before printing ${pattern}: ${stderr}`);
       stderr += decoder.decode(value, { stream: true });
-      const match = /listening on \S+:(\d+)/.exec(stderr);
-      if (match) return Number(match[1]);
+      const match = pattern.exec(stderr);
+      if (match) return match;
     }
   })();
-  const port = await withTimeout(
+  const match = await withTimeout(
     found,
     options.timeoutMs ?? 30_000,
-    "the listening line",
+    `${pattern}`,
     () => child.kill("SIGKILL"),
   );
   const stderrDone = (async () => {
@@ -198,7 +209,8 @@ export async function listen(
     return { code: status.code, stdout, stderr: err };
   };
   return {
-    port,
+    port: 0,
+    match,
     banner: stderr,
     process: child,
     finish,

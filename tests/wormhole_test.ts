@@ -1,0 +1,476 @@
+/**
+ * Speaking magic-wormhole: ferry against the real `wormhole` CLI (Debian's magic-wormhole),
+ * through a real mailbox server (`twist3 wormhole-mailbox`) and transit relay
+ * (`twist3 transitrelay`), both on loopback. Codes reach ferry through FERRY_CODE and the
+ * wormhole CLI through its stdin prompt, never through process arguments (except where the
+ * wormhole CLI itself is the sender and allocates one). Tests that cannot run say SKIP.
+ */
+
+import { join } from "node:path";
+import { zipSync } from "fflate";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  exists,
+  type Finished,
+  listTree,
+  RECEIVER,
+  run,
+  sameFile,
+  SENDER,
+  startUntil,
+  tempDir,
+  withDirs,
+  withTimeout,
+  writeRandomFile,
+} from "./helpers.ts";
+import { APP_ID, Wormhole } from "../lib/wormhole/client.ts";
+import { startSymmetric } from "../lib/wormhole/spake2.ts";
+import { Transit } from "../lib/wormhole/transit.ts";
+
+// ---------------------------------------------------------------------------------------------
+// What can run here.
+
+function works(program: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(program, { args, stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_SERVERS = works("twist3", ["wormhole-mailbox", "--help"]) &&
+  works("twist3", ["transitrelay", "--help"]);
+const HAVE_WORMHOLE = HAVE_SERVERS && works("wormhole", ["--version"]);
+const HAVE_PY_SPAKE2 = works("/usr/bin/python3", ["-c", "import spake2"]);
+if (!HAVE_WORMHOLE) {
+  console.log(
+    "SKIP magic-wormhole tests: need `wormhole` and `twist3 wormhole-mailbox`/`transitrelay` " +
+      "(apt install magic-wormhole python3-magic-wormhole-mailbox-server " +
+      "magic-wormhole-transit-relay)",
+  );
+}
+if (!HAVE_PY_SPAKE2) console.log("SKIP SPAKE2 vectors: python3-spake2 not installed");
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** A mailbox server and a transit relay on loopback. */
+interface Servers {
+  mailbox: string;
+  relay: string;
+  /** Flags for ferry's scripts. */
+  ferry: string[];
+  /** Global flags for the wormhole CLI. */
+  wormhole: string[];
+}
+
+async function startServer(args: string[], port: number): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("twist3", { args, stdout: "null", stderr: "null" }).spawn();
+  const ready = async () => {
+    for (let i = 0; i < 400; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  };
+  await withTimeout(ready(), 25_000, `twist3 ${args[0]}`, () => child.kill("SIGKILL"));
+  return child;
+}
+
+/** Runs `fn` with fresh servers, stopped afterwards whatever happens. */
+async function withServers(fn: (servers: Servers) => Promise<void>): Promise<void> {
+  const mailboxPort = freePort(), relayPort = freePort();
+  const children = await Promise.all([
+    startServer(["wormhole-mailbox", `--port=tcp:${mailboxPort}:interface=127.0.0.1`], mailboxPort),
+    startServer(["transitrelay", `--port=tcp:${relayPort}:interface=127.0.0.1`], relayPort),
+  ]);
+  const mailbox = `ws://127.0.0.1:${mailboxPort}/v1`;
+  const relay = `tcp:127.0.0.1:${relayPort}`;
+  try {
+    await fn({
+      mailbox,
+      relay,
+      ferry: ["--mailbox", mailbox, "--relay", relay, "--no-discover"],
+      wormhole: ["--relay-url", mailbox, "--transit-helper", relay],
+    });
+  } finally {
+    for (const child of children) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+  }
+}
+
+/** A running `wormhole` CLI. */
+interface Cli {
+  /** Waits (bounded) for stderr to match; returns the match. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
+  finish(): Promise<Finished>;
+}
+
+/** Starts the wormhole CLI in `cwd`; `stdin` (the code, for receive) is written at once. */
+function wormhole(args: string[], cwd: string, stdin?: string): Cli {
+  const child = new Deno.Command("wormhole", {
+    args,
+    cwd,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    writer.write(new TextEncoder().encode(stdin)).then(() => writer.close()).catch(() => {});
+  }
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const waiters: (() => void)[] = [];
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      waiters.splice(0).forEach((wake) => wake());
+    }
+    waiters.splice(0).forEach((wake) => wake());
+  })();
+  const stdoutDone = new Response(child.stdout).text();
+  let exited = false;
+  child.status.then(() => exited = true);
+  return {
+    waitFor: (pattern) =>
+      withTimeout(
+        (async () => {
+          for (let i = 0; i < 10_000; i++) {
+            const match = pattern.exec(stderr);
+            if (match) return match;
+            if (exited) throw new Error(`wormhole exited without ${pattern}: ${stderr}`);
+            await new Promise<void>((resolve) => {
+              waiters.push(resolve);
+              setTimeout(resolve, 200);
+            });
+          }
+          throw new Error(`no ${pattern} in: ${stderr}`);
+        })(),
+        30_000,
+        `wormhole's ${pattern}`,
+        () => child.kill("SIGKILL"),
+      ),
+    finish: async () => {
+      const [stdout, , status] = await withTimeout(
+        Promise.all([stdoutDone, stderrDone, child.status]),
+        60_000,
+        "wormhole to exit",
+        () => child.kill("SIGKILL"),
+      );
+      return { code: status.code, stdout, stderr };
+    },
+  };
+}
+
+const WORMHOLE_CODE = /Wormhole code is: (\S+)/;
+
+/** `wormhole send ARGS` from `cwd`; returns it and the code it allocated. */
+async function wormholeSend(servers: Servers, args: string[], cwd: string) {
+  const cli = wormhole([...servers.wormhole, "send", ...args], cwd);
+  const code = (await cli.waitFor(WORMHOLE_CODE))[1]!;
+  return { cli, code };
+}
+
+/** receiver.ts --wormhole with the code in FERRY_CODE. */
+function ferryReceive(servers: Servers, code: string, args: string[]) {
+  return run(RECEIVER, ["--wormhole", ...servers.ferry, ...args], { env: { FERRY_CODE: code } });
+}
+
+/** sender.ts --wormhole, which allocates a code; returns it once printed. */
+async function ferrySend(servers: Servers, args: string[]) {
+  const sender = await startUntil(
+    SENDER,
+    ["--wormhole", ...servers.ferry, ...args],
+    /wormhole receive (\S+)/,
+  );
+  return { sender, code: sender.match[1]! };
+}
+
+/** `wormhole receive` in `cwd`, typing `code` at its prompt. */
+function wormholeReceive(servers: Servers, code: string, cwd: string, args: string[] = []) {
+  return wormhole([...servers.wormhole, "receive", "--accept-file", ...args], cwd, `${code}\n`)
+    .finish();
+}
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: !HAVE_WORMHOLE, fn, sanitizeResources: false, sanitizeOps: false });
+
+// ---------------------------------------------------------------------------------------------
+// SPAKE2 against python-spake2 itself.
+
+Deno.test({
+  name: "SPAKE2 symmetric matches python-spake2 byte for byte (messages and key)",
+  ignore: !HAVE_PY_SPAKE2,
+  fn: async () => {
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const script = `
+import sys, json
+from spake2 import SPAKE2_Symmetric
+pw, ids, ea, eb = sys.argv[1].encode(), sys.argv[2].encode(), bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4])
+a = SPAKE2_Symmetric(pw, idSymmetric=ids, entropy_f=lambda n: ea[:n])
+b = SPAKE2_Symmetric(pw, idSymmetric=ids, entropy_f=lambda n: eb[:n])
+ma, mb = a.start(), b.start()
+print(json.dumps({"a": ma.hex(), "b": mb.hex(), "key": a.finish(mb).hex()}))`;
+    const encoder = new TextEncoder();
+    const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+    for (const [code, seedA, seedB] of [["4-purple-sausages", "11", "22"], ["7-é-x", "a5", "3c"]]) {
+      const entropyA = seedA!.repeat(64), entropyB = seedB!.repeat(64);
+      const out = await new Deno.Command("/usr/bin/python3", {
+        args: ["-c", script, code!, APP_ID, entropyA, entropyB],
+      }).output();
+      const python = JSON.parse(new TextDecoder().decode(out.stdout));
+      const a = startSymmetric(
+        encoder.encode(code),
+        encoder.encode(APP_ID),
+        BigInt(`0x${entropyA}`) % L,
+      );
+      const b = startSymmetric(
+        encoder.encode(code),
+        encoder.encode(APP_ID),
+        BigInt(`0x${entropyB}`) % L,
+      );
+      assertEquals(hex(a.message), python.a);
+      assertEquals(hex(b.message), python.b);
+      assertEquals(hex(a.finish(b.message)), python.key);
+      assertEquals(hex(b.finish(a.message)), python.key);
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Files, folders and text, both ways.
+
+test("ferry sends a file and an empty file to `wormhole receive`", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "data.bin"), 3 * 1024 * 1024 + 7);
+      await Deno.writeFile(join(src, "empty.txt"), new Uint8Array(0));
+      for (const name of ["data.bin", "empty.txt"]) {
+        const { sender, code } = await ferrySend(servers, [join(src, name)]);
+        const received = await wormholeReceive(servers, code, dst);
+        const sent = await sender.finish();
+        assertEquals(received.code, 0, received.stderr);
+        assertEquals(sent.code, 0, sent.stderr);
+        assert(await sameFile(join(src, name), join(dst, name)), `${name} differs`);
+      }
+    })
+  ));
+
+test("`wormhole send` sends a file and an empty file to ferry", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "data.bin"), 2 * 1024 * 1024 + 3);
+      await Deno.writeFile(join(src, "empty.txt"), new Uint8Array(0));
+      for (const name of ["data.bin", "empty.txt"]) {
+        const { cli, code } = await wormholeSend(servers, [name], src);
+        const received = await ferryReceive(servers, code, ["--dir", dst]);
+        const sent = await cli.finish();
+        assertEquals(received.code, 0, received.stderr);
+        assertEquals(sent.code, 0, sent.stderr);
+        assertMatch(sent.stderr, /Transfer complete/);
+        assert(await sameFile(join(src, name), join(dst, name)), `${name} differs`);
+      }
+      // Nothing but the files: no part file left behind.
+      assertEquals([...(await listTree(dst)).keys()].sort(), ["data.bin", "empty.txt"]);
+    })
+  ));
+
+async function makeTree(root: string): Promise<void> {
+  await Deno.mkdir(join(root, "tree/sub/deeper"), { recursive: true });
+  await Deno.writeTextFile(join(root, "tree/a.txt"), "hello\n");
+  await writeRandomFile(join(root, "tree/sub/b.bin"), 300_000, 5);
+  await Deno.writeFile(join(root, "tree/sub/deeper/empty"), new Uint8Array(0));
+}
+
+test("folders both ways: ferry's zip unpacks in `wormhole receive`, wormhole's in ferry", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await makeTree(src);
+      const expected = ["tree/a.txt", "tree/sub/b.bin", "tree/sub/deeper/empty"];
+      const there = await tempDir();
+      try {
+        const { sender, code } = await ferrySend(servers, [join(src, "tree")]);
+        const received = await wormholeReceive(servers, code, there);
+        assertEquals((await sender.finish()).code, 0);
+        assertEquals(received.code, 0, received.stderr);
+        for (const name of expected) {
+          assert(await sameFile(join(src, name), join(there, name)), name);
+        }
+      } finally {
+        await Deno.remove(there, { recursive: true });
+      }
+      const { cli, code } = await wormholeSend(servers, ["tree"], src);
+      const received = await ferryReceive(servers, code, ["--dir", dst]);
+      assertEquals(received.code, 0, received.stderr);
+      assertEquals((await cli.finish()).code, 0);
+      for (const name of expected) assert(await sameFile(join(src, name), join(dst, name)), name);
+    })
+  ));
+
+test("text messages both ways are shown on stdout", () =>
+  withServers(async (servers) => {
+    const cwd = await tempDir();
+    try {
+      const { cli, code } = await wormholeSend(servers, ["--text", "hello from wormhole ✓"], cwd);
+      const received = await ferryReceive(servers, code, []);
+      assertEquals(received.code, 0, received.stderr);
+      assertEquals(received.stdout, "hello from wormhole ✓\n");
+      assertEquals((await cli.finish()).code, 0);
+
+      const { sender, code: code2 } = await ferrySend(servers, ["--text", "hi from ferry"]);
+      const got = await wormholeReceive(servers, code2, cwd);
+      assertEquals((await sender.finish()).code, 0);
+      // After the prompt for the code (typed on stdin), the message.
+      assertMatch(got.stdout, /(^|: )hi from ferry\n$/);
+    } finally {
+      await Deno.remove(cwd, { recursive: true });
+    }
+  }));
+
+test("a wrong code is exit 4 and nothing is written; the code never appears in output", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await Deno.writeTextFile(join(src, "secret.txt"), "secret");
+      const { cli, code } = await wormholeSend(servers, ["secret.txt"], src);
+      const wrong = `${code.split("-")[0]}-wrong-guess`;
+      const received = await ferryReceive(servers, wrong, ["--dir", dst]);
+      assertEquals(received.code, 4, received.stderr);
+      assertMatch(received.stderr, /wrong code/);
+      assert(!received.stderr.includes(wrong) && !received.stderr.includes(code));
+      assertNotEquals0((await cli.finish()).code);
+      assertEquals([...(await listTree(dst)).keys()], []);
+    })
+  ));
+
+function assertNotEquals0(code: number): void {
+  assert(code !== 0, "the wormhole side should fail too");
+}
+
+test("both sides --no-listen: the transfer goes through the transit relay, both ways", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "big.bin"), 5 * 1024 * 1024, 9);
+      const { sender, code } = await ferrySend(servers, ["--no-listen", join(src, "big.bin")]);
+      const received = await wormholeReceive(servers, code, dst, ["--no-listen"]);
+      assertEquals((await sender.finish()).code, 0);
+      assertEquals(received.code, 0, received.stderr);
+      assertMatch(received.stderr, /Receiving \(->relay:/);
+      assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
+      await Deno.remove(join(dst, "big.bin"));
+
+      const { cli, code: code2 } = await wormholeSend(servers, ["--no-listen", "big.bin"], src);
+      const got = await ferryReceive(servers, code2, ["--no-listen", "--dir", dst]);
+      assertEquals(got.code, 0, got.stderr);
+      assertMatch((await cli.finish()).stderr, /Sending \(->relay:/);
+      assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
+    })
+  ));
+
+test("an existing file is refused (exit 6) unless --overwrite; the sender is told", () =>
+  withServers((servers) =>
+    withDirs(async (src, dst) => {
+      await Deno.writeTextFile(join(src, "notes.txt"), "new");
+      await Deno.writeTextFile(join(dst, "notes.txt"), "mine");
+      const { cli, code } = await wormholeSend(servers, ["notes.txt"], src);
+      const received = await ferryReceive(servers, code, ["--dir", dst]);
+      assertEquals(received.code, 6, received.stderr);
+      assertEquals(await Deno.readTextFile(join(dst, "notes.txt")), "mine");
+      assertMatch((await cli.finish()).stderr, /refusing to overwrite/);
+
+      const again = await wormholeSend(servers, ["notes.txt"], src);
+      const overwritten = await ferryReceive(servers, again.code, ["--dir", dst, "--overwrite"]);
+      assertEquals(overwritten.code, 0, overwritten.stderr);
+      assertEquals(await Deno.readTextFile(join(dst, "notes.txt")), "new");
+      await again.cli.finish();
+    })
+  ));
+
+// ---------------------------------------------------------------------------------------------
+// A hostile sender: ferry's own wormhole code, in this process, offering a crafted zip.
+
+async function hostileSend(servers: Servers, code: string, offer: object, zip: Uint8Array) {
+  const wormhole = await Wormhole.open({ mailboxUrl: servers.mailbox, code, timeoutMs: 20_000 });
+  const transit = Transit.start({
+    role: "sender",
+    key: wormhole.deriveKey(`${APP_ID}/transit-key`),
+    listen: true,
+    timeoutMs: 20_000,
+  });
+  wormhole.send({ transit: await transit.message() });
+  wormhole.send({ offer });
+  let theirs: unknown;
+  for (let i = 0; i < 4; i++) {
+    const message = await wormhole.receive("answer");
+    if (message.transit) theirs = message.transit;
+    if (message.answer || message.error) break;
+  }
+  const pipe = await transit.connect(theirs);
+  await wormhole.close("happy");
+  try {
+    for (let at = 0; at < zip.length; at += 65536) await pipe.send(zip.subarray(at, at + 65536));
+    await pipe.receive().catch(() => null);
+  } finally {
+    pipe.close();
+  }
+}
+
+test("a hostile zip: '..', absolute and link entries write nothing outside, a bomb is cut off", () =>
+  withServers((servers) =>
+    withDirs(async (outside, dst) => {
+      const unix = (mode: number) => ({ os: 3, attrs: (mode << 16) >>> 0 });
+      const zip = zipSync({
+        "good.txt": new TextEncoder().encode("good"),
+        [`../${outside.split("/").pop()}/escaped.txt`]: new TextEncoder().encode("bad"),
+        "/tmp/absolute.txt": new TextEncoder().encode("bad"),
+        "sub/../../up.txt": new TextEncoder().encode("bad"),
+        "link": [new TextEncoder().encode(outside), unix(0o120777)],
+      });
+      const code = "31-hostile-zip";
+      const offer = (z: Uint8Array, numbytes: number) => ({
+        directory: {
+          mode: "zipfile/deflated",
+          dirname: "loot",
+          zipsize: z.length,
+          numbytes,
+          numfiles: 5,
+        },
+      });
+      const [received] = await Promise.all([
+        ferryReceive(servers, code, ["--dir", dst]),
+        hostileSend(servers, code, offer(zip, 100), zip).catch(() => {}),
+      ]);
+      assertEquals(received.code, 6, received.stderr);
+      assertMatch(received.stderr, /refused/);
+      assertEquals(await Deno.readTextFile(join(dst, "loot/good.txt")), "good");
+      assertEquals([...(await listTree(outside)).keys()], []);
+      assert(!(await exists("/tmp/absolute.txt")));
+      assert(!(await exists(join(dst, "up.txt"))));
+      // The link entry is at most a regular file holding the link's text, never a link.
+      const link = await Deno.lstat(join(dst, "loot/link")).catch(() => null);
+      assert(link === null || link.isFile, "a zip entry became a symlink");
+
+      // 64 MiB of zeros in a zip of ~64 KiB, announced as 1 MiB: cut off, nothing left whole.
+      const bomb = zipSync({ "zeros.bin": new Uint8Array(64 * 1024 * 1024) }, { level: 9 });
+      const [cut] = await Promise.all([
+        ferryReceive(servers, "32-zip-bomb", ["--dir", dst]),
+        hostileSend(servers, "32-zip-bomb", {
+          ...offer(bomb, 1024 * 1024),
+          directory: { ...offer(bomb, 1024 * 1024).directory, dirname: "bomb" },
+        }, bomb).catch(() => {}),
+      ]);
+      assertEquals(cut.code, 6, cut.stderr);
+      assertMatch(cut.stderr, /unpacks to more than/);
+      assertEquals([...(await listTree(join(dst, "bomb"))).keys()], []);
+    })
+  ));
