@@ -13,6 +13,7 @@
 
 import { encodeRelayRequest, RELAY_MAX_LINE, RELAY_OK } from "../protocol.ts";
 import { ConnectionError, UsageError } from "./errors.ts";
+import { writeAll } from "./io.ts";
 import {
   closeQuietly,
   dialTcp,
@@ -76,7 +77,7 @@ export async function pairAtRelay(
 ): Promise<Link> {
   const name = relayName(relay);
   try {
-    await conn.write(encodeRelayRequest(options.token, options.side));
+    await writeAll(conn, encodeRelayRequest(options.token, options.side));
     // One byte at a time: the peer's first bytes may follow "ok\n" in the same segment.
     const line: number[] = [];
     const one = new Uint8Array(1);

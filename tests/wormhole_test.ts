@@ -8,11 +8,12 @@
 
 import { join } from "node:path";
 import { zipSync } from "fflate";
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import {
   exists,
   type Finished,
   listTree,
+  randomBytes,
   RECEIVER,
   run,
   sameFile,
@@ -25,7 +26,9 @@ import {
 } from "./helpers.ts";
 import { APP_ID, Wormhole } from "../lib/wormhole/client.ts";
 import { startSymmetric } from "../lib/wormhole/spake2.ts";
-import { Transit } from "../lib/wormhole/transit.ts";
+import { RecordPipe, Transit } from "../lib/wormhole/transit.ts";
+import { tcpLink } from "../lib/transport.ts";
+import { IntegrityError } from "../lib/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // What can run here.
@@ -69,8 +72,13 @@ interface Servers {
   wormhole: string[];
 }
 
-async function startServer(args: string[], port: number): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("twist3", { args, stdout: "null", stderr: "null" }).spawn();
+/** Starts a server in `cwd` (the mailbox server keeps its database, relay.sqlite, there). */
+async function startServer(
+  args: string[],
+  port: number,
+  cwd: string,
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("twist3", { args, cwd, stdout: "null", stderr: "null" }).spawn();
   const ready = async () => {
     for (let i = 0; i < 400; i++) {
       try {
@@ -88,9 +96,14 @@ async function startServer(args: string[], port: number): Promise<Deno.ChildProc
 /** Runs `fn` with fresh servers, stopped afterwards whatever happens. */
 async function withServers(fn: (servers: Servers) => Promise<void>): Promise<void> {
   const mailboxPort = freePort(), relayPort = freePort();
+  const home = await tempDir();
   const children = await Promise.all([
-    startServer(["wormhole-mailbox", `--port=tcp:${mailboxPort}:interface=127.0.0.1`], mailboxPort),
-    startServer(["transitrelay", `--port=tcp:${relayPort}:interface=127.0.0.1`], relayPort),
+    startServer(
+      ["wormhole-mailbox", `--port=tcp:${mailboxPort}:interface=127.0.0.1`],
+      mailboxPort,
+      home,
+    ),
+    startServer(["transitrelay", `--port=tcp:${relayPort}:interface=127.0.0.1`], relayPort, home),
   ]);
   const mailbox = `ws://127.0.0.1:${mailboxPort}/v1`;
   const relay = `tcp:127.0.0.1:${relayPort}`;
@@ -106,6 +119,7 @@ async function withServers(fn: (servers: Servers) => Promise<void>): Promise<voi
       child.kill("SIGKILL");
       await child.status;
     }
+    await Deno.remove(home, { recursive: true });
   }
 }
 
@@ -474,3 +488,57 @@ test("a hostile zip: '..', absolute and link entries write nothing outside, a bo
       assertEquals([...(await listTree(join(dst, "bomb"))).keys()], []);
     })
   ));
+
+// ---------------------------------------------------------------------------------------------
+// Transit records, without servers.
+
+async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const pair = await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port }),
+  ]);
+  listener.close();
+  return pair;
+}
+
+Deno.test("transit records survive short writes, and a replayed or altered record is refused", async () => {
+  const [server, client] = await tcpPair();
+  const a = new Uint8Array(32).fill(1), b = new Uint8Array(32).fill(2);
+  // The sending link writes at most 1000 bytes a call, as a busy socket may.
+  const short = {
+    ...tcpLink(client, "direct"),
+    write: (bytes: Uint8Array) => client.write(bytes.subarray(0, 1000)),
+  };
+  const sending = new RecordPipe(short, a, b);
+  const receiving = new RecordPipe(tcpLink(server, "direct"), b, a);
+  const records = [randomBytes(300_000, 3), new Uint8Array(0), randomBytes(70_000, 4)];
+  const sent = (async () => {
+    for (const record of records) await sending.send(record);
+  })();
+  for (const record of records) {
+    assertEquals(await withTimeout(receiving.receive(), 10_000, "a whole record"), record);
+  }
+  await sent;
+  // A record sealed for counter 0 again (a replay) is refused.
+  await new RecordPipe(short, a, b).send(new Uint8Array([1, 2, 3]));
+  await assertRejects(() => receiving.receive(), IntegrityError, "out of order");
+  sending.close();
+  receiving.close();
+
+  // One flipped bit in the sealed bytes of a record in order is refused too.
+  const [server2, client2] = await tcpPair();
+  const flipping = {
+    ...tcpLink(client2, "direct"),
+    write: (bytes: Uint8Array) => {
+      const altered = bytes.slice();
+      altered[altered.length - 1]! ^= 1;
+      return client2.write(altered);
+    },
+  };
+  const receiving2 = new RecordPipe(tcpLink(server2, "direct"), b, a);
+  await new RecordPipe(flipping, a, b).send(new Uint8Array([4, 5, 6]));
+  await assertRejects(() => receiving2.receive(), IntegrityError, "authentication");
+  client2.close();
+  receiving2.close();
+});

@@ -22,7 +22,7 @@ import {
   UsageError,
   WIRE,
 } from "../errors.ts";
-import { writeOut } from "../io.ts";
+import { writeAll, writeOut } from "../io.ts";
 import { Manifest, type SourceEntry } from "../manifest.ts";
 import { openRegular, OwnedFile } from "../owned_file.ts";
 import { moveIntoPlace, PART_SUFFIX, removeQuietly } from "../place.ts";
@@ -428,9 +428,7 @@ function stdoutSink(
   return {
     name,
     size,
-    write: async (record) => {
-      for (let done = 0; done < record.length;) done += await stdout.write(record.subarray(done));
-    },
+    write: (record) => writeAll(stdout, record),
     finish: () => 1,
     abandon: () => {},
   };

@@ -19,7 +19,7 @@
 import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
 import dgram from "node:dgram";
 import { ConnectionError, IntegrityError, ProtocolError } from "../errors.ts";
-import { readFull } from "../io.ts";
+import { readFull, writeAll } from "../io.ts";
 import { pairAtRelay, type RelayAddress } from "../relay.ts";
 import { acceptTcp, closeQuietly, dialTcp, type Link, tcpLink } from "../transport.ts";
 import { deriveKey, NONCE_BYTES } from "./crypto.ts";
@@ -187,18 +187,18 @@ class Race {
     if (this.settled) return closeQuietly(link);
     this.#links.add(link);
     try {
-      await link.write(lines.send);
+      await writeAll(link, lines.send);
       const got = new Uint8Array(lines.expect.length);
       if (await readFull(link, got) !== got.length || !Buffer.from(got).equals(lines.expect)) {
         throw new ProtocolError("transit handshake mismatch");
       }
       if (this.#role === "sender") {
         if (this.settled) {
-          await link.write(encoder.encode("nevermind\n"));
+          await writeAll(link, encoder.encode("nevermind\n"));
           throw new ConnectionError("another connection won");
         }
         this.#win(link);
-        await link.write(encoder.encode("go\n"));
+        await writeAll(link, encoder.encode("go\n"));
       } else {
         const go = new Uint8Array(3);
         if (
@@ -336,7 +336,7 @@ export class RecordPipe {
     new DataView(frame.buffer).setUint32(0, NONCE_BYTES + box.length);
     frame.set(nonce, 4);
     frame.set(box, 4 + NONCE_BYTES);
-    await this.#link.write(frame);
+    await writeAll(this.#link, frame);
   }
 
   /** The next record, opened and checked; null if the peer closed between records. */
