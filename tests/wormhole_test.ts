@@ -25,6 +25,7 @@ import {
   writeRandomFile,
 } from "./helpers.ts";
 import { APP_ID, Wormhole } from "../lib/wormhole/client.ts";
+import { loadSecretBox } from "../lib/wormhole/crypto.ts";
 import { startSymmetric } from "../lib/wormhole/spake2.ts";
 import { RecordPipe, Transit } from "../lib/wormhole/transit.ts";
 import { tcpLink } from "../lib/transport.ts";
@@ -503,6 +504,7 @@ async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
 }
 
 Deno.test("transit records survive short writes, and a replayed or altered record is refused", async () => {
+  await loadSecretBox();
   const [server, client] = await tcpPair();
   const a = new Uint8Array(32).fill(1), b = new Uint8Array(32).fill(2);
   // The sending link writes at most 1000 bytes a call, as a busy socket may.

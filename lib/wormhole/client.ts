@@ -9,7 +9,7 @@
 
 import { generateWords } from "../code_phrase.ts";
 import { AuthError, ProtocolError, UsageError } from "../errors.ts";
-import { deriveKey, open, phaseKey, seal, wrongCode } from "./crypto.ts";
+import { deriveKey, loadSecretBox, open, phaseKey, seal, wrongCode } from "./crypto.ts";
 import { Mailbox } from "./mailbox.ts";
 import { startSymmetric } from "./spake2.ts";
 
@@ -65,6 +65,7 @@ export class Wormhole {
   static async open(options: OpenOptions): Promise<Wormhole> {
     const side = Buffer.from(crypto.getRandomValues(new Uint8Array(5))).toString("hex");
     const { timeoutMs } = options;
+    await loadSecretBox();
     const mailbox = await Mailbox.connect(options.mailboxUrl, APP_ID, side, 10_000);
     try {
       let code = options.code === undefined ? undefined : checkCode(options.code);

@@ -33,8 +33,15 @@ import { APP_ID, DEFAULT_TRANSIT_RELAY, Wormhole } from "./client.ts";
 import { type RecordPipe, Transit } from "./transit.ts";
 import { planZip, Unzipper, writeZip, type ZipPlan } from "./zip.ts";
 
-/** Bytes per transit record we send. */
-const RECORD_BYTES = 256 * 1024;
+/**
+ * Bytes per transit record we send. The Python client reassembles each record by appending
+ * what arrives to a bytes object, which costs more the larger the record: measured against it,
+ * 64 KiB was fastest (1 GiB in 8.5 s; 256 KiB: 20 s; 16 KiB: 10 s).
+ */
+const RECORD_BYTES = 64 * 1024;
+
+/** Bytes read from a file, or written to one, at a time: a system call per record is slow. */
+const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** Settings both directions share. */
 export interface WormholeOptions {
@@ -180,7 +187,7 @@ async function* readChunks(entry: SourceEntry): AsyncGenerator<Uint8Array> {
   const file = openRegular(entry.source!, entry.identity);
   try {
     for (;;) {
-      const buffer = new Uint8Array(RECORD_BYTES);
+      const buffer = new Uint8Array(FILE_CHUNK_BYTES);
       const n = await file.read(buffer);
       if (n === null) return;
       yield buffer.subarray(0, n);
@@ -211,20 +218,25 @@ async function sendBytes(
   const hash = createHash("sha256");
   reporter.start("1", outgoing.files, outgoing.size);
   reporter.fileStart("1", outgoing.name, outgoing.size, 0);
-  let pending = new Uint8Array(0);
+  // Records of RECORD_BYTES: a zip comes in small pieces, a file in large ones.
+  const pending = new Uint8Array(RECORD_BYTES);
+  let pendingLength = 0;
   let bytes = 0;
   const emit = async (chunk: Uint8Array) => {
-    // Records of RECORD_BYTES: a zip comes in small pieces, a file in whole ones.
-    if (pending.length === 0 && chunk.length >= RECORD_BYTES) return await sendRecord(chunk);
-    const joined = new Uint8Array(pending.length + chunk.length);
-    joined.set(pending);
-    joined.set(chunk, pending.length);
-    pending = joined;
-    if (pending.length >= RECORD_BYTES) {
-      const full = pending;
-      pending = new Uint8Array(0);
-      await sendRecord(full);
+    let at = 0;
+    if (pendingLength > 0) {
+      at = Math.min(chunk.length, RECORD_BYTES - pendingLength);
+      pending.set(chunk.subarray(0, at), pendingLength);
+      pendingLength += at;
+      if (pendingLength < RECORD_BYTES) return;
+      pendingLength = 0;
+      await sendRecord(pending);
     }
+    for (; chunk.length - at >= RECORD_BYTES; at += RECORD_BYTES) {
+      await sendRecord(chunk.subarray(at, at + RECORD_BYTES));
+    }
+    pending.set(chunk.subarray(at));
+    pendingLength = chunk.length - at;
   };
   const sendRecord = async (record: Uint8Array) => {
     hash.update(record);
@@ -233,7 +245,7 @@ async function sendBytes(
     reporter.progress("1", record.length);
   };
   await outgoing.stream(emit);
-  if (pending.length > 0) await sendRecord(pending);
+  if (pendingLength > 0) await sendRecord(pending.subarray(0, pendingLength));
   if (bytes !== outgoing.size) {
     throw new IntegrityError(`sent ${bytes} bytes where the offer said ${outgoing.size}`);
   }
@@ -488,6 +500,10 @@ async function receiveBytes(pipe: RecordPipe, sink: Sink, reporter: Reporter): P
   const hash = createHash("sha256");
   reporter.start("1", 1, sink.size);
   reporter.fileStart("1", sink.name, sink.size, 0);
+  // Records are gathered into chunks of FILE_CHUNK_BYTES before they are written. A sink may
+  // keep what it is given (the unzipper does), so each chunk is a new buffer.
+  let chunk = new Uint8Array(FILE_CHUNK_BYTES);
+  let chunkLength = 0;
   let bytes = 0;
   while (bytes < sink.size) {
     const record = await pipe.receive();
@@ -499,9 +515,16 @@ async function receiveBytes(pipe: RecordPipe, sink: Sink, reporter: Reporter): P
       throw new IntegrityError(`the sender sent more than the ${sink.size} bytes it offered`);
     }
     hash.update(record);
-    await sink.write(record);
+    if (chunkLength + record.length > chunk.length) {
+      await sink.write(chunk.subarray(0, chunkLength));
+      chunk = new Uint8Array(Math.max(FILE_CHUNK_BYTES, record.length));
+      chunkLength = 0;
+    }
+    chunk.set(record, chunkLength);
+    chunkLength += record.length;
     reporter.progress("1", record.length);
   }
+  if (chunkLength > 0) await sink.write(chunk.subarray(0, chunkLength));
   const files = sink.finish();
   await pipe.send(
     new TextEncoder().encode(JSON.stringify({ ack: "ok", sha256: hash.digest("hex") })),

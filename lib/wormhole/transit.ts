@@ -16,13 +16,12 @@
  * @module
  */
 
-import { xsalsa20poly1305 } from "@noble/ciphers/salsa.js";
 import dgram from "node:dgram";
 import { ConnectionError, IntegrityError, ProtocolError } from "../errors.ts";
 import { readFull, writeAll } from "../io.ts";
 import { pairAtRelay, type RelayAddress } from "../relay.ts";
 import { acceptTcp, closeQuietly, dialTcp, type Link, tcpLink } from "../transport.ts";
-import { deriveKey, NONCE_BYTES } from "./crypto.ts";
+import { deriveKey, NONCE_BYTES, secretBox, secretBoxOpen } from "./crypto.ts";
 
 /** Seconds' worth of delay before relays are tried when direct hints exist. */
 const RELAY_DELAY_MS = 2000;
@@ -308,6 +307,9 @@ async function localAddresses(): Promise<string[]> {
     : ["127.0.0.1"];
 }
 
+/** Bytes the record pipe asks the connection for at once: many records a read. */
+const READ_BYTES = 1024 * 1024;
+
 /** The record pipe over the winning connection: sealed records with counter nonces. */
 export class RecordPipe {
   #link: Link;
@@ -315,7 +317,10 @@ export class RecordPipe {
   #receiveKey: Uint8Array;
   #sendCounter = 0n;
   #receiveCounter = 0n;
-  #header = new Uint8Array(4);
+  /** Bytes read but not yet taken: `#in[#start, #end)`. */
+  #in = new Uint8Array(READ_BYTES);
+  #start = 0;
+  #end = 0;
 
   constructor(link: Link, sendKey: Uint8Array, receiveKey: Uint8Array) {
     this.#link = link;
@@ -331,7 +336,7 @@ export class RecordPipe {
   /** Seals and sends one record. */
   async send(record: Uint8Array): Promise<void> {
     const nonce = counterNonce(this.#sendCounter++);
-    const box = xsalsa20poly1305(this.#sendKey, nonce).encrypt(record);
+    const box = secretBox(this.#sendKey, nonce, record);
     const frame = new Uint8Array(4 + NONCE_BYTES + box.length);
     new DataView(frame.buffer).setUint32(0, NONCE_BYTES + box.length);
     frame.set(nonce, 4);
@@ -341,26 +346,52 @@ export class RecordPipe {
 
   /** The next record, opened and checked; null if the peer closed between records. */
   async receive(): Promise<Uint8Array | null> {
-    const got = await readFull(this.#link, this.#header);
-    if (got === 0) return null;
-    if (got < 4) throw new ConnectionError("the other side went away in the middle of a record");
-    const length = new DataView(this.#header.buffer).getUint32(0);
+    if (!await this.#fill(4)) return null;
+    const length = new DataView(this.#in.buffer, this.#start).getUint32(0);
     if (length < NONCE_BYTES + 16 || length > MAX_RECORD + NONCE_BYTES + 16) {
       throw new ProtocolError(`a transit record of ${length} bytes is out of bounds`);
     }
-    const body = new Uint8Array(length);
-    if (await readFull(this.#link, body) !== length) {
+    if (!await this.#fill(4 + length)) {
       throw new ConnectionError("the other side went away in the middle of a record");
     }
+    const body = this.#in.subarray(this.#start + 4, this.#start + 4 + length);
+    this.#start += 4 + length;
     const nonce = body.subarray(0, NONCE_BYTES);
     if (!Buffer.from(nonce).equals(counterNonce(this.#receiveCounter++))) {
       throw new IntegrityError("a transit record arrived out of order (replayed or dropped)");
     }
     try {
-      return xsalsa20poly1305(this.#receiveKey, nonce).decrypt(body.subarray(NONCE_BYTES));
+      return secretBoxOpen(this.#receiveKey, nonce, body.subarray(NONCE_BYTES));
     } catch {
       throw new IntegrityError("a transit record failed its authentication (corrupted or forged)");
     }
+  }
+
+  /**
+   * Reads until `n` bytes are buffered. False if the peer closed first: cleanly between records
+   * (nothing buffered) or not; the caller tells which from what it asked for.
+   */
+  async #fill(n: number): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#in.length < n) {
+      // A record larger than the buffer (at most MAX_RECORD and its overhead): grow once.
+      const bigger = new Uint8Array(n + READ_BYTES);
+      bigger.set(this.#in.subarray(this.#start, this.#end));
+      this.#in = bigger;
+    } else this.#in.copyWithin(0, this.#start, this.#end);
+    this.#end -= this.#start;
+    this.#start = 0;
+    while (this.#end < n) {
+      const got = await this.#link.read(this.#in.subarray(this.#end));
+      if (got === null) {
+        if (this.#end > 0 && n === 4) {
+          throw new ConnectionError("the other side went away in the middle of a record");
+        }
+        return false;
+      }
+      this.#end += got;
+    }
+    return true;
   }
 
   close(): void {
