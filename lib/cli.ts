@@ -18,7 +18,7 @@ import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
-import { DEFAULT_MAILBOX } from "./wormhole/client.ts";
+import { APP_ID, DEFAULT_MAILBOX, DEFAULT_TRANSIT_RELAY } from "./wormhole/client.ts";
 
 /** Exit codes as printed in --help and README.md. */
 export const EXIT_CODES_HELP = `EXIT CODES:
@@ -322,6 +322,15 @@ function optionsHelp(flags: Record<string, Flag>): string {
   }).join("\n");
 }
 
+const WORMHOLE_HELP = `MAGIC-WORMHOLE:
+  --wormhole speaks magic-wormhole's protocol, to and from the wormhole CLI and the apps built
+  on it. It meets the other side at a mailbox server and sends directly, or through a transit
+  relay when neither side can reach the other. Unless --mailbox and --relay say otherwise these
+  are magic-wormhole's public servers, run for this one application
+  (${APP_ID}):
+    mailbox ${DEFAULT_MAILBOX}
+    relay   ${DEFAULT_TRANSIT_RELAY}`;
+
 const ENVIRONMENT_HELP = `ENVIRONMENT:
   FERRY_CODE    the code phrase; safer than --code, which other users can see with ps
   FERRY_RELAY   a transit relay, as for --relay (needs --allow-env=FERRY_RELAY)
@@ -333,6 +342,7 @@ export const SENDER_HELP = `ferry sender: send files and folders, encrypted and 
 USAGE:
   sender.ts [HOST[:PORT]] PATH... [OPTIONS]
   sender.ts --listen [--port N] PATH... [OPTIONS]
+  sender.ts --wormhole PATH... | --text MESSAGE [OPTIONS]
 
   PATH is a file, a folder (sent recursively), or - for standard input (with --name).
   Without HOST (a first argument that exists here is a PATH) the receiver is found on the LAN,
@@ -348,6 +358,9 @@ EXAMPLES:
   tar c dir | FERRY_CODE=... sender.ts 192.168.1.20 - --name dir.tar
   sender.ts --listen big.iso                    # then: receiver.ts --connect HOST --code ...
   sender.ts --legacy 192.168.1.20:5001 data.csv # to the tutorial's receiver.py
+  sender.ts --wormhole photos/                  # prints: ... run: wormhole receive 4-purple-sausages
+
+${WORMHOLE_HELP}
 
 ${EXIT_CODES_HELP}
 
@@ -359,6 +372,7 @@ export const RECEIVER_HELP =
 USAGE:
   receiver.ts [OPTIONS]
   receiver.ts --connect [HOST[:PORT]] [OPTIONS]
+  receiver.ts --wormhole [CODE] [OPTIONS]
 
 OPTIONS:
 ${optionsHelp(RECEIVER_FLAGS)}
@@ -368,6 +382,9 @@ EXAMPLES:
   FERRY_CODE=7-absurd-ribbon-castle receiver.ts --connect 192.168.1.20
   receiver.ts --once --stdout > file.tar
   receiver.ts --legacy                          # for the tutorial's sender.py
+  FERRY_CODE=4-purple-sausages receiver.ts --wormhole   # from wormhole send
+
+${WORMHOLE_HELP}
 
 ${EXIT_CODES_HELP}
 

@@ -25,7 +25,7 @@ import { deriveKey, NONCE_BYTES, secretBox, secretBoxOpen } from "./crypto.ts";
 
 /** Seconds' worth of delay before relays are tried when direct hints exist. */
 const RELAY_DELAY_MS = 2000;
-/** Largest record we accept: python sends 16 KiB, we send 256 KiB. */
+/** Largest record we accept: the Python client sends 16 KiB, we send 64 KiB. */
 export const MAX_RECORD = 4 * 1024 * 1024;
 /** Hints we try at most, however many the peer lists. */
 const MAX_HINTS = 16;
