@@ -37,14 +37,12 @@ export function diffToPrevious(chapter: string): string {
   let out = "";
   for (const file of [...files].sort()) {
     const before = join(previous, file), after = join(chapter, file);
-    const exists = (p: string) => Deno.statSync(join(TUTORIAL, p)).isFile;
     const args = ["-u", "-N", "--label", `${previous}/${file}`, "--label", `${chapter}/${file}`];
     const result = new Deno.Command("diff", {
       args: [...args, before, after],
       cwd: TUTORIAL,
       stdout: "piped",
     }).outputSync();
-    if (!exists(before) && !exists(after)) continue;
     out += new TextDecoder().decode(result.stdout);
   }
   return out;

@@ -24,20 +24,23 @@ console.log(`[+] ${JSON.stringify(client.remoteAddr)} is connected.`);
 // receive the file infos: ONE read, as the tutorial does (chapter 2 shows why that is a bug)
 const buffer = new Uint8Array(BUFFER_SIZE);
 const got = await client.read(buffer) ?? 0;
-const received = new TextDecoder().decode(buffer.subarray(0, got));
-const [path, sizeText] = received.split(SEPARATOR);
+// (latin1: one character per byte, so positions in the text are positions in the buffer)
+const received = new TextDecoder("latin1").decode(buffer.subarray(0, got));
+const [header, rest] = received.split(SEPARATOR);
+const path = new TextDecoder().decode(buffer.subarray(0, header!.length));
+// The read may have taken the file's first bytes too. The tutorial loses them; we keep what
+// follows the size's digits, which is right unless the file itself starts with a digit.
+const sizeText = /^\d*/.exec(rest ?? "")![0];
+const glued = buffer.subarray(got - (rest ?? "").length + sizeText.length, got);
 // remove absolute path if there is
-const filename = path!.split("/").at(-1)!;
+const filename = path.split("/").at(-1)!;
 // convert to integer
 const filesize = Number(sizeText);
 
 // start receiving the file from the socket and writing to the file stream
-const file = await Deno.open(`${OUT_DIR}/${filename}`, {
-  write: true,
-  create: true,
-  truncate: true,
-});
-let done = 0;
+const file = await Deno.create(`${OUT_DIR}/${filename}`);
+await file.write(glued);
+let done = glued.length;
 while (true) {
   // read up to 4096 bytes from the socket (receive)
   const n = await client.read(buffer);

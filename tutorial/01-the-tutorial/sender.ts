@@ -23,6 +23,9 @@ console.log("[+] Connected.");
 
 // send the filename and filesize
 await s.write(new TextEncoder().encode(`${filename}${SEPARATOR}${filesize}`));
+// The receiver reads the header with one read and cannot tell where it ends: give it a moment
+// to take the header alone (luck, not a protocol: chapter 2 replaces this with framing).
+await new Promise((resolve) => setTimeout(resolve, 50));
 
 // start sending the file
 const file = await Deno.open(filename);
