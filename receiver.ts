@@ -12,7 +12,7 @@
 
 import { parseReceiverArgs, RECEIVER_HELP, type ReceiverOptions, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, UsageError } from "./lib/errors.ts";
+import { EXIT } from "./lib/errors.ts";
 import { reachPeer, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
 import {
@@ -40,9 +40,6 @@ async function main(): Promise<number> {
   if (options.wormhole !== undefined) return await receiveViaWormhole({ ...options, reporter });
 
   // The code phrase: given to us, or made up here and shown to the user.
-  if (!options.legacy && options.connect && options.code === undefined) {
-    throw new UsageError("no code phrase: set FERRY_CODE (or pass --code) to the sender's code");
-  }
   const code = options.legacy ? "" : options.code ?? generateCode();
   secret = code;
   const w = options.legacy ? 0n : passwordScalar(code);

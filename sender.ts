@@ -12,7 +12,7 @@
 
 import { parseSenderArgs, runMain, SENDER_HELP, type SenderOptions } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
-import { EXIT, UsageError } from "./lib/errors.ts";
+import { EXIT } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Manifest } from "./lib/manifest.ts";
 import { reachPeer, waitForPeers } from "./lib/meet.ts";
@@ -44,9 +44,6 @@ async function main(): Promise<number> {
   if (options.legacy) return await sendTutorialWay(options, manifest, reporter);
 
   // The code phrase: given to us, or (when we listen) made up and shown to the user.
-  if (options.code === undefined && !options.listen) {
-    throw new UsageError("no code phrase: set FERRY_CODE (or pass --code) to the receiver's code");
-  }
   const code = options.code ?? generateCode();
   secret = code;
   const w = passwordScalar(code);

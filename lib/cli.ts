@@ -18,6 +18,7 @@ import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
+import { requirePermissions, unreadableEnv } from "./permissions.ts";
 import { APP_ID, DEFAULT_MAILBOX, DEFAULT_TRANSIT_RELAY } from "./wormhole/client.ts";
 
 /** Exit codes as printed in --help and README.md. */
@@ -441,6 +442,12 @@ function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
 export function parseSenderArgs(args: string[]): SenderOptions | null {
   const { settings, positionals } = parse(args, SENDER_FLAGS);
   if (settings === null) return null;
+  requirePermissions([
+    { permission: { name: "net" }, for: "the network" },
+    ...(positionals.some((path) => path !== "-")
+      ? [{ permission: { name: "read" } as const, for: "reading what is sent" }]
+      : []),
+  ]);
   const { listen, legacy, port, wormhole } = settings;
   if (listen && legacy) {
     throw new UsageError("--legacy connects to the tutorial's receiver; it cannot --listen");
@@ -475,6 +482,8 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   }
   const stdinCount = paths.filter((p) => p === "-").length;
   if (stdinCount > 1) throw new UsageError("stdin (-) can be sent only once");
+  // The code phrase: given to us, unless we listen (then we make one up) or speak the tutorial's.
+  if (settings.code === undefined && !listen && !legacy) throw noCodeError("receiver");
   // Standard input can be read once: one receiver.
   return { ...settings, ...where, paths, once: settings.once || stdinCount > 0 };
 }
@@ -517,6 +526,13 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
   if (stdout && json) {
     throw new UsageError("--stdout and --json both write to standard output; choose one");
   }
+  requirePermissions([
+    { permission: { name: "net" }, for: "the network" },
+    ...(stdout ? [] : [
+      { permission: { name: "read", path: dir } as const, for: `looking into ${dir}` },
+      { permission: { name: "write", path: dir } as const, for: `writing into ${dir}` },
+    ]),
+  ]);
   if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
   if (settings.wormhole !== undefined) {
     if (settings.connect || settings.legacy) {
@@ -525,6 +541,10 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
     // A code after --wormhole is the code; FERRY_CODE or --code otherwise.
     if (settings.wormhole !== "") return { ...settings, code: settings.wormhole, once: true };
     return { ...settings, once: true };
+  }
+  // Fetching from a listening sender needs its code; a listening receiver makes one up.
+  if (settings.connect && !settings.legacy && settings.code === undefined) {
+    throw noCodeError("sender");
   }
   // Standard output can take one file only.
   return { ...settings, once: settings.once || stdout };
@@ -568,6 +588,12 @@ export function parseSize(text: string): number {
   if (!match) throw new UsageError(`invalid size: ${text} (examples: 500M, 2G)`);
   const power = " KMGT".indexOf((match[2] || " ").toUpperCase());
   return Math.floor(Number(match[1]) * 1024 ** power);
+}
+
+/** The error for a missing code phrase: says why FERRY_CODE looked unset, and what to do. */
+export function noCodeError(peer: "sender" | "receiver"): UsageError {
+  const why = unreadableEnv("FERRY_CODE") ?? `set FERRY_CODE to the ${peer}'s code`;
+  return new UsageError(`no code phrase: ${why}, or pass --code`);
 }
 
 /** Reads an environment variable if we are allowed to, without ever prompting. */

@@ -251,7 +251,8 @@ export function formatError(err: unknown, secrets: readonly string[] = []): stri
     err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError
   ) {
     // Not something the peer or the machine did: a bug in ferry. Say so.
-    text = `internal error: ${err.message} (please report it; FERRY_DEBUG=1 shows where)`;
+    text =
+      `internal error: ${err.message} (please report it; FERRY_DEBUG=1 with --allow-env=FERRY_DEBUG shows where)`;
   } else if (err instanceof Error) text = stripErrno(err.message);
   else text = String(err);
   for (const secret of secrets) {

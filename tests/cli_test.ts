@@ -49,6 +49,71 @@ Deno.test("ferry sender with no code phrase is a usage error (exit 2)", async ()
   await Deno.remove(dir, { recursive: true });
 });
 
+/** Runs a script with exactly `flags` as its permissions, no terminal, and FERRY_CODE set. */
+async function withPermissions(script: string, flags: string[], args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, script, ...args],
+    env: { FERRY_CODE: CODE, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("a missing Deno permission is found at start and named with its flag, never asked mid-transfer", () =>
+  withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "a"), "x");
+    // FERRY_CODE is set, but the sender may not read it.
+    const noEnv = await withPermissions(SENDER, ["--allow-net", "--allow-read"], [
+      "127.0.0.1:1",
+      join(src, "a"),
+    ]);
+    assertEquals(noEnv.code, 2);
+    assertMatch(noEnv.stderr, /FERRY_CODE cannot be read without --allow-env=FERRY_CODE/);
+    // The sender without --allow-read: not "no such file".
+    const noRead = await withPermissions(SENDER, ["--allow-net", "--allow-env"], [
+      "127.0.0.1:1",
+      join(src, "a"),
+    ]);
+    assertEquals(noRead.code, 2);
+    assertMatch(noRead.stderr, /deno needs --allow-read for this/);
+    // The receiver without --allow-read/--allow-write: not "--dir is not a folder".
+    const bare = await withPermissions(RECEIVER, ["--allow-net", "--allow-env"], ["--dir", dst]);
+    assertEquals(bare.code, 2);
+    assertMatch(
+      bare.stderr,
+      new RegExp(`deno needs --allow-read=${dst} --allow-write=${dst} for this`),
+    );
+    // Only --allow-write missing: said at start, before any sender arrives.
+    const noWrite = await withPermissions(
+      RECEIVER,
+      ["--allow-net", "--allow-env", "--allow-read"],
+      [
+        "--dir",
+        dst,
+      ],
+    );
+    assertEquals(noWrite.code, 2);
+    assertMatch(
+      noWrite.stderr,
+      new RegExp(`--allow-write=${dst} for this \\(writing into ${dst}\\)`),
+    );
+    // With them, it starts (and is stopped by the --timeout of a --connect that finds nobody).
+    const ok = await withPermissions(RECEIVER, [
+      "--allow-net",
+      "--allow-env",
+      `--allow-read=${dst}`,
+      `--allow-write=${dst}`,
+    ], [
+      "--dir",
+      dst,
+      "--connect",
+      "127.0.0.1:1",
+    ]);
+    assertEquals(ok.code, 3, ok.stderr);
+  }));
+
 Deno.test("ferry sender to a closed port exits 3 with one line", async () => {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a"), "x");
