@@ -40,6 +40,7 @@ async function main(): Promise<number> {
   const manifest = new Manifest(options.paths, {
     ...(options.name !== undefined ? { name: options.name } : {}),
     onSkip: (path, why) => warn(`skipping ${path}: ${why}`),
+    refuseUnsendable: !options.ignoreUnsendableFiles,
   });
   if (options.legacy) return await sendTutorialWay(options, manifest, reporter);
 

@@ -149,6 +149,10 @@ const SENDER_FLAGS = {
     type: "boolean",
     help: "wait for a receiver instead of connecting; prints address and code",
   },
+  "ignore-unsendable-files": {
+    type: "boolean",
+    help: "skip links, FIFOs and unreadable files in folders, with a warning",
+  },
   wormhole: {
     type: "boolean",
     help: "send to a magic-wormhole receiver (wormhole receive CODE)",
@@ -403,6 +407,19 @@ export type SenderOptions = Settings<typeof SENDER_FLAGS> & {
 /** The receiver's settings: its flags. */
 export type ReceiverOptions = Settings<typeof RECEIVER_FLAGS>;
 
+/** node:util's parser error, said plainly; an option of the other script is named as such. */
+function parseProblem(message: string, flags: Record<string, Flag>): string {
+  const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
+  if (!unknown) return `${message.split("\n")[0]!.replace(/\.$/, "")}; see --help`;
+  const [, dashes, name] = unknown as unknown as [string, string, string];
+  const other = flags === (SENDER_FLAGS as Record<string, Flag>) ? RECEIVER_FLAGS : SENDER_FLAGS;
+  if (dashes === "--" && name in other) {
+    const script = other === RECEIVER_FLAGS ? "receiver.ts" : "sender.ts";
+    return `--${name} is an option of ${script}, not of this script; see --help`;
+  }
+  return `unknown option ${dashes}${name}; see --help`;
+}
+
 function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
   // The parser takes only type and short of each flag; the rest is for the help and settings.
   const options = Object.fromEntries(
@@ -414,7 +431,7 @@ function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
+    throw new UsageError(parseProblem((err as Error).message, flags));
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   // --legacy speaks the tutorial's plaintext wire: no code, no relay, nothing to announce.
@@ -639,7 +656,9 @@ export async function runMain(
     Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
     if (err instanceof UsageError && !line.includes("--help")) {
       Deno.stderr.writeSync(
-        new TextEncoder().encode(`ferry: ${help.split(":")[0]} --help shows usage\n`),
+        new TextEncoder().encode(
+          `ferry: ${help.split(":")[0]!.replace("ferry ", "")}.ts --help shows usage\n`,
+        ),
       );
     }
     code = exitCode;

@@ -1,7 +1,9 @@
 /**
  * The sender's side of the offer: turns command-line paths into a list of entries, walking
  * folders recursively (relative names kept, empty folders included, symlinks reported and
- * skipped, never followed).
+ * skipped, never followed). What cannot be sent (a link, a FIFO, an unreadable file or folder,
+ * a name the receiver would refuse) is found before anything is sent: refused with its list,
+ * or skipped with a warning when the user asked to ignore it.
  *
  * @module
  */
@@ -27,7 +29,15 @@ export interface ManifestOptions {
   name?: string;
   /** Called for each thing skipped (symlinks, special files, unsafe names). */
   onSkip?: (path: string, why: string) => void;
+  /**
+   * Walk everything now and refuse (a UsageError with the list) if anything cannot be sent,
+   * rather than skip it with a warning while sending. @default {false}
+   */
+  refuseUnsendable?: boolean;
 }
+
+/** Unsendable things named in the refusal; the rest are counted. */
+const LISTED_UNSENDABLE = 10;
 
 /**
  * The entries for `paths`, walked lazily: the command line is checked at once (a missing path,
@@ -50,7 +60,7 @@ export class Manifest implements Iterable<SourceEntry> {
     for (const path of paths) {
       const root = rootOf(path, options.name);
       if (root.info !== null && !root.info.isFile && !root.info.isDirectory) {
-        skip(path, root.info.isSymlink ? "symlink (not followed)" : "not a regular file or folder");
+        skip(path, root.info.isSymlink ? "symlink, not followed" : "not a regular file or folder");
         continue;
       }
       // Our own names go through the same checks the receiver will apply.
@@ -63,6 +73,7 @@ export class Manifest implements Iterable<SourceEntry> {
       seen.add(root.name);
       roots.push(root);
     }
+    if (options.refuseUnsendable) refuseUnsendable(paths, options.name, roots);
     if (roots.length === 0) throw new UsageError("nothing to send");
     this.#rest = walk(roots, skip);
   }
@@ -82,6 +93,31 @@ export class Manifest implements Iterable<SourceEntry> {
       yield next.value;
     }
   }
+}
+
+/**
+ * Walks all of `roots` (entries are not kept: memory stays flat) and throws a UsageError naming
+ * what cannot be sent, including command-line paths that were already set aside.
+ */
+function refuseUnsendable(paths: readonly string[], name: string | undefined, roots: Root[]) {
+  const problems: string[] = [];
+  const note = (path: string, why: string) => problems.push(`${path} (${why})`);
+  for (const path of paths) {
+    const root = rootOf(path, name);
+    if (root.info !== null && !roots.some((r) => r.path === path)) {
+      note(path, root.info.isSymlink ? "symlink, not followed" : "not a regular file or folder");
+    }
+  }
+  for (const _ of walk(roots, note)) { /* only the problems are wanted */ }
+  if (problems.length === 0) return;
+  const more = problems.length > LISTED_UNSENDABLE
+    ? `, and ${problems.length - LISTED_UNSENDABLE} more`
+    : "";
+  throw new UsageError(
+    `cannot send ${problems.length} of the entries: ` +
+      `${problems.slice(0, LISTED_UNSENDABLE).join(", ")}${more}; ` +
+      "fix them, or pass --ignore-unsendable-files to send the rest",
+  );
 }
 
 /** A command-line path, its name on the other side, and what it is (`null`: stdin). */
@@ -149,7 +185,8 @@ function* add(
   skip: (path: string, why: string) => void,
 ): Generator<SourceEntry> {
   if (info.isFile) {
-    yield entryFor(name, info, KIND_FILE, path);
+    if (readable(path, info)) yield entryFor(name, info, KIND_FILE, path);
+    else skip(path, "permission denied");
     return;
   }
   yield entryFor(name, info, KIND_DIR, path);
@@ -168,9 +205,11 @@ function* add(
     // A name the receiver would refuse is skipped here, and so is everything below it.
     const problem = nameProblem(childName);
     if (problem) skip(child, badName(problem));
-    else if (childInfo.isSymlink) skip(child, "symlink (not followed)");
-    else if (childInfo.isFile) yield entryFor(childName, childInfo, KIND_FILE, child);
-    else if (childInfo.isDirectory) yield* add(child, childName, childInfo, skip);
+    else if (childInfo.isSymlink) skip(child, "symlink, not followed");
+    else if (childInfo.isFile) {
+      if (readable(child, childInfo)) yield entryFor(childName, childInfo, KIND_FILE, child);
+      else skip(child, "permission denied");
+    } else if (childInfo.isDirectory) yield* add(child, childName, childInfo, skip);
     else skip(child, "not a regular file or folder");
   }
 }
@@ -180,7 +219,24 @@ function badName(problem: string): string {
   return problem.includes("name") ? problem : `${problem} in name`;
 }
 
-/** Runs `look`; if `path` has vanished, reports it as skipped and answers undefined. */
+/**
+ * Whether we may read the file: opened to find out only when its mode does not let everyone
+ * read it (a 0600 file of another user), so a tree of ordinary files costs no extra system call.
+ */
+function readable(path: string, info: Deno.FileInfo): boolean {
+  if (((info.mode ?? 0o444) & 0o004) !== 0) return true;
+  try {
+    Deno.openSync(path).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `look`; if `path` has vanished or may not be looked into, reports it as skipped and
+ * answers undefined.
+ */
 function ifStillThere<T>(
   look: () => T,
   path: string,
@@ -189,6 +245,10 @@ function ifStillThere<T>(
   try {
     return look();
   } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) {
+      skip(path, "permission denied");
+      return undefined;
+    }
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     skip(path, "vanished while the folder was being listed");
     return undefined;

@@ -35,10 +35,19 @@ for (const [script, name] of [[SENDER, "sender.ts"], [RECEIVER, "receiver.ts"]] 
   Deno.test(`ferry ${name} --bogus is a usage error: one line, exit 2`, async () => {
     const out = await run(script, ["--bogus"]);
     assertEquals(out.code, 2);
-    assertMatch(out.stderr, /^ferry: Unknown option '--bogus'/);
+    assertMatch(out.stderr, /^ferry: unknown option --bogus; see --help\n$/);
     assert(!out.stderr.includes("    at "), "no stack trace");
   });
 }
+
+Deno.test("an option of the other script is named as such", async () => {
+  const out = await run(SENDER, ["--overwrite", "x"]);
+  assertEquals(out.code, 2);
+  assertEquals(
+    out.stderr,
+    "ferry: --overwrite is an option of receiver.ts, not of this script; see --help\n",
+  );
+});
 
 Deno.test("ferry sender with no code phrase is a usage error (exit 2)", async () => {
   const dir = await tempDir();
@@ -112,6 +121,36 @@ Deno.test("a missing Deno permission is found at start and named with its flag, 
       "127.0.0.1:1",
     ]);
     assertEquals(ok.code, 3, ok.stderr);
+  }));
+
+Deno.test("unsendable entries are listed before connecting; --ignore-unsendable-files sends the rest", () =>
+  withDirs(async (src, dst) => {
+    await Deno.mkdir(join(src, "share/sub"), { recursive: true });
+    await Deno.writeTextFile(join(src, "share/sub/ok.txt"), "fine");
+    await Deno.symlink("/etc/hostname", join(src, "share/link"));
+    const fifo = await new Deno.Command("mkfifo", { args: [join(src, "share/sub/pipe")] }).output();
+    assert(fifo.success, "mkfifo");
+    // Refused up front: exit 2 with the list, before any connection (the port is closed).
+    const refused = await send(["127.0.0.1:1", join(src, "share")]);
+    assertEquals(refused.code, 2, refused.stderr);
+    assertMatch(refused.stderr, /cannot send 2 of the entries: /);
+    assertMatch(refused.stderr, /share\/link \(symlink, not followed\)/);
+    assertMatch(refused.stderr, /share\/sub\/pipe \(not a regular file or folder\)/);
+    assertMatch(refused.stderr, /--ignore-unsendable-files/);
+    // Asked to ignore them: the rest arrives, and each skipped entry was named.
+    const { sent, received } = await sendOnce(
+      [join(src, "share"), "--ignore-unsendable-files"],
+      ["--dir", dst],
+    );
+    assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+    assertMatch(sent.stderr, /skipping \S*share\/link: symlink/);
+    assertMatch(sent.stderr, /skipping \S*share\/sub\/pipe: not a regular file/);
+    assertEquals(await Deno.readTextFile(join(dst, "share/sub/ok.txt")), "fine");
+    assertEquals([...(await listTree(dst)).keys()].sort(), [
+      "share",
+      "share/sub",
+      "share/sub/ok.txt",
+    ]);
   }));
 
 Deno.test("ferry sender to a closed port exits 3 with one line", async () => {

@@ -60,6 +60,8 @@ export interface WormholeOptions {
 export interface WormholeSendOptions extends WormholeOptions {
   paths: string[];
   text?: string;
+  /** Skip what cannot be sent (with a warning) instead of refusing the whole folder. */
+  ignoreUnsendableFiles: boolean;
   /** Told the code as soon as it is known (it is secret: keep it out of error messages). */
   onCode: (code: string) => void;
 }
@@ -148,6 +150,7 @@ function prepareOutgoing(options: WormholeSendOptions): Outgoing {
   }
   const manifest = new Manifest(options.paths, {
     onSkip: (path, why) => options.reporter.warn(`skipping ${path}: ${why}`),
+    refuseUnsendable: !options.ignoreUnsendableFiles,
   });
   const entries = [...manifest];
   const first = entries[0]!;
