@@ -8,6 +8,7 @@
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
 import { escapeForTerminal, exitCodeOf, formatError } from "./errors.ts";
 import { writeOut } from "./io.ts";
+import { eastAsianWidth } from "get-east-asian-width";
 import { formatHost, type Link } from "./transport.ts";
 
 /** Options for {@linkcode Reporter}. */
@@ -77,9 +78,52 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
 }
 
+/** Columns a bar line may use when the terminal's width is unknown. */
+const DEFAULT_COLUMNS = 100;
+/** The bar itself, at most and at least (when there is no room, the numbers go first). */
+const BAR_MAX = 24;
+const BAR_MIN = 6;
+/** A label shorter than this gives its room to nobody: the numbers go first. */
+const LABEL_MIN = 12;
+
+/** Combining marks and format characters: they take no column of their own. */
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}]$/u;
+
+/** Columns one character takes on a terminal: 0, 1, or 2 (CJK, fullwidth, most emoji). */
+function charWidth(char: string): number {
+  return ZERO_WIDTH.test(char) ? 0 : eastAsianWidth(char.codePointAt(0)!);
+}
+
+/** Columns `text` takes on a terminal (ferry's labels are escaped: no control characters). */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const char of text) width += charWidth(char);
+  return width;
+}
+
+/** The end of `text` that fits in `width` columns, marked with `…` when cut, padded to width. */
+function fitEnd(text: string, width: number): string {
+  const full = displayWidth(text);
+  if (full <= width) return text + " ".repeat(width - full);
+  const chars = [...text];
+  let kept = "";
+  let used = 1;
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const w = charWidth(chars[i]!);
+    if (used + w > width) break;
+    kept = chars[i] + kept;
+    used += w;
+  }
+  return "…" + kept + " ".repeat(width - used);
+}
+
 /**
- * One bar line: `name  42% |████▏     | 420 MiB/1.00 GiB  390 MiB/s  ETA 0:02`. `resumed` bytes
- * were already there: they count towards the bar but not towards the rate.
+ * One bar line: `name  42% |████▏     | 420 MiB/1.00 GiB  390 MiB/s  ETA 0:02`, made to fit
+ * `columns` less one (a line that reaches the last column wraps on some terminals, and then a
+ * redraw no longer knows how many rows it drew). As the terminal narrows, the ETA goes first,
+ * then the rate, then the byte counts, then the bar shrinks; the label keeps what is left,
+ * measured in display columns (a CJK character takes two). `resumed` bytes were already there:
+ * they count towards the bar but not towards the rate.
  */
 export function renderBar(
   label: string,
@@ -87,21 +131,31 @@ export function renderBar(
   size: number,
   seconds: number,
   resumed = 0,
+  columns = DEFAULT_COLUMNS,
 ): string {
-  const width = 24;
   const fraction = size > 0 ? Math.min(1, bytes / size) : 1;
+  const rate = seconds > 0 ? (bytes - resumed) / seconds : 0;
+  const eta = rate > 0 ? (size - bytes) / rate : NaN;
+  const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+  const extras = [
+    ` ${formatBytes(bytes)}/${formatBytes(size)}`,
+    `  ${formatBytes(rate)}/s`,
+    `  ETA ${formatDuration(eta)}`,
+  ];
+  const room = Math.max(1, columns - 1);
+  // label, space, pct, " |", bar, "|", extras
+  const fixed = () => 1 + pct.length + 3 + extras.join("").length;
+  while (extras.length > 0 && room - fixed() - BAR_MAX < LABEL_MIN) extras.pop();
+  const width = Math.max(BAR_MIN, Math.min(BAR_MAX, room - fixed() - LABEL_MIN));
+  const labelWidth = Math.max(1, room - fixed() - width);
   const eighths = Math.round(fraction * width * 8);
   const full = Math.floor(eighths / 8);
   const partial = eighths % 8;
   const bar = "█".repeat(full) + (partial ? " ▏▎▍▌▋▊▉"[partial] : "") +
     " ".repeat(width - full - (partial ? 1 : 0));
-  const rate = seconds > 0 ? (bytes - resumed) / seconds : 0;
-  const eta = rate > 0 ? (size - bytes) / rate : NaN;
-  const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-  const shown = label.length > 28 ? "…" + label.slice(-27) : label.padEnd(28);
-  return `${shown} ${pct} |${bar}| ${formatBytes(bytes)}/${formatBytes(size)}  ${
-    formatBytes(rate)
-  }/s  ETA ${formatDuration(eta)}`;
+  // Wide terminals: the label gets the room it needs, up to 28 columns as before.
+  const shown = fitEnd(label, Math.min(labelWidth, Math.max(28, displayWidth(label))));
+  return `${shown} ${pct} |${bar}|${extras.join("")}`;
 }
 
 /** A file's name for its bar, escaped, marked when it resumed. */
@@ -116,7 +170,8 @@ export class Reporter {
   readonly tty: boolean;
   readonly hashLines: "stdout" | "stderr";
   #transfers = new Map<string, Transfer>();
-  #drawnLines = 0;
+  /** Display widths of the bar lines drawn last, top to bottom. */
+  #drawnWidths: number[] = [];
   #lastDraw = 0;
   #lastJsonProgress = new Map<string, number>();
 
@@ -166,18 +221,18 @@ export class Reporter {
   /** A line of human text on stderr (not with --quiet or --json). */
   info(text: string): void {
     if (this.quiet || this.json) return;
-    this.#write(`${text}\n`);
+    this.#say(text);
   }
 
   /** A line on stderr even with --quiet: the listening address and code must always be seen. */
   notice(text: string): void {
-    this.#write(`${text}\n`);
+    this.#say(text);
   }
 
   /** A warning on stderr (not with --quiet). */
   warn(text: string): void {
     if (this.quiet) return;
-    this.#write(`ferry: warning: ${escapeForTerminal(text)}\n`);
+    this.#say(`ferry: warning: ${escapeForTerminal(text)}`);
   }
 
   /** A session of a waiting side failed: its one line, without any of `secrets`. */
@@ -188,7 +243,7 @@ export class Reporter {
   /** An error line on stderr, always; with --json also an `error` event. */
   error(line: string, exitCode: number): void {
     this.event("error", { message: line.replace(/^ferry: /, ""), exit_code: exitCode });
-    this.#write(`${line}\n`);
+    this.#say(line);
   }
 
   /** A transfer (one connection) begins: `files` files, `size` bytes in all. */
@@ -267,10 +322,15 @@ export class Reporter {
       else this.#write(line);
     }
     if (fields.status === "refused" || fields.status === "failed") {
-      this.#clearBars();
       this.warn(`${fields.name}: ${fields.status}${fields.reason ? ` (${fields.reason})` : ""}`);
     }
     this.#draw(false);
+  }
+
+  /** A transfer that failed before its end: its bars go (its error line says why). */
+  abandon(id: string): void {
+    this.#lastJsonProgress.delete(id);
+    if (this.#transfers.delete(id)) this.#draw(true);
   }
 
   /** The transfer ended: a `done` event, and a summary line unless --quiet. */
@@ -284,8 +344,11 @@ export class Reporter {
   }): void {
     const t = this.#transfers.get(id);
     const seconds = t ? (performance.now() - t.started) / 1000 : 0;
-    this.#draw(true);
-    this.#drawnLines = 0;
+    // This transfer's last bar stays on the screen, above the bars still running.
+    if (this.tty && t) {
+      this.#clearBars();
+      this.#write(this.#barLines(t, this.#columns()).map((line) => `${line}\n`).join(""));
+    }
     this.#transfers.delete(id);
     this.#lastJsonProgress.delete(id);
     const resumed = t?.resumed ?? 0;
@@ -312,10 +375,55 @@ export class Reporter {
     Deno.stderr.writeSync(encoder.encode(text));
   }
 
+  /** A line of text: the bars step aside (cleared, then drawn again below it). */
+  #say(text: string): void {
+    const bars = this.#drawnWidths.length > 0;
+    this.#clearBars();
+    this.#write(`${text}\n`);
+    if (bars) this.#draw(true);
+  }
+
+  /** The terminal's width now (it may have been resized since the last draw). */
+  #columns(): number {
+    try {
+      return Deno.consoleSize().columns || DEFAULT_COLUMNS;
+    } catch {
+      return DEFAULT_COLUMNS;
+    }
+  }
+
+  /**
+   * Moves the cursor up over the bars drawn last, and clears them. A terminal that re-wraps its
+   * lines when it narrows (tmux, most terminal emulators) may have made more rows of them.
+   */
   #clearBars(): void {
-    if (!this.tty || this.#drawnLines === 0) return;
-    this.#write(`\x1b[${this.#drawnLines}F\x1b[J`);
-    this.#drawnLines = 0;
+    this.#write(this.#unDraw());
+  }
+
+  /** What {@linkcode #clearBars} writes: nothing when no bars are drawn. */
+  #unDraw(): string {
+    if (!this.tty || this.#drawnWidths.length === 0) return "";
+    const columns = this.#columns();
+    const rows = this.#drawnWidths.reduce((n, w) => n + Math.max(1, Math.ceil(w / columns)), 0);
+    this.#drawnWidths = [];
+    return `\x1b[${rows}F\x1b[J`;
+  }
+
+  /** The bar lines of one transfer: the current file (when there are several), then the total. */
+  #barLines(t: Transfer, columns: number): string[] {
+    const now = performance.now();
+    const lines: string[] = [];
+    const seconds = (now - t.started) / 1000;
+    if (t.current && t.files > 1) {
+      const c = t.current;
+      const cs = (now - c.started) / 1000;
+      lines.push(renderBar(nameLabel(c), c.bytes, c.size, cs, c.resumed, columns));
+    }
+    const label = t.files > 1 || !t.current
+      ? `total ${t.doneFiles}/${t.files} files`
+      : nameLabel(t.current);
+    lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed, columns));
+    return lines;
   }
 
   #draw(force: boolean): void {
@@ -323,22 +431,10 @@ export class Reporter {
     const now = performance.now();
     if (!force && now - this.#lastDraw < 1000 / BAR_REDRAWS_PER_SECOND) return;
     this.#lastDraw = now;
-    const lines: string[] = [];
-    for (const t of this.#transfers.values()) {
-      const seconds = (now - t.started) / 1000;
-      if (t.current && t.files > 1) {
-        const c = t.current;
-        lines.push(renderBar(nameLabel(c), c.bytes, c.size, (now - c.started) / 1000, c.resumed));
-      }
-      const label = t.files > 1 || !t.current
-        ? `total ${t.doneFiles}/${t.files} files`
-        : nameLabel(t.current);
-      lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed));
-    }
-    let out = this.#drawnLines > 0 ? `\x1b[${this.#drawnLines}F` : "";
-    for (const line of lines) out += `\x1b[2K${line}\n`;
-    out += "\x1b[J";
-    this.#drawnLines = lines.length;
-    this.#write(out);
+    const columns = this.#columns();
+    const lines = [...this.#transfers.values()].flatMap((t) => this.#barLines(t, columns));
+    // One write: the old bars cleared and the new ones drawn, without a visible blank between.
+    this.#write(this.#unDraw() + lines.map((line) => `${line}\n`).join(""));
+    this.#drawnWidths = lines.map((line) => displayWidth(line));
   }
 }

@@ -125,6 +125,7 @@ async function runSession<T>(
     await channel.closeWrite();
     return { summary, spokeFerry: true, authenticated };
   } catch (error) {
+    options.reporter.abandon(options.id);
     options.onError?.(error);
     // Tell the peer what went wrong, unless it told us. A local failure that is not one of
     // ours (a permission, a disk) is named by its kind only: local paths stay local.

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { CODE, SENDER, startReceiver, withDirs, writeRandomFile } from "./helpers.ts";
-import { formatBytes, formatDuration, renderBar } from "../lib/report.ts";
+import { displayWidth, formatBytes, formatDuration, renderBar } from "../lib/report.ts";
 
 Deno.test("renderBar() shows name, percent, bar, bytes, rate and ETA", () => {
   const line = renderBar("movie.mkv", 512 * 1024 * 1024, 1024 * 1024 * 1024, 2);
@@ -49,8 +49,8 @@ Deno.test({
       await receiver.finish();
       const screen = new TextDecoder().decode(out.stdout);
       assertEquals(out.code, 0, screen);
-      // Redrawn in place: cursor-up and erase-line sequences, not a scroll of new lines.
-      assert(screen.includes("\x1b[2F") && screen.includes("\x1b[2K"), "no in-place redraw");
+      // Redrawn in place: cursor-up and erase-below sequences, not a scroll of new lines.
+      assert(screen.includes("\x1b[2F") && screen.includes("\x1b[J"), "no in-place redraw");
       const plain = screen.replace(
         new RegExp(String.fromCharCode(27) + "\\[[0-9;]*[A-Za-z]", "g"),
         "",
@@ -62,6 +62,97 @@ Deno.test({
       assertMatch(plain, /p\.bin +\d+% \|/);
     });
   },
+});
+
+Deno.test("renderBar() fits any width: the numbers go first, the label is cut by display width", () => {
+  const size = 300 * 1024 * 1024;
+  for (const columns of [40, 60, 80, 120]) {
+    for (const label of ["movie.mkv", "a".repeat(90), "日本語のとても長いファイル名です.txt"]) {
+      const line = renderBar(label, size / 3, size, 1.5, 0, columns);
+      assert(displayWidth(line) <= columns - 1, `${columns}: ${displayWidth(line)} ${line}`);
+      assertMatch(line, / 33% \|█+/);
+    }
+  }
+  // Wide enough: everything is there. Narrow: the ETA and the rate go, the bar stays.
+  assertMatch(renderBar("x", size / 3, size, 1.5, 0, 120), /ETA 0:03$/);
+  const narrow = renderBar("movie.mkv", size / 3, size, 1.5, 0, 40);
+  assert(!narrow.includes("ETA") && !narrow.includes("/s"), narrow);
+  assertEquals(displayWidth("日本語.txt"), 10);
+  assertEquals(displayWidth("e\u0301"), 1);
+  // A CJK name is cut to its end, by columns: two per character.
+  assertMatch(
+    renderBar("日本語のとても長いファイル名です.txt", 1, 2, 1, 0, 60),
+    /^…\S*名です\.txt +\d/,
+  );
+});
+
+const hasTmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
+  .output().then((o) => o.success).catch(() => false);
+
+/**
+ * Runs `args` (a sender) in a tmux window `columns` wide and returns the screen as tmux shows it
+ * once the command has ended: what a person would see, wrapped lines and leftovers included.
+ */
+async function screenAt(columns: number, args: string[]): Promise<string> {
+  const server = `ferry-test-${Deno.pid}-${columns}`;
+  const tmux = (...more: string[]) =>
+    new Deno.Command("tmux", {
+      args: ["-L", server, "-f", "/dev/null", ...more],
+      env: { FERRY_CODE: CODE, TERM: "xterm-256color" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const shell = [Deno.execPath(), "run", "-A", SENDER, ...args].map((a) => `'${a}'`).join(" ");
+  await tmux(
+    "new-session",
+    "-d",
+    "-x",
+    String(columns),
+    "-y",
+    "50",
+    `${shell}; echo EXIT=$?; sleep 60`,
+  );
+  try {
+    for (let i = 0; i < 300; i++) {
+      const screen = new TextDecoder().decode((await tmux("capture-pane", "-p")).stdout);
+      if (/EXIT=\d+/.test(screen)) return screen;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error("the sender did not finish within 30 s under tmux");
+  } finally {
+    await tmux("kill-server");
+  }
+}
+
+Deno.test({
+  name: "bars fit 60, 80 and 120 columns: no wrapped line, no stale bar left on the screen",
+  ignore: !hasTmux,
+  fn: () =>
+    withDirs(async (src, dst) => {
+      // Big enough for many redraws; made before any clock starts.
+      await writeRandomFile(join(src, "big.bin"), 160 * 1024 * 1024, 73);
+      await Deno.writeTextFile(join(src, "日本語の名前.txt"), "x");
+      for (const columns of [60, 80, 120]) {
+        const receiver = await startReceiver(["--dir", dst, "--overwrite"]);
+        const screen = await screenAt(columns, [
+          `127.0.0.1:${receiver.port}`,
+          join(src, "big.bin"),
+          join(src, "日本語の名前.txt"),
+        ]);
+        await receiver.stop();
+        assertMatch(screen, /EXIT=0/, screen);
+        const rows = screen.split("\n").filter((row) => row.trim() !== "");
+        // Every row is whole: a bar row starts with its label and has its percent and bar.
+        const bars = rows.filter((row) => row.includes("|"));
+        for (const row of bars) {
+          assertMatch(row, /^\S.* \d+% \|[█▏▎▍▌▋▊▉ ]+\|/, `${columns}: ${row}`);
+        }
+        // What stays is the final bar, once; nothing else of the bars.
+        assertEquals(bars.length, 1, `${columns} columns:\n${screen}`);
+        assertMatch(bars[0]!, /^total 2\/2 files +100% /);
+        assertEquals(rows.filter((row) => row.includes("%")).length, 1, screen);
+      }
+    }),
 });
 
 Deno.test("ferry sender draws no bars when stderr is not a terminal", async () => {
