@@ -30,7 +30,7 @@ export const EXIT_CODES_HELP = `EXIT CODES:
   4    wrong code phrase (or too many wrong guesses)
   5    integrity failure: data did not match its size or seal
   6    refused by the receiver (exists, unsafe name, too large, no space, busy)
-  130  interrupted (Ctrl-C); partial files are kept as NAME.ferry-part for resume`;
+  130  interrupted (Ctrl-C); partial files are kept to resume from`;
 
 /**
  * One command-line flag, defined once: its parser type, its line in `--help`, and how its text
@@ -314,56 +314,85 @@ function nonEmpty(text: string | undefined): string | undefined {
   return text === "" ? undefined : text;
 }
 
-/** The OPTIONS lines of `--help`, from a flag table, in its order, in two aligned columns. */
+/** Columns `--help` keeps within: an 80-column terminal, less the last column. */
+const HELP_WIDTH = 79;
+/** Where the OPTIONS' descriptions start. */
+const HELP_COLUMN = 22;
+
+/**
+ * `first` followed by `text`, wrapped at HELP_WIDTH; lines after the first are indented by
+ * `indent` spaces. Text in brackets (`[default: 30]`) is never split.
+ */
+function wrap(first: string, text: string, indent: number): string {
+  const words = text.replace(/\[[^\]]*\]/g, (group) => group.replaceAll(" ", "\u00a0")).split(" ");
+  const lines = [first];
+  for (const word of words) {
+    const line = lines[lines.length - 1]!;
+    const joined = line.endsWith(" ") ? line + word : `${line} ${word}`;
+    if (joined.length <= HELP_WIDTH || line.trim() === "") lines[lines.length - 1] = joined;
+    else lines.push(" ".repeat(indent) + word);
+  }
+  return lines.join("\n").replaceAll("\u00a0", " ");
+}
+
+/**
+ * The OPTIONS lines of `--help`, from a flag table, in its order: the flag, then its
+ * description and default, wrapped at HELP_WIDTH and aligned at HELP_COLUMN. A flag too long
+ * for its column has its description on the next line.
+ */
 function optionsHelp(flags: Record<string, Flag>): string {
-  const column = (text: string, width: number) =>
-    text.length <= width - 2 ? text.padEnd(width) : `${text}  `;
   return Object.entries(flags).map(([name, flag]) => {
     const left = `  ${flag.short ? `-${flag.short}, ` : ""}--${name}${
       flag.arg ? ` ${flag.arg}` : ""
     }`;
-    const line = column(left, 22) + flag.help;
-    return flag.shown === undefined ? line : `${column(line, 69)}[default: ${flag.shown}]`;
+    const text = flag.shown === undefined ? flag.help : `${flag.help} [default: ${flag.shown}]`;
+    const column = " ".repeat(HELP_COLUMN);
+    return left.length <= HELP_COLUMN - 2
+      ? wrap(left.padEnd(HELP_COLUMN), text, HELP_COLUMN)
+      : `${left}\n${wrap(column, text, HELP_COLUMN)}`;
   }).join("\n");
 }
 
 const WORMHOLE_HELP = `MAGIC-WORMHOLE:
-  --wormhole speaks magic-wormhole's protocol, to and from the wormhole CLI and the apps built
-  on it. It meets the other side at a mailbox server and sends directly, or through a transit
-  relay when neither side can reach the other. Unless --mailbox and --relay say otherwise these
-  are magic-wormhole's public servers, run for this one application
-  (${APP_ID}):
+  --wormhole speaks magic-wormhole's protocol, to and from the wormhole CLI and
+  the apps built on it. It meets the other side at a mailbox server and sends
+  directly, or through a transit relay when neither can reach the other. Unless
+  --mailbox and --relay say otherwise, these are magic-wormhole's public
+  servers, run for this one application: ${APP_ID}
     mailbox ${DEFAULT_MAILBOX}
     relay   ${DEFAULT_TRANSIT_RELAY}`;
 
-const ENVIRONMENT_HELP = `ENVIRONMENT:
-  FERRY_CODE    the code phrase; safer than --code, which other users can see with ps
-  FERRY_RELAY   a transit relay, as for --relay (needs --allow-env=FERRY_RELAY)
-  FERRY_DEBUG   set to 1 for stack traces on errors
-  NO_COLOR      set to disable colour`;
+const ENVIRONMENT_HELP = `ENVIRONMENT: (each is read only with deno's --allow-env=NAME)
+  FERRY_CODE    the code phrase; safer than --code, which any user can see (ps)
+  FERRY_RELAY   a transit relay, as for --relay
+  FERRY_DEBUG   set to 1 for stack traces on errors`;
 
 export const SENDER_HELP = `ferry sender: send files and folders, encrypted and verified.
 
 USAGE:
-  sender.ts [HOST[:PORT]] PATH... [OPTIONS]
-  sender.ts --listen [--port N] PATH... [OPTIONS]
-  sender.ts --wormhole PATH... | --text MESSAGE [OPTIONS]
+  ./sender.ts [HOST[:PORT]] PATH... [OPTIONS]
+  ./sender.ts --listen [--port N] PATH... [OPTIONS]
+  ./sender.ts --wormhole PATH | --text MESSAGE [OPTIONS]
 
-  PATH is a file, a folder (sent recursively), or - for standard input (with --name).
-  Without HOST (a first argument that exists here is a PATH) the receiver is found on the LAN,
-  or met at --relay.
+  PATH is a file, a folder (sent recursively), or - for standard input (with
+  --name). Without HOST (when the first argument exists here, it is a PATH) the
+  receiver is found on the LAN, or met at --relay. ./sender.ts runs it with the
+  permissions it needs, as does: deno run --allow-net --allow-read
+  --allow-env=FERRY_CODE sender.ts
 
 OPTIONS:
 ${optionsHelp(SENDER_FLAGS)}
 
 EXAMPLES:
-  receiver.ts                                   # prints: listening on ... code 7-absurd-ribbon-castle
-  FERRY_CODE=7-absurd-ribbon-castle sender.ts report.pdf photos/   # finds it on the LAN
-  FERRY_CODE=7-absurd-ribbon-castle sender.ts 192.168.1.20 report.pdf
-  tar c dir | FERRY_CODE=... sender.ts 192.168.1.20 - --name dir.tar
-  sender.ts --listen big.iso                    # then: receiver.ts --connect HOST --code ...
-  sender.ts --legacy 192.168.1.20:5001 data.csv # to the tutorial's receiver.py
-  sender.ts --wormhole photos/                  # prints: ... run: wormhole receive 4-purple-sausages
+  ./receiver.ts prints its code (... code 7-absurd-ribbon-castle), then:
+    FERRY_CODE=7-absurd-ribbon-castle ./sender.ts report.pdf photos/
+    FERRY_CODE=7-absurd-ribbon-castle ./sender.ts 192.168.1.20 report.pdf
+    tar c dir | FERRY_CODE=7-absurd-ribbon-castle ./sender.ts - --name dir.tar
+  Wait for a receiver (then: FERRY_CODE=... ./receiver.ts --connect):
+    ./sender.ts --listen big.iso
+  To the Python tutorial's receiver.py; to magic-wormhole's wormhole receive:
+    ./sender.ts --legacy 192.168.1.20:5001 data.csv
+    ./sender.ts --wormhole photos/
 
 ${WORMHOLE_HELP}
 
@@ -372,22 +401,25 @@ ${EXIT_CODES_HELP}
 ${ENVIRONMENT_HELP}`;
 
 export const RECEIVER_HELP =
-  `ferry receiver: receive files, encrypted and verified, from many senders at once.
+  `ferry receiver: receive files, encrypted and verified, from many senders.
 
 USAGE:
-  receiver.ts [OPTIONS]
-  receiver.ts --connect [HOST[:PORT]] [OPTIONS]
-  receiver.ts --wormhole [CODE] [OPTIONS]
+  ./receiver.ts [OPTIONS]
+  ./receiver.ts --connect [HOST[:PORT]] [OPTIONS]
+  ./receiver.ts --wormhole [CODE] [OPTIONS]
+
+  ./receiver.ts runs it with the permissions it needs, as does: deno run
+  --allow-net --allow-read --allow-write --allow-env=FERRY_CODE receiver.ts
 
 OPTIONS:
 ${optionsHelp(RECEIVER_FLAGS)}
 
 EXAMPLES:
-  receiver.ts --dir downloads                   # prints the address and a code phrase
-  FERRY_CODE=7-absurd-ribbon-castle receiver.ts --connect 192.168.1.20
-  receiver.ts --once --stdout > file.tar
-  receiver.ts --legacy                          # for the tutorial's sender.py
-  FERRY_CODE=4-purple-sausages receiver.ts --wormhole   # from wormhole send
+  ./receiver.ts --dir downloads          # prints its addresses and a code
+  ./receiver.ts --once --stdout > file.tar
+  FERRY_CODE=7-absurd-ribbon-castle ./receiver.ts --connect 192.168.1.20
+  ./receiver.ts --legacy                 # for the Python tutorial's sender.py
+  FERRY_CODE=4-purple-sausages ./receiver.ts --wormhole   # from wormhole send
 
 ${WORMHOLE_HELP}
 

@@ -30,6 +30,8 @@ for (const [script, name] of [[SENDER, "sender.ts"], [RECEIVER, "receiver.ts"]] 
     for (const code of ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "130 "]) {
       assertMatch(help.stdout, new RegExp(`^  ${code}`, "m"));
     }
+    // It fits an 80-column terminal without wrapping.
+    for (const line of help.stdout.split("\n")) assert(line.length <= 79, `too wide: ${line}`);
   });
 
   Deno.test(`ferry ${name} --bogus is a usage error: one line, exit 2`, async () => {
