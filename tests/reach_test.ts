@@ -202,18 +202,20 @@ Deno.test("sender.ts: a first argument that exists here is a path, anything else
   try {
     const file = join(dir, "a.txt");
     await Deno.writeTextFile(file, "a");
-    const both = parseSenderArgs([file, file])!;
+    // Dialling needs a code (the parsers check it); this test is about the addresses.
+    const code = ["--code", "7-test-code"];
+    const both = parseSenderArgs([file, file, ...code])!;
     assertEquals([both.address, both.readAsPath, both.paths], [undefined, file, [file, file]]);
-    const one = parseSenderArgs([file])!;
+    const one = parseSenderArgs([file, ...code])!;
     assertEquals([one.address, one.paths], [undefined, [file]]);
-    const host = parseSenderArgs(["192.0.2.7:6000", file])!;
+    const host = parseSenderArgs(["192.0.2.7:6000", file, ...code])!;
     assertEquals([host.address, host.paths], [{ host: "192.0.2.7", port: 6000 }, [file]]);
-    assertEquals(parseReceiverArgs(["--connect"])!.connect, {});
-    assertEquals(parseReceiverArgs(["--connect", "--once"])!.connect, {});
-    assertEquals(parseReceiverArgs(["--connect", "h:7"])!.connect, {
+    assertEquals(parseReceiverArgs(["--connect", ...code])!.connect, {});
+    assertEquals(parseReceiverArgs(["--connect", "--once", ...code])!.connect, {});
+    assertEquals(parseReceiverArgs(["--connect", "h:7", ...code])!.connect, {
       address: { host: "h", port: 7 },
     });
-    assertEquals(parseSenderArgs([file, "--relay", "tcp:[::1]:4001"])!.relay, {
+    assertEquals(parseSenderArgs([file, "--relay", "tcp:[::1]:4001", ...code])!.relay, {
       host: "::1",
       port: 4001,
     });
