@@ -72,7 +72,7 @@ async function serveReceivers(
   const meet = { ...options, role: "sender" as const, code, warn: reporter.warn.bind(reporter) };
   const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined ? code : undefined;
-  reporter.listening(options.host, waiting.port, generated, waiting.also);
+  reporter.listening(options.host, waiting, generated, "receiver.ts --connect");
   prepareSpake2(w);
   const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
   return await serveConnections(

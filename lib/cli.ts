@@ -436,8 +436,8 @@ export type SenderOptions = Settings<typeof SENDER_FLAGS> & {
   readAsPath?: string;
 };
 
-/** The receiver's settings: its flags. */
-export type ReceiverOptions = Settings<typeof RECEIVER_FLAGS>;
+/** The receiver's settings: its flags, and whether --dir had to be made. */
+export type ReceiverOptions = Settings<typeof RECEIVER_FLAGS> & { madeDir: boolean };
 
 /** node:util's parser error, said plainly; an option of the other script is named as such. */
 function parseProblem(message: string, flags: Record<string, Flag>): string {
@@ -582,21 +582,29 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
       { permission: { name: "write", path: dir } as const, for: `writing into ${dir}` },
     ]),
   ]);
+  // A --dir that does not exist yet is made (as `mkdir -p` would); anything else there is not.
+  let madeDir = false;
+  if (!stdout && !existsHere(dir)) {
+    Deno.mkdirSync(dir, { recursive: true });
+    madeDir = true;
+  }
   if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
   if (settings.wormhole !== undefined) {
     if (settings.connect || settings.legacy) {
       throw new UsageError("--wormhole speaks magic-wormhole's protocol; drop --connect/--legacy");
     }
     // A code after --wormhole is the code; FERRY_CODE or --code otherwise.
-    if (settings.wormhole !== "") return { ...settings, code: settings.wormhole, once: true };
-    return { ...settings, once: true };
+    if (settings.wormhole !== "") {
+      return { ...settings, madeDir, code: settings.wormhole, once: true };
+    }
+    return { ...settings, madeDir, once: true };
   }
   // Fetching from a listening sender needs its code; a listening receiver makes one up.
   if (settings.connect && !settings.legacy && settings.code === undefined) {
     throw noCodeError("sender");
   }
   // Standard output can take one file only.
-  return { ...settings, once: settings.once || stdout };
+  return { ...settings, madeDir, once: settings.once || stdout };
 }
 
 /** Parses `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address. */
@@ -686,7 +694,8 @@ export async function runMain(
     }
     flushOutput();
     Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
-    if (err instanceof UsageError && !line.includes("--help")) {
+    // A message that names a flag says what to change already.
+    if (err instanceof UsageError && !line.includes(" --")) {
       Deno.stderr.writeSync(
         new TextEncoder().encode(
           `ferry: ${help.split(":")[0]!.replace("ferry ", "")}.ts --help shows usage\n`,

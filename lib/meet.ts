@@ -16,7 +16,7 @@ import {
 } from "../protocol.ts";
 import { discoveryTag, relayToken } from "./code_phrase.ts";
 import { announce, discover } from "./discovery.ts";
-import { AuthError, ConnectionError } from "./errors.ts";
+import { AuthError, ConnectionError, UsageError } from "./errors.ts";
 import type { Reporter } from "./report.ts";
 import {
   pairAtRelay,
@@ -32,6 +32,7 @@ import {
   type Link,
   type LinkSource,
   mergeSources,
+  outwardAddress,
   Queue,
   tcpLink,
 } from "./transport.ts";
@@ -68,6 +69,11 @@ export interface Waiting {
   links: LinkSource;
   /** How else peers can reach us, for the user: "announced on the LAN", "waiting at relay …". */
   also: string[];
+  /**
+   * The address to give peers: the one we listen on, or our outward one for 0.0.0.0; undefined
+   * when we have none to give (no route out: peers find us on the LAN, or at the relay).
+   */
+  reachAt: string | undefined;
 }
 
 /**
@@ -79,7 +85,7 @@ export async function waitForPeers(
   port: number,
   options: MeetOptions,
 ): Promise<Waiting> {
-  const listener = Deno.listen({ hostname: host, port });
+  const listener = listenTcp(host, port);
   const sources: LinkSource[] = [acceptTcp(listener, options.warn)];
   const bound = (listener.addr as Deno.NetAddr).port;
   const also: string[] = [];
@@ -109,7 +115,29 @@ export async function waitForPeers(
       throw err;
     }
   }
-  return { port: bound, links: mergeSources(sources), also };
+  const wildcard = host === "0.0.0.0" || host === "::";
+  const reachAt = wildcard ? await outwardAddress() : host;
+  return { port: bound, links: mergeSources(sources), also, reachAt };
+}
+
+/** Deno.listen, with its failures said in words and with the flag that changes them. */
+function listenTcp(host: string, port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: host, port });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new UsageError(
+        `port ${port} is in use (another receiver?); choose another with --port, or 0 for any`,
+      );
+    }
+    if (err instanceof Deno.errors.AddrNotAvailable) {
+      throw new UsageError(`${host} is not an address of this machine; check --host`);
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`port ${port} needs privileges; choose one above 1023 with --port`);
+    }
+    throw err;
+  }
 }
 
 function isLoopback(host: string): boolean {

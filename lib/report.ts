@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DEFAULT_PORT } from "../protocol.ts";
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
 import { escapeForTerminal, exitCodeOf, formatError } from "./errors.ts";
 import { writeOut } from "./io.ts";
@@ -190,9 +191,17 @@ export class Reporter {
 
   /**
    * We are listening: a `listening` event, and the address on stderr even with --quiet. A code
-   * we made up is shown there too (the other side needs it); one we were given never is.
+   * we made up is shown there too (the other side needs it); one we were given never is. Then
+   * what to run on the other machine, with the address it can reach us at: `peers` is the
+   * script the other side runs ("sender.ts" or "receiver.ts --connect").
    */
-  listening(host: string, port: number, generatedCode?: string, also: string[] = []): void {
+  listening(
+    host: string,
+    waiting: { port: number; also: string[]; reachAt: string | undefined },
+    generatedCode: string | undefined,
+    peers: "sender.ts" | "receiver.ts --connect",
+  ): void {
+    const { port, also, reachAt } = waiting;
     this.event("listening", { host, port });
     const address = formatHost(host, port);
     this.notice(
@@ -201,6 +210,16 @@ export class Reporter {
         : `ferry: listening on ${address} — code ${generatedCode}`,
     );
     if (also.length > 0) this.info(`ferry: also ${also.join(", and ")}`);
+    // Without an address to give, the other side finds us on the LAN or at the relay.
+    const bare = reachAt?.includes(":") ? `[${reachAt}]` : reachAt;
+    const where = reachAt === undefined
+      ? ""
+      : ` ${port === DEFAULT_PORT ? bare : formatHost(reachAt, port)}`;
+    const code = generatedCode ?? "<the code>";
+    const what = peers === "sender.ts" ? " FILE..." : "";
+    const here = reachAt?.startsWith("127.") || reachAt === "::1";
+    const on = here ? "in another terminal" : "on the other computer";
+    this.info(`ferry: ${on}, run: FERRY_CODE=${code} ./${peers}${where}${what}`);
   }
 
   /**

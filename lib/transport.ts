@@ -7,6 +7,7 @@
  * @module
  */
 
+import dgram from "node:dgram";
 import { ConnectionError } from "./errors.ts";
 
 /** How a link reached the peer, as shown to the user and in `--json`. */
@@ -32,6 +33,31 @@ export type ByteStream = Pick<Link, "read" | "write" | "closeWrite" | "close">;
 /** Links arriving one after another (accepted, found, paired); `close()` stops them. */
 export interface LinkSource extends AsyncIterable<Link> {
   close(): void;
+}
+
+/**
+ * The address other machines most likely reach us at: the source address of the default route.
+ * Listing interfaces needs --allow-sys, which the scripts do not ask for; instead a UDP socket
+ * "connected" to a documentation address (no packet is sent) learns which source address the
+ * route uses. Undefined when there is no route (or only loopback).
+ */
+export async function outwardAddress(): Promise<string | undefined> {
+  const outward = await new Promise<string | undefined>((resolve) => {
+    const socket = dgram.createSocket("udp4");
+    const done = (address?: string) => {
+      clearTimeout(timer);
+      try {
+        socket.close();
+      } catch {
+        // Closed already.
+      }
+      resolve(address);
+    };
+    const timer = setTimeout(() => done(), 500);
+    socket.on("error", () => done());
+    socket.connect(9, "192.0.2.1", () => done(socket.address().address));
+  });
+  return outward && outward !== "0.0.0.0" && !outward.startsWith("127.") ? outward : undefined;
 }
 
 /** `host:port`, with brackets around IPv6. */

@@ -14,6 +14,7 @@ import {
   SENDER,
   sendOnce,
   startReceiver,
+  startUntil,
   tempDir,
   withDirs,
   writeRandomFile,
@@ -155,6 +156,47 @@ Deno.test("unsendable entries are listed before connecting; --ignore-unsendable-
     ]);
   }));
 
+Deno.test("the receiver says what to run on the other side, and that command works", () =>
+  withDirs(async (src, dst) => {
+    const receiver = await startUntil(
+      RECEIVER,
+      ["--once", "--dir", dst, "--host", "127.0.0.1", "--port", "0"],
+      /in another terminal, run: FERRY_CODE=(<the code>|\S+) \.\/sender\.ts (\S+) FILE\.\.\./,
+      { env: { FERRY_CODE: CODE } },
+    );
+    // A code we gave is never echoed; the address is the one to dial.
+    const [, code, address] = receiver.match;
+    assertEquals(code, "<the code>");
+    assertMatch(address!, /^127\.0\.0\.1:\d+$/);
+    await Deno.writeTextFile(join(src, "f.txt"), "as told");
+    const sent = await send([address!, join(src, "f.txt")]);
+    assertEquals(sent.code, 0, sent.stderr);
+    assertEquals((await receiver.finish()).code, 0);
+    assertEquals(await Deno.readTextFile(join(dst, "f.txt")), "as told");
+  }));
+
+Deno.test("a port in use is named, with the flag that changes it", () =>
+  withDirs(async (_src, dst) => {
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const out = await run(RECEIVER, [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(taken.addr.port),
+        "--dir",
+        dst,
+      ], { env: { FERRY_CODE: CODE } });
+      assertEquals(out.code, 2);
+      assertEquals(
+        out.stderr,
+        `ferry: port ${taken.addr.port} is in use (another receiver?); choose another with --port, or 0 for any\n`,
+      );
+    } finally {
+      taken.close();
+    }
+  }));
+
 Deno.test("ferry sender to a closed port exits 3 with one line", async () => {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a"), "x");
@@ -174,11 +216,21 @@ Deno.test("ferry sender with a missing path exits 2", async () => {
   assertMatch(out.stderr, /ferry: no such file or folder: \/definitely\/not\/here/);
 });
 
-Deno.test("ferry receiver --dir that is not a folder exits 2", async () => {
-  const out = await run(RECEIVER, ["--dir", "/definitely/not/here", "--port", "0"]);
-  assertEquals(out.code, 2);
-  assertMatch(out.stderr, /--dir \/definitely\/not\/here is not a folder/);
-});
+Deno.test("ferry receiver makes a --dir that is not there, and refuses one that is a file", () =>
+  withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "file"), "x");
+    const out = await run(RECEIVER, ["--dir", join(src, "file"), "--port", "0"]);
+    assertEquals(out.code, 2);
+    assertEquals(out.stderr, `ferry: --dir ${join(src, "file")} is not a folder\n`);
+    // Not there yet: made, and said so, like README's first command on a fresh clone.
+    const fresh = join(dst, "downloads/new");
+    const receiver = await startReceiver(["--once", "--dir", fresh]);
+    assertMatch(receiver.banner, /ferry: made the folder \S*downloads\/new/);
+    await Deno.writeTextFile(join(src, "a.txt"), "a");
+    const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+    assertEquals([sent.code, (await receiver.finish()).code], [0, 0]);
+    assertEquals(await Deno.readTextFile(join(fresh, "a.txt")), "a");
+  }));
 
 Deno.test("ferry --json: every stdout line is a JSON event with the documented fields", async () => {
   await withDirs(async (src, dst) => {

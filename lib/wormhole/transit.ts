@@ -16,11 +16,17 @@
  * @module
  */
 
-import dgram from "node:dgram";
 import { ConnectionError, IntegrityError, ProtocolError } from "../errors.ts";
 import { readFull, writeAll } from "../io.ts";
 import { pairAtRelay, type RelayAddress } from "../relay.ts";
-import { acceptTcp, closeQuietly, dialTcp, type Link, tcpLink } from "../transport.ts";
+import {
+  acceptTcp,
+  closeQuietly,
+  dialTcp,
+  type Link,
+  outwardAddress,
+  tcpLink,
+} from "../transport.ts";
 import { deriveKey, NONCE_BYTES, secretBox, secretBoxOpen } from "./crypto.ts";
 
 /** Seconds' worth of delay before relays are tried when direct hints exist. */
@@ -280,31 +286,10 @@ function unique(addresses: Address[]): Address[] {
   });
 }
 
-/**
- * Our addresses for direct hints. Listing interfaces needs --allow-sys, which the scripts do
- * not ask for; instead a UDP socket "connected" to a documentation address (no packet is sent)
- * learns which source address the default route uses. Loopback is listed too, for two ends on
- * one machine.
- */
+/** Our addresses for direct hints: the outward one, and loopback for two ends on one machine. */
 async function localAddresses(): Promise<string[]> {
-  const outward = await new Promise<string | undefined>((resolve) => {
-    const socket = dgram.createSocket("udp4");
-    const done = (address?: string) => {
-      clearTimeout(timer);
-      try {
-        socket.close();
-      } catch {
-        // Closed already.
-      }
-      resolve(address);
-    };
-    const timer = setTimeout(() => done(), 500);
-    socket.on("error", () => done());
-    socket.connect(9, "192.0.2.1", () => done(socket.address().address));
-  });
-  return outward && outward !== "0.0.0.0" && outward !== "127.0.0.1"
-    ? [outward, "127.0.0.1"]
-    : ["127.0.0.1"];
+  const outward = await outwardAddress();
+  return outward ? [outward, "127.0.0.1"] : ["127.0.0.1"];
 }
 
 /** Bytes the record pipe asks the connection for at once: many records a read. */
