@@ -53,7 +53,7 @@ export const WIRE_MESSAGES: Record<WireCode, string> = {
   [WIRE.EXISTS]: "already exists on the receiver (the receiver can pass --overwrite)",
   [WIRE.BAD_NAME]: "unsafe file name",
   [WIRE.TOO_LARGE]: "too large for the receiver's limits (--max-size, --max-files)",
-  [WIRE.NO_SPACE]: "receiver has no space left; the partial file is kept for resume",
+  [WIRE.NO_SPACE]: "receiver has no space left",
   [WIRE.WRITE_FAILED]: "receiver could not write the file",
   [WIRE.SYMLINK]: "path goes through a symlink on the receiver",
   [WIRE.DUPLICATE]: "duplicate entry",

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { formatBytes } from "./report.ts";
+import { statfsSync } from "node:fs";
 import {
   type Entry,
   KIND_DIR,
@@ -57,6 +59,8 @@ export interface Plan {
   made?: MadeFolder | undefined;
   started: boolean;
   status?: number;
+  /** Why it was refused, in numbers, for the receiver's own log ("needs 6 MiB, 2 MiB free"). */
+  note?: string;
 }
 
 const NO_DIGEST = new Uint8Array(0);
@@ -85,6 +89,8 @@ export class Planner {
   #partBases = new Set<string>();
   #fileNames = new Set<string>();
   #accepted = 0;
+  /** Bytes free under --dir when the offer began (Infinity when we may not ask). */
+  #free: number;
 
   constructor(
     root: SafeRoot,
@@ -97,6 +103,7 @@ export class Planner {
     this.#hasher = hasher;
     this.#claims = claims;
     this.toStdout = options.stdout !== undefined;
+    this.#free = this.toStdout ? Infinity : freeSpace(root.root);
   }
 
   /**
@@ -161,6 +168,13 @@ export class Planner {
     if (this.#accepted + entry.size > (this.#options.maxSize ?? Infinity)) {
       return refuse(WIRE.TOO_LARGE);
     }
+    // Files that cannot fit are refused now, not found out when the disk fills. (A resumed
+    // file needs less; counting all of it errs on the safe side.)
+    if (this.#accepted + entry.size > this.#free) {
+      const free = formatBytes(Math.max(0, this.#free - this.#accepted));
+      plan.note = `${formatBytes(entry.size)} offered, ${free} free`;
+      return refuse(WIRE.NO_SPACE);
+    }
     const parentRefusal = root.ensureParent(name);
     if (parentRefusal) return refuse(pathRefusalCode(parentRefusal, WIRE.BAD_NAME));
     plan.target = root.path(name);
@@ -172,6 +186,21 @@ export class Planner {
       this.#accepted += entry.size;
     }
     return reply;
+  }
+}
+
+/**
+ * Bytes an unprivileged writer may still use under `dir` (`statfs`), or Infinity when Deno does
+ * not let us ask (it needs --allow-sys=statfs; the receiver's shebang gives it).
+ */
+export function freeSpace(dir: string): number {
+  const may = Deno.permissions.querySync({ name: "sys", kind: "statfs" });
+  if (may.state !== "granted") return Infinity;
+  try {
+    const stats = statfsSync(dir);
+    return Number(stats.bavail) * Number(stats.bsize);
+  } catch {
+    return Infinity;
   }
 }
 

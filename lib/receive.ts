@@ -521,7 +521,10 @@ function report(
     status,
     ...(status === "ok" ? extra : {}),
     ...(status === "refused" || status === "failed"
-      ? { reason: WIRE_MESSAGES[code as WireCode] ?? `error ${code}` }
+      ? {
+        reason: (WIRE_MESSAGES[code as WireCode] ?? `error ${code}`) +
+          (plan.note ? `: ${plan.note}` : ""),
+      }
       : {}),
   });
 }

@@ -24,14 +24,14 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ];
 
-const ENV = "--allow-env=FERRY_CODE,FERRY_DEBUG,NO_COLOR";
+const ENV = "--allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG";
 /** What each executable may do: the receiver writes, the sender only reads. */
 export const BINARIES = [
   { name: "ferry-send", script: "sender.ts", permissions: ["--allow-net", "--allow-read", ENV] },
   {
     name: "ferry-receive",
     script: "receiver.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", ENV],
+    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-sys=statfs", ENV],
   },
 ];
 

@@ -9,6 +9,7 @@ import {
   CODE,
   exists,
   jsonLines,
+  randomBytes,
   sameFile,
   send,
   SENDER,
@@ -194,12 +195,34 @@ Deno.test("a small file replaces a stale NAME.ferry-part it cannot resume from, 
   });
 });
 
-Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .ferry-part is kept", async () => {
+Deno.test("a file larger than the free space is refused before a byte is written, with the numbers", async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async (src) => {
       await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
       await Deno.writeTextFile(join(mount, "keep.txt"), "already here");
       const { sent, received } = await sendOnce([join(src, "huge.bin")], ["--dir", mount]);
+      assertEquals(sent.code, 6, sent.stderr);
+      assertMatch(sent.stderr, /huge\.bin: refused \(receiver has no space left\)/);
+      assertMatch(
+        received.stderr,
+        /huge\.bin: refused \(receiver has no space left: 6\.00 MiB offered, [\d.]+ [KM]iB free\)/,
+      );
+      assertEquals(await exists(join(mount, "huge.bin.ferry-part")), false);
+      assertEquals(await exists(join(mount, "huge.bin")), false);
+      assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
+    }));
+});
+
+Deno.test("a disk that fills during a stream: the sender hears 'no space left' (exit 6), the part is kept", async () => {
+  await withTmpfs("size=2m", (mount) =>
+    withDirs(async () => {
+      // Standard input has no size in the offer: only the full disk can stop it.
+      const data = randomBytes(6 * MiB, 52);
+      const receiver = await startReceiver(["--once", "--dir", mount]);
+      const sent = await send([`127.0.0.1:${receiver.port}`, "-", "--name", "huge.bin"], {
+        stdin: data,
+      });
+      const received = await receiver.finish();
       assertEquals(received.code, 6, received.stderr);
       assertEquals(sent.code, 6, sent.stderr);
       assertMatch(sent.stderr, /ferry: receiver has no space left/);
@@ -209,7 +232,6 @@ Deno.test("a full disk: the sender hears 'no space left' (exit 6) and the .ferry
       );
       assert(await exists(join(mount, "huge.bin.ferry-part")));
       assertEquals(await exists(join(mount, "huge.bin")), false);
-      assertEquals(await Deno.readTextFile(join(mount, "keep.txt")), "already here");
     }));
 });
 
@@ -224,7 +246,7 @@ Deno.test("a full disk during small files: every file under its own name is whol
       const { sent, received } = await sendOnce([folder], ["--dir", mount]);
       assertEquals(received.code, 6, received.stderr);
       assertEquals(sent.code, 6, sent.stderr);
-      assertMatch(received.stderr, /ferry: receiver has no space left\n/);
+      assertMatch(received.stderr, /receiver has no space left/);
       const landed: string[] = [];
       for await (const item of Deno.readDir(join(mount, "many"))) landed.push(item.name);
       // Some fitted, and each that did is complete; a file cut short by the full disk is gone.
