@@ -624,6 +624,15 @@ export function parseAddress(text: string, defaultPort: number): { host: string;
     return { host, port: parsePort(port) };
   }
   if (text === "") throw new UsageError("missing host");
+  // "::1:5012" is an IPv6 address, but most likely meant as ::1, port 5012: ask which.
+  const last = /:(\d{4,5})$/.exec(text);
+  if (last && Number(last[1]) <= 65535) {
+    const host = text.slice(0, last.index);
+    throw new UsageError(
+      `${text} is ambiguous: write [${host}]:${last[1]} for port ${last[1]}, or [${text}] for ` +
+        "that address",
+    );
+  }
   return { host: text, port: defaultPort };
 }
 

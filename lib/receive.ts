@@ -52,6 +52,7 @@ import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { digestOf, finishDigest, type IHasher, lazyHasher } from "./checksum.ts";
 import { decompressPayload } from "./compress.ts";
 import {
+  ConnectionError,
   EXIT,
   exitCodeForResult,
   IntegrityError,
@@ -77,7 +78,7 @@ import {
   removeQuietly,
 } from "./place.ts";
 import { DEFAULT_MAX_FILES, MAX_OFFER_NAME_BYTES, type Plan, Planner } from "./plan.ts";
-import type { FileStatus, Reporter } from "./report.ts";
+import { type FileStatus, formatBytes, type Reporter } from "./report.ts";
 import { SafeRoot } from "./safe_path.ts";
 
 /**
@@ -353,8 +354,18 @@ class FileFrames {
         else throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
       }
     } catch (err) {
-      if (!isNoSpace(err)) throw err;
       const current = this.#current;
+      // The sender gone in the middle of a file: say what is kept and how to go on.
+      if (err instanceof ConnectionError && current && this.#keepPart && !this.#options.stdout) {
+        const name = current.plan.entry.name;
+        throw new ConnectionError(
+          `the sender went away during ${name}; ${formatBytes(current.written)} of it kept ` +
+            `as ${name}${PART_SUFFIX}: run the same command again to resume`,
+          err.wireCode,
+          { cause: err },
+        );
+      }
+      if (!isNoSpace(err)) throw err;
       throw new RefusedError(
         current
           ? `receiver has no space left for ${current.plan.entry.name}; ` +

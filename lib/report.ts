@@ -43,6 +43,9 @@ interface Transfer {
   resumed: number;
   files: number;
   doneFiles: number;
+  /** Files that were already there, identical; files the receiver refused. */
+  identical: number;
+  refused: number;
   totalSize: number;
   totalBytes: number;
   started: number;
@@ -164,6 +167,36 @@ function nameLabel(line: Line): string {
   return escapeForTerminal(line.name) + (line.resumed > 0 ? " (resumed)" : "");
 }
 
+/**
+ * The last line of a transfer, in words: `12 files, 1.10 GiB in 3.1 s, 362 MiB/s, 6 already
+ * there (identical), 2 refused`. Files already there are not counted as moved.
+ */
+function summaryWords(
+  fields: { files: number; bytes: number; failed: number },
+  t: Transfer | undefined,
+  seconds: number,
+  resumed: number,
+): string {
+  const identical = t?.identical ?? 0;
+  const refused = Math.min(t?.refused ?? 0, fields.failed);
+  const moved = Math.max(0, fields.files - identical);
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const parts: string[] = [];
+  if (moved > 0 || identical === 0) {
+    const rate = seconds > 0 && fields.bytes > 0
+      ? `, ${formatBytes(fields.bytes / seconds)}/s`
+      : "";
+    parts.push(
+      `${plural(moved, "file")}, ${formatBytes(fields.bytes)} in ${seconds.toFixed(1)} s${rate}`,
+    );
+  }
+  if (resumed > 0) parts.push(`${formatBytes(resumed)} resumed`);
+  if (identical > 0) parts.push(`${identical} already there (identical)`);
+  if (refused > 0) parts.push(`${refused} refused`);
+  if (fields.failed - refused > 0) parts.push(`${fields.failed - refused} failed`);
+  return parts.join(", ");
+}
+
 /** Reports events to the user in the chosen style. One instance per process. */
 export class Reporter {
   readonly json: boolean;
@@ -271,6 +304,8 @@ export class Reporter {
       resumed: 0,
       files,
       doneFiles: 0,
+      identical: 0,
+      refused: 0,
       totalSize: size,
       totalBytes: 0,
       started: performance.now(),
@@ -324,6 +359,8 @@ export class Reporter {
     const t = this.#transfers.get(id);
     if (t) {
       t.doneFiles++;
+      if (fields.status === "identical") t.identical++;
+      if (fields.status === "refused") t.refused++;
       if (t.current?.name === fields.name) delete t.current;
       if (fields.status !== "ok") t.totalSize -= Math.max(0, fields.size - (fields.resumed ?? 0));
     }
@@ -381,13 +418,7 @@ export class Reporter {
       resumed_bytes: resumed,
       exit_code: fields.exitCode,
     });
-    const rate = seconds > 0 ? `, ${formatBytes(fields.bytes / seconds)}/s` : "";
-    this.info(
-      `ferry: ${fields.files} file${fields.files === 1 ? "" : "s"}, ${formatBytes(fields.bytes)} ` +
-        `in ${seconds.toFixed(1)} s${rate}` +
-        (resumed > 0 ? `, ${formatBytes(resumed)} resumed` : "") +
-        (fields.failed > 0 ? `, ${fields.failed} failed` : ""),
-    );
+    this.info(`ferry: ${summaryWords(fields, t, seconds, resumed)}`);
   }
 
   #write(text: string): void {

@@ -43,6 +43,19 @@ for (const [script, name] of [[SENDER, "sender.ts"], [RECEIVER, "receiver.ts"]] 
   });
 }
 
+Deno.test("an IPv6 address with what looks like a port asks which was meant", async () => {
+  const { parseAddress } = await import("../lib/cli.ts");
+  assertEquals(parseAddress("[::1]:5012", 5001), { host: "::1", port: 5012 });
+  assertEquals(parseAddress("[::1:5012]", 5001), { host: "::1:5012", port: 5001 });
+  assertEquals(parseAddress("fe80::1", 5001), { host: "fe80::1", port: 5001 });
+  const out = await run(SENDER, ["::1:5012", "x", "--code", "1-a-b"]);
+  assertEquals(out.code, 2);
+  assertMatch(
+    out.stderr,
+    /::1:5012 is ambiguous: write \[::1\]:5012 for port 5012, or \[::1:5012\]/,
+  );
+});
+
 Deno.test("an option of the other script is named as such", async () => {
   const out = await run(SENDER, ["--overwrite", "x"]);
   assertEquals(out.code, 2);
