@@ -5,6 +5,9 @@
  * The sender writes `name<SEPARATOR>size` in one send, then the raw file bytes, then closes.
  * There is no framing, no reply, no encryption and no checksum: the only check is the size.
  *
+ * Why over 400 lines: both ends of that wire live here, with the repair of a header glued to
+ * its first data bytes, which needs the sender's and the receiver's view of the same bytes.
+ *
  * @module
  */
 

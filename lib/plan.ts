@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatBytes } from "./report.ts";
+import { formatBytes } from "./bar.ts";
 import { statfsSync } from "node:fs";
 import {
   type Entry,

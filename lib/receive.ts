@@ -78,7 +78,8 @@ import {
   removeQuietly,
 } from "./place.ts";
 import { DEFAULT_MAX_FILES, MAX_OFFER_NAME_BYTES, type Plan, Planner } from "./plan.ts";
-import { type FileStatus, formatBytes, type Reporter } from "./report.ts";
+import { formatBytes } from "./bar.ts";
+import type { FileStatus, Reporter } from "./report.ts";
 import { SafeRoot } from "./safe_path.ts";
 
 /**

@@ -65,3 +65,23 @@ Deno.test("no import cycles among ferry's modules", () => {
 Deno.test("protocol.ts imports nothing of ours but the error types", () => {
   assertEquals(importGraph("protocol.ts").get("protocol.ts"), ["lib/errors.ts"]);
 });
+
+Deno.test("a file over 400 lines says why at its top", async () => {
+  const long: string[] = [];
+  const files = ["sender.ts", "receiver.ts", "protocol.ts"];
+  for (const dir of ["lib", "lib/wormhole", "scripts"]) {
+    for (const entry of Deno.readDirSync(join(ROOT, dir))) {
+      if (entry.isFile && entry.name.endsWith(".ts")) files.push(`${dir}/${entry.name}`);
+    }
+  }
+  for (const file of files) {
+    const text = await Deno.readTextFile(join(ROOT, file));
+    const lines = text.trimEnd().split("\n").length;
+    // The reason goes in the module's opening comment.
+    const top = text.slice(0, text.indexOf("*/") + 2);
+    if (lines > 400 && !/Why (over 400 lines|one long file)/.test(top)) {
+      long.push(`${file} (${lines})`);
+    }
+  }
+  assertEquals(long, []);
+});

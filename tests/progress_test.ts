@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { CODE, SENDER, startReceiver, withDirs, writeRandomFile } from "./helpers.ts";
-import { displayWidth, formatBytes, formatDuration, renderBar } from "../lib/report.ts";
+import { displayWidth, formatBytes, formatDuration, renderBar } from "../lib/bar.ts";
 
 Deno.test("renderBar() shows name, percent, bar, bytes, rate and ETA", () => {
   const line = renderBar("movie.mkv", 512 * 1024 * 1024, 1024 * 1024 * 1024, 2);

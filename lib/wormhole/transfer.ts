@@ -22,16 +22,15 @@ import {
   UsageError,
   WIRE,
 } from "../errors.ts";
-import { writeAll, writeOut } from "../io.ts";
+import { writeOut } from "../io.ts";
 import { Manifest, type SourceEntry } from "../manifest.ts";
-import { openRegular, OwnedFile } from "../owned_file.ts";
-import { moveIntoPlace, PART_SUFFIX, removeQuietly } from "../place.ts";
+import { openRegular } from "../owned_file.ts";
 import { parseRelay, type RelayAddress } from "../relay.ts";
 import type { Reporter } from "../report.ts";
-import { lstatOrUndefined, nameProblem } from "../safe_path.ts";
 import { APP_ID, DEFAULT_TRANSIT_RELAY, Wormhole } from "./client.ts";
+import { acceptOffer, type AcceptOptions, type Sink } from "./sinks.ts";
 import { type RecordPipe, Transit } from "./transit.ts";
-import { planZip, Unzipper, writeZip, type ZipPlan } from "./zip.ts";
+import { planZip, writeZip, type ZipPlan } from "./zip.ts";
 
 /**
  * Bytes per transit record we send. The Python client reassembles each record by appending
@@ -275,24 +274,7 @@ async function readAck(pipe: RecordPipe): Promise<{ ack?: unknown; sha256?: unkn
 }
 
 /** What `receiver.ts --wormhole` needs. */
-export interface WormholeReceiveOptions extends WormholeOptions {
-  dir: string;
-  overwrite: boolean;
-  maxSize: number;
-  maxFiles: number;
-  /** Write a single file to standard output instead of into `dir`. */
-  stdout: boolean;
-}
-
-/** Where an accepted offer's bytes go, and how it ends. */
-interface Sink {
-  name: string;
-  size: number;
-  write(record: Uint8Array): Promise<void>;
-  /** All bytes are in and acknowledged: put them in place. Returns files written. */
-  finish(): number;
-  abandon(): void;
-}
+export interface WormholeReceiveOptions extends WormholeOptions, AcceptOptions {}
 
 /** Receives what a magic-wormhole sender offers. Returns the exit code. */
 export async function receiveViaWormhole(options: WormholeReceiveOptions): Promise<number> {
@@ -343,159 +325,6 @@ async function hearOffer(wormhole: Wormhole, peer: { transit?: unknown }) {
     if (typeof offer === "object" && offer !== null) return offer as Record<string, unknown>;
   }
   throw new ProtocolError("the sender sent many messages but no offer");
-}
-
-function count(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new ProtocolError(`the offer's ${what} is not a size`);
-  }
-  return value;
-}
-
-function checkedName(value: unknown): string {
-  const name = typeof value === "string" ? value : "";
-  const problem = nameProblem(name) ??
-    (name.includes("/") ? "a path, not a name" : undefined) ??
-    (name.endsWith(PART_SUFFIX) ? "reserved suffix" : undefined);
-  if (problem) {
-    throw new RefusedError(
-      `refusing the name ${JSON.stringify(name).slice(0, 80)}: ${problem}`,
-      WIRE.BAD_NAME,
-    );
-  }
-  return name;
-}
-
-/** Checks an offer against our limits and prepares where its bytes go; throws to refuse. */
-function acceptOffer(offer: Record<string, unknown>, options: WormholeReceiveOptions): Sink {
-  const file = offer.file as Record<string, unknown> | undefined;
-  const directory = offer.directory as Record<string, unknown> | undefined;
-  if (typeof file === "object" && file !== null) {
-    const name = checkedName(file.filename);
-    const size = count(file.filesize, "filesize");
-    if (size > options.maxSize) {
-      throw new RefusedError(`${name} is ${size} bytes, over --max-size`, WIRE.TOO_LARGE);
-    }
-    if (options.stdout) return stdoutSink(name, size, Deno.stdout);
-    return fileSink(`${options.dir}/${name}`, name, size, options.overwrite);
-  }
-  if (typeof directory === "object" && directory !== null) {
-    if (directory.mode !== "zipfile/deflated") {
-      throw new RefusedError("unknown folder transfer mode", WIRE.PROTOCOL);
-    }
-    if (options.stdout) {
-      throw new RefusedError("a folder cannot go to --stdout", WIRE.ONE_FILE_ONLY);
-    }
-    const name = checkedName(directory.dirname);
-    const size = count(directory.zipsize, "zipsize");
-    const numBytes = count(directory.numbytes, "numbytes");
-    const numFiles = count(directory.numfiles, "numfiles");
-    if (Math.max(size, numBytes) > options.maxSize || numFiles > options.maxFiles) {
-      throw new RefusedError(`${name}/ is over --max-size or --max-files`, WIRE.TOO_LARGE);
-    }
-    return folderSink(`${options.dir}/${name}`, name, size, numBytes, options);
-  }
-  throw new RefusedError("unknown offer type", WIRE.PROTOCOL);
-}
-
-function fileSink(target: string, name: string, size: number, overwrite: boolean): Sink {
-  if (!overwrite && lstatOrUndefined(target)) {
-    throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
-  }
-  const part = target + PART_SUFFIX;
-  let out: OwnedFile;
-  try {
-    out = OwnedFile.create(part, 0o666);
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) {
-      throw new RefusedError(`${name}${PART_SUFFIX} is in the way`, WIRE.EXISTS);
-    }
-    throw err;
-  }
-  return {
-    name,
-    size,
-    write: async (record) => {
-      await out.write(record);
-    },
-    finish: () => {
-      out.close();
-      if (moveIntoPlace(part, target, overwrite) !== 0) {
-        throw new RefusedError(
-          `${name} appeared meanwhile; the data is kept as ${name}${PART_SUFFIX}`,
-          WIRE.EXISTS,
-        );
-      }
-      return 1;
-    },
-    abandon: () => {
-      out.close();
-      removeQuietly(part);
-    },
-  };
-}
-
-function stdoutSink(
-  name: string,
-  size: number,
-  stdout: { write(bytes: Uint8Array): Promise<number> },
-): Sink {
-  return {
-    name,
-    size,
-    write: (record) => writeAll(stdout, record),
-    finish: () => 1,
-    abandon: () => {},
-  };
-}
-
-function folderSink(
-  target: string,
-  name: string,
-  size: number,
-  numBytes: number,
-  options: WormholeReceiveOptions,
-): Sink {
-  let made = false;
-  try {
-    Deno.mkdirSync(target);
-    made = true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    const info = lstatOrUndefined(target);
-    if (!options.overwrite || !info?.isDirectory) {
-      throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
-    }
-  }
-  const unzipper = new Unzipper(
-    target,
-    { maxBytes: numBytes, maxFiles: options.maxFiles },
-    options.overwrite,
-  );
-  return {
-    name: `${name}/`,
-    size,
-    write: (record) => Promise.resolve(unzipper.push(record)),
-    finish: () => {
-      unzipper.push(new Uint8Array(0), true);
-      for (const refused of unzipper.refused) {
-        options.reporter.warn(`refused from the zip: ${refused}`);
-      }
-      if (unzipper.refused.length > 0) {
-        throw new RefusedError(
-          `${unzipper.refused.length} entr${
-            unzipper.refused.length === 1 ? "y" : "ies"
-          } of ${name}/ refused`,
-          WIRE.BAD_NAME,
-        );
-      }
-      return unzipper.files;
-    },
-    abandon: () => {
-      unzipper.close();
-      if (made) options.reporter.warn(`${name}/ is incomplete`);
-    },
-  };
 }
 
 /** Receives exactly the offered bytes, acknowledges them with their SHA-256, then places them. */
