@@ -103,7 +103,15 @@ export interface HandshakeOptions {
   limiter?: AttemptLimiter;
   /** Milliseconds the peer gets for the whole handshake, at most HANDSHAKE_TIMEOUT_MS. @default {10000} */
   timeoutMs?: number;
+  /**
+   * Called once if the peer has sent nothing QUIET_PEER_MS after we spoke: a ferry peer answers
+   * at once, so it is probably something else on that port (the handshake still waits).
+   */
+  onQuiet?: () => void;
 }
+
+/** How long a peer may stay silent before {@linkcode HandshakeOptions.onQuiet} is called. */
+export const QUIET_PEER_MS = 2000;
 
 /** What the handshake learned about the peer. */
 export interface Session {
@@ -145,9 +153,14 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
   channel.flush().catch(() => {});
 
   // The peer must speak our protocol version and take the other role.
-  channel.peerVersion = decodePreamble(
-    await channel.readExact(PREAMBLE_SIZE, "the protocol preamble"),
-  );
+  const quiet = options.onQuiet && setTimeout(options.onQuiet, QUIET_PEER_MS);
+  try {
+    channel.peerVersion = decodePreamble(
+      await channel.readExact(PREAMBLE_SIZE, "the protocol preamble"),
+    );
+  } finally {
+    clearTimeout(quiet);
+  }
   const peerHelloBytes = (await channel.expect(FRAME_HELLO)).slice();
   const peerHello = decodeHello(peerHelloBytes);
   if (peerHello.role === (isSender ? ROLE_SENDER : ROLE_RECEIVER)) {

@@ -12,7 +12,7 @@ import { EXIT, exitCodeOf, FerryError, WIRE, WIRE_MESSAGES } from "./errors.ts";
 import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "../protocol.ts";
 import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
 import type { Reader } from "./io.ts";
-import { AttemptLimiter, handshake } from "./handshake.ts";
+import { AttemptLimiter, handshake, QUIET_PEER_MS } from "./handshake.ts";
 import type { SourceEntry } from "./manifest.ts";
 import { closeQuietly, type Link, type LinkSource } from "./transport.ts";
 import type { ReceiveSummary } from "./place.ts";
@@ -117,7 +117,14 @@ async function runSession<T>(
       caps: COMPRESS_CAPS,
       confirmFirst: options.limiter === undefined,
       timeoutMs: options.timeoutMs,
-      ...(options.limiter ? { limiter: options.limiter } : {}),
+      ...(options.limiter ? { limiter: options.limiter } : {
+        // We came to it: if it says nothing, it is probably not ferry; say so while we wait.
+        onQuiet: () =>
+          options.reporter.warn(
+            `${conn.peer} has not answered in ${QUIET_PEER_MS / 1000} s; it may not be a ferry ` +
+              `${role === "sender" ? "receiver" : "sender"} (is this the right port?)`,
+          ),
+      }),
     });
     authenticated = true;
     options.onAuthenticated?.();

@@ -210,6 +210,30 @@ Deno.test("a port in use is named, with the flag that changes it", () =>
     }
   }));
 
+Deno.test("a peer that says nothing (not ferry) is named within seconds, not after the timeout", () =>
+  withDirs(async (src) => {
+    await Deno.writeTextFile(join(src, "a"), "x");
+    // Something that accepts and never answers, like a web server waiting for a request.
+    const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of mute) held.push(conn);
+    })().catch(() => {});
+    try {
+      const sender = await startUntil(
+        SENDER,
+        [`127.0.0.1:${mute.addr.port}`, join(src, "a"), "--timeout", "20"],
+        /has not answered in 2 s; it may not be a ferry receiver \(is this the right port\?\)/,
+        { env: { FERRY_CODE: CODE }, timeoutMs: 8_000 },
+      );
+      await sender.stop();
+    } finally {
+      mute.close();
+      for (const conn of held) conn.close();
+      await accepting;
+    }
+  }));
+
 Deno.test("ferry sender to a closed port exits 3 with one line", async () => {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a"), "x");
