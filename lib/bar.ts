@@ -86,14 +86,16 @@ export function renderBar(
   resumed = 0,
   columns = DEFAULT_COLUMNS,
 ): string {
-  const fraction = size > 0 ? Math.min(1, bytes / size) : 1;
+  // Standard input comes with no size: its bar counts bytes, with no percent and no ETA.
+  const unknown = size === 0 && bytes > 0;
+  const fraction = unknown ? 0 : size > 0 ? Math.min(1, bytes / size) : 1;
   const rate = seconds > 0 ? (bytes - resumed) / seconds : 0;
   const eta = rate > 0 ? (size - bytes) / rate : NaN;
-  const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+  const pct = unknown ? "    " : `${Math.floor(fraction * 100)}%`.padStart(4);
   const extras = [
-    ` ${formatBytes(bytes)}/${formatBytes(size)}`,
+    unknown ? ` ${formatBytes(bytes)}` : ` ${formatBytes(bytes)}/${formatBytes(size)}`,
     `  ${formatBytes(rate)}/s`,
-    `  ETA ${formatDuration(eta)}`,
+    ...(unknown ? [] : [`  ETA ${formatDuration(eta)}`]),
   ];
   const room = Math.max(1, columns - 1);
   // label, space, pct, " |", bar, "|", extras

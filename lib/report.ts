@@ -46,6 +46,8 @@ interface Transfer {
   /** Files that were already there, identical; files the receiver refused. */
   identical: number;
   refused: number;
+  /** The label of the one file of a single-file transfer, kept once it has ended. */
+  single?: string;
   totalSize: number;
   totalBytes: number;
   started: number;
@@ -213,6 +215,7 @@ export class Reporter {
     const t = this.#transfers.get(id);
     if (t) {
       t.current = { name, size, bytes: offset, resumed: offset, started: performance.now() };
+      if (t.files === 1) t.single = nameLabel(t.current);
       t.totalBytes += offset;
       t.resumed += offset;
     }
@@ -365,9 +368,9 @@ export class Reporter {
       const cs = (now - c.started) / 1000;
       lines.push(renderBar(nameLabel(c), c.bytes, c.size, cs, c.resumed, columns));
     }
-    const label = t.files > 1 || !t.current
+    const label = t.files > 1 || t.single === undefined
       ? `total ${t.doneFiles}/${t.files} files`
-      : nameLabel(t.current);
+      : t.single;
     lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed, columns));
     return lines;
   }
