@@ -79,7 +79,7 @@ Deno.test("renderBar() fits any width: the numbers go first, the label is cut by
   assert(!narrow.includes("ETA") && !narrow.includes("/s"), narrow);
   // Standard input has no size: bytes and rate, no percent, no "/0 B", no ETA.
   const stdin = renderBar("stdin", 34 * 1024 * 1024, 0, 2, 0, 100);
-  assertMatch(stdin, /^stdin +\|.*\| 34\.0 MiB  17\.0 MiB\/s$/);
+  assertMatch(stdin, /^stdin +\|.*\| 34\.0 MiB {2}17\.0 MiB\/s$/);
   assertEquals(displayWidth("日本語.txt"), 10);
   assertEquals(displayWidth("e\u0301"), 1);
   // A CJK name is cut to its end, by columns: two per character.
