@@ -18,6 +18,7 @@ import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
+import { OwnedFile } from "./owned_file.ts";
 import { requirePermissions, unreadableEnv } from "./permissions.ts";
 import { APP_ID, DEFAULT_MAILBOX, DEFAULT_TRANSIT_RELAY } from "./wormhole/client.ts";
 
@@ -680,9 +681,9 @@ export async function runMain(
 ): Promise<never> {
   Deno.addSignalListener("SIGINT", () => {
     flushOutput();
-    Deno.stderr.writeSync(
-      new TextEncoder().encode("\nferry: interrupted; partial files are kept as NAME.ferry-part\n"),
-    );
+    // Files being written stay as NAME.ferry-part; say so only if there are some.
+    const kept = OwnedFile.open > 0 ? "; partial files are kept as NAME.ferry-part to resume" : "";
+    Deno.stderr.writeSync(new TextEncoder().encode(`\nferry: interrupted${kept}\n`));
     Deno.exit(EXIT.INTERRUPTED);
   });
   let code: number;

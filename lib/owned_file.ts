@@ -36,14 +36,18 @@ function call<T>(fn: () => T): T {
 
 /** A regular file open for writing, by descriptor; writes go on at `position`. */
 export class OwnedFile {
+  /** How many are open now: an interrupted process says whether it left partial files. */
+  static open = 0;
   readonly fd: number;
   readonly path: string;
   position: number;
+  #closed = false;
 
   private constructor(fd: number, path: string, position: number) {
     this.fd = fd;
     this.path = path;
     this.position = position;
+    OwnedFile.open++;
   }
 
   /**
@@ -116,6 +120,8 @@ export class OwnedFile {
   }
 
   close(): void {
+    if (!this.#closed) OwnedFile.open--;
+    this.#closed = true;
     try {
       fs.closeSync(this.fd);
     } catch {

@@ -234,6 +234,15 @@ Deno.test("a peer that says nothing (not ferry) is named within seconds, not aft
     }
   }));
 
+Deno.test("Ctrl-C on an idle receiver exits 130 without claiming partial files were kept", () =>
+  withDirs(async (_src, dst) => {
+    const receiver = await startReceiver(["--dir", dst]);
+    receiver.process.kill("SIGINT");
+    const done = await receiver.finish();
+    assertEquals(done.code, 130);
+    assertMatch(done.stderr, /\nferry: interrupted\n$/);
+  }));
+
 Deno.test("ferry sender to a closed port exits 3 with one line", async () => {
   const dir = await tempDir();
   await Deno.writeTextFile(join(dir, "a"), "x");
