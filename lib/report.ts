@@ -104,6 +104,8 @@ export class Reporter {
   #transfers = new Map<string, Transfer>();
   /** Display widths of the bar lines drawn last, top to bottom. */
   #drawnWidths: number[] = [];
+  /** Who is at the other end of each connection, to tell their bars apart. */
+  #peers = new Map<string, string>();
   #lastDraw = 0;
   #lastJsonProgress = new Map<string, number>();
 
@@ -159,6 +161,7 @@ export class Reporter {
    */
   connected(link: Link, id: string, say = link.path !== "direct"): void {
     this.event("connected", { conn: id, peer: link.peer, path: link.path });
+    this.#peers.set(id, link.peer);
     const how = { direct: "directly", lan: "found on the LAN", relay: "through the relay" };
     if (say) this.info(`ferry: connected to ${link.peer} (${how[link.path]})`);
   }
@@ -285,6 +288,7 @@ export class Reporter {
   /** A transfer that failed before its end: its bars go (its error line says why). */
   abandon(id: string): void {
     this.#lastJsonProgress.delete(id);
+    this.#peers.delete(id);
     if (this.#transfers.delete(id)) this.#draw(true);
   }
 
@@ -305,6 +309,7 @@ export class Reporter {
       this.#write(this.#barLines(t, this.#columns()).map((line) => `${line}\n`).join(""));
     }
     this.#transfers.delete(id);
+    this.#peers.delete(id);
     this.#lastJsonProgress.delete(id);
     const resumed = t?.resumed ?? 0;
     this.event("done", {
@@ -359,7 +364,7 @@ export class Reporter {
   }
 
   /** The bar lines of one transfer: the current file (when there are several), then the total. */
-  #barLines(t: Transfer, columns: number): string[] {
+  #barLines(t: Transfer, columns: number, peer?: string): string[] {
     const now = performance.now();
     const lines: string[] = [];
     const seconds = (now - t.started) / 1000;
@@ -368,9 +373,8 @@ export class Reporter {
       const cs = (now - c.started) / 1000;
       lines.push(renderBar(nameLabel(c), c.bytes, c.size, cs, c.resumed, columns));
     }
-    const label = t.files > 1 || t.single === undefined
-      ? `total ${t.doneFiles}/${t.files} files`
-      : t.single;
+    const label = (peer ? `${peer} ` : "") +
+      (t.files > 1 || t.single === undefined ? `total ${t.doneFiles}/${t.files} files` : t.single);
     lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed, columns));
     return lines;
   }
@@ -381,7 +385,11 @@ export class Reporter {
     if (!force && now - this.#lastDraw < 1000 / BAR_REDRAWS_PER_SECOND) return;
     this.#lastDraw = now;
     const columns = this.#columns();
-    const lines = [...this.#transfers.values()].flatMap((t) => this.#barLines(t, columns));
+    // With several transfers at once, each total bar says whose it is.
+    const many = this.#transfers.size > 1;
+    const lines = [...this.#transfers].flatMap(([id, t]) =>
+      this.#barLines(t, columns, many ? this.#peers.get(id) : undefined)
+    );
     // One write: the old bars cleared and the new ones drawn, without a visible blank between.
     this.#write(this.#unDraw() + lines.map((line) => `${line}\n`).join(""));
     this.#drawnWidths = lines.map((line) => displayWidth(line));

@@ -5,7 +5,15 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { CODE, SENDER, startReceiver, withDirs, writeRandomFile } from "./helpers.ts";
+import {
+  CODE,
+  RECEIVER,
+  send,
+  SENDER,
+  startReceiver,
+  withDirs,
+  writeRandomFile,
+} from "./helpers.ts";
 import { displayWidth, formatBytes, formatDuration, renderBar } from "../lib/bar.ts";
 
 Deno.test("renderBar() shows name, percent, bar, bytes, rate and ETA", () => {
@@ -92,12 +100,9 @@ Deno.test("renderBar() fits any width: the numbers go first, the label is cut by
 const hasTmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
   .output().then((o) => o.success).catch(() => false);
 
-/**
- * Runs `args` (a sender) in a tmux window `columns` wide and returns the screen as tmux shows it
- * once the command has ended: what a person would see, wrapped lines and leftovers included.
- */
-async function screenAt(columns: number, args: string[]): Promise<string> {
-  const server = `ferry-test-${Deno.pid}-${columns}`;
+/** A script running in a tmux window `columns` wide: its screen as a person would see it. */
+async function inTmux(columns: number, script: string, args: string[]) {
+  const server = `ferry-test-${Deno.pid}-${columns}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...more: string[]) =>
     new Deno.Command("tmux", {
       args: ["-L", server, "-f", "/dev/null", ...more],
@@ -105,25 +110,39 @@ async function screenAt(columns: number, args: string[]): Promise<string> {
       stdout: "piped",
       stderr: "piped",
     }).output();
-  const shell = [Deno.execPath(), "run", "-A", SENDER, ...args].map((a) => `'${a}'`).join(" ");
+  const shell = [Deno.execPath(), "run", "-A", script, ...args].map((a) => `'${a}'`).join(" ");
   await tmux(
     "new-session",
     "-d",
     "-x",
-    String(columns),
+    `${columns}`,
     "-y",
     "50",
     `${shell}; echo EXIT=$?; sleep 60`,
   );
+  const screen = async () => new TextDecoder().decode((await tmux("capture-pane", "-p")).stdout);
+  return {
+    screen,
+    /** Waits (at most 30 s) until the screen matches `pattern`, and returns it. */
+    async until(pattern: RegExp): Promise<string> {
+      for (let i = 0; i < 300; i++) {
+        const now = await screen();
+        if (pattern.test(now)) return now;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`${pattern} did not appear within 30 s under tmux:\n${await screen()}`);
+    },
+    stop: () => tmux("kill-server"),
+  };
+}
+
+/** Runs a sender in tmux and returns the screen once it has ended. */
+async function screenAt(columns: number, args: string[]): Promise<string> {
+  const window = await inTmux(columns, SENDER, args);
   try {
-    for (let i = 0; i < 300; i++) {
-      const screen = new TextDecoder().decode((await tmux("capture-pane", "-p")).stdout);
-      if (/EXIT=\d+/.test(screen)) return screen;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error("the sender did not finish within 30 s under tmux");
+    return await window.until(/EXIT=\d+/);
   } finally {
-    await tmux("kill-server");
+    await window.stop();
   }
 }
 
@@ -158,11 +177,54 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name:
+    "a receiver with three senders at once: a labelled bar each, one final bar each, no leftovers",
+  ignore: !hasTmux,
+  fn: () =>
+    withDirs(async (src, dst) => {
+      for (const n of [1, 2, 3]) await writeRandomFile(join(src, `s${n}.bin`), 48 * 1024 * 1024, n);
+      const port = await new Promise<number>((resolve) => {
+        const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        resolve(probe.addr.port);
+        probe.close();
+      });
+      const window = await inTmux(80, RECEIVER, [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        `${port}`,
+        "--dir",
+        dst,
+      ]);
+      try {
+        await window.until(/listening on/);
+        const sent = await Promise.all(
+          [1, 2, 3].map((n) => send([`127.0.0.1:${port}`, join(src, `s${n}.bin`)])),
+        );
+        assertEquals(sent.map((s) => s.code), [0, 0, 0]);
+        const screen = await window.until(/(ferry: 1 file[^\n]*\n[\s\S]*){3}/);
+        const bars = screen.split("\n").filter((row) => row.includes("|"));
+        for (const row of bars) assertMatch(row, /^\S.* \d+% \|[█▏▎▍▌▋▊▉ ]+\|/, row);
+        // One final bar per sender: its file, at 100%; nothing else is left of the bars.
+        assertEquals(bars.length, 3, screen);
+        for (const n of [1, 2, 3]) {
+          assertEquals(
+            bars.filter((row) => row.includes(`s${n}.bin`) && row.includes("100%")).length,
+            1,
+            screen,
+          );
+        }
+      } finally {
+        await window.stop();
+      }
+    }),
+});
+
 Deno.test("ferry sender draws no bars when stderr is not a terminal", async () => {
   await withDirs(async (src, dst) => {
     await writeRandomFile(join(src, "p.bin"), 2 * 1024 * 1024, 72);
     const receiver = await startReceiver(["--once", "--dir", dst]);
-    const { send } = await import("./helpers.ts");
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "p.bin")]);
     await receiver.finish();
     assertEquals(sent.code, 0);
