@@ -56,7 +56,7 @@ export const WIRE_MESSAGES: Record<WireCode, string> = {
   [WIRE.NO_SPACE]: "receiver has no space left",
   [WIRE.WRITE_FAILED]: "receiver could not write the file",
   [WIRE.SYMLINK]: "path goes through a symlink on the receiver",
-  [WIRE.DUPLICATE]: "duplicate entry",
+  [WIRE.DUPLICATE]: "duplicate entry, or another sender is sending that name now",
   [WIRE.CANCELLED]: "cancelled by the peer",
   [WIRE.READ_FAILED]: "sender could not read the file",
   [WIRE.ONE_FILE_ONLY]: "the receiver writes to standard output and takes exactly one file",

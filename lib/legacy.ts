@@ -298,7 +298,10 @@ function checkTarget(header: LegacyHeader, options: LegacyReceiveOptions) {
     throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
   }
   if (options.claims?.has(target)) {
-    throw new RefusedError(`${header.name} is being received from another sender`, WIRE.BUSY);
+    throw new RefusedError(
+      `${header.name} is being received from another sender`,
+      WIRE.DUPLICATE,
+    );
   }
   return { target, part };
 }

@@ -178,7 +178,8 @@ export class Planner {
     const parentRefusal = root.ensureParent(name);
     if (parentRefusal) return refuse(pathRefusalCode(parentRefusal, WIRE.BAD_NAME));
     plan.target = root.path(name);
-    if (this.#claims.has(plan.target)) return refuse(WIRE.BUSY);
+    // Another sender is sending the same name right now: a duplicate, not a busy receiver.
+    if (this.#claims.has(plan.target)) return refuse(WIRE.DUPLICATE);
     const reply = decide(entry, plan, root, this.#options.overwrite ?? false);
     if (reply.action !== REPLY_REFUSE) {
       this.#claims.add(plan.target);
