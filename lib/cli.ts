@@ -19,7 +19,7 @@ import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
 import { OwnedFile } from "./owned_file.ts";
-import { requirePermissions, unreadableEnv } from "./permissions.ts";
+import { granted, requirePermissions, unreadableEnv } from "./permissions.ts";
 import { APP_ID, DEFAULT_MAILBOX, DEFAULT_TRANSIT_RELAY } from "./wormhole/client.ts";
 
 /** Exit codes as printed in --help and README.md. */
@@ -493,10 +493,16 @@ function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
 export function parseSenderArgs(args: string[]): SenderOptions | null {
   const { settings, positionals } = parse(args, SENDER_FLAGS);
   if (settings === null) return null;
+  // Every path must be readable (a grant for just those paths will do); a first argument that
+  // is not may be HOST.
+  const unreadable = positionals.filter((path, i) =>
+    path !== "-" && !(i === 0 && positionals.length > 1 && !settings.listen) &&
+    !granted({ name: "read", path })
+  );
   requirePermissions([
     { permission: { name: "net" }, for: "the network" },
-    ...(positionals.some((path) => path !== "-")
-      ? [{ permission: { name: "read" } as const, for: "reading what is sent" }]
+    ...(unreadable.length > 0
+      ? [{ permission: { name: "read" } as const, for: `reading ${unreadable.join(", ")}` }]
       : []),
   ]);
   const { listen, legacy, port, wormhole } = settings;

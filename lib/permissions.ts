@@ -27,7 +27,7 @@ export function permissionFlag(permission: Deno.PermissionDescriptor): string {
 }
 
 /** Whether `permission` is granted; asks once on a terminal if Deno would ask anyway. */
-function granted(permission: Deno.PermissionDescriptor): boolean {
+export function granted(permission: Deno.PermissionDescriptor): boolean {
   let state = Deno.permissions.querySync(permission).state;
   if (state === "prompt" && Deno.stdin.isTerminal()) {
     state = Deno.permissions.requestSync(permission).state;

@@ -102,7 +102,17 @@ Deno.test("a missing Deno permission is found at start and named with its flag, 
       join(src, "a"),
     ]);
     assertEquals(noRead.code, 2);
-    assertMatch(noRead.stderr, /deno needs --allow-read for this/);
+    assertMatch(noRead.stderr, /deno needs --allow-read for this \(reading \S+\/a\)/);
+    // Reading granted for just the path sent is enough (then the closed port is the error).
+    const narrow = await withPermissions(SENDER, [
+      "--allow-net",
+      "--allow-env",
+      `--allow-read=${src}`,
+    ], [
+      "127.0.0.1:1",
+      join(src, "a"),
+    ]);
+    assertEquals(narrow.code, 3, narrow.stderr);
     // The receiver without --allow-read/--allow-write: not "--dir is not a folder".
     const bare = await withPermissions(RECEIVER, ["--allow-net", "--allow-env"], ["--dir", dst]);
     assertEquals(bare.code, 2);
