@@ -260,9 +260,17 @@ Deno.test("a full disk during small files: every file under its own name is whol
 
 Deno.test("64 senders at once, good and hostile mixed: every good file verified", async () => {
   await withDirs(async (src, dst) => {
-    const receiver = await startReceiver(["--dir", dst, "--timeout", "5"]);
-    const jobs: Promise<unknown>[] = [];
+    // Inputs first, then the clock: 48 processes starting at once on a busy machine already
+    // take seconds, so the timeout is generous too (this is about concurrency, not timeouts).
     const good: string[] = [];
+    for (let i = 0; i < 64; i++) {
+      if (i % 4 === 3 || i % 8 === 2) continue;
+      const name = `good-${i}.bin`;
+      await writeRandomFile(join(src, name), 64 * 1024 + i, 60 + i);
+      good.push(name);
+    }
+    const receiver = await startReceiver(["--dir", dst, "--timeout", "20"]);
+    const jobs: Promise<unknown>[] = [];
     for (let i = 0; i < 64; i++) {
       if (i % 4 === 3) {
         // Hostile: garbage, then hang up.
@@ -279,11 +287,8 @@ Deno.test("64 senders at once, good and hostile mixed: every good file verified"
           }),
         );
       } else {
-        const name = `good-${i}.bin`;
-        await writeRandomFile(join(src, name), 64 * 1024 + i, 60 + i);
-        good.push(name);
         jobs.push(
-          send([`127.0.0.1:${receiver.port}`, join(src, name)]).then((r) =>
+          send([`127.0.0.1:${receiver.port}`, join(src, `good-${i}.bin`)]).then((r) =>
             assertEquals(r.code, 0, r.stderr)
           ),
         );
