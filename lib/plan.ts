@@ -59,7 +59,7 @@ export interface Plan {
   made?: MadeFolder | undefined;
   started: boolean;
   status?: number;
-  /** Why it was refused, in numbers, for the receiver's own log ("needs 6 MiB, 2 MiB free"). */
+  /** Why it was refused, in numbers, for our own log: "6.00 MiB offered, 1.95 MiB free". */
   note?: string;
 }
 
