@@ -11,6 +11,7 @@
 import { basename, resolve } from "node:path";
 import { type Entry, KIND_DIR, KIND_FILE, KIND_STREAM } from "../protocol.ts";
 import { UsageError } from "./errors.ts";
+import { openRegular } from "./owned_file.ts";
 import { nameProblem } from "./safe_path.ts";
 
 /** An offered entry and where its bytes come from (`null`: standard input). */
@@ -52,6 +53,10 @@ export class Manifest implements Iterable<SourceEntry> {
 
   constructor(paths: readonly string[], options: ManifestOptions = {}) {
     const skip = options.onSkip ?? (() => {});
+    // What cannot be sent, when it is to be refused rather than skipped while sending.
+    const problems: string[] = [];
+    const note = (path: string, why: string) => void problems.push(`${path} (${why})`);
+    const unsendable = options.refuseUnsendable ? note : skip;
     if (options.name !== undefined && paths.length > 1) {
       throw new UsageError("--name works with a single PATH only");
     }
@@ -60,7 +65,10 @@ export class Manifest implements Iterable<SourceEntry> {
     for (const path of paths) {
       const root = rootOf(path, options.name);
       if (root.info !== null && !root.info.isFile && !root.info.isDirectory) {
-        skip(path, root.info.isSymlink ? "symlink, not followed" : "not a regular file or folder");
+        unsendable(
+          path,
+          root.info.isSymlink ? "symlink, not followed" : "not a regular file or folder",
+        );
         continue;
       }
       // Our own names go through the same checks the receiver will apply.
@@ -73,7 +81,7 @@ export class Manifest implements Iterable<SourceEntry> {
       seen.add(root.name);
       roots.push(root);
     }
-    if (options.refuseUnsendable) refuseUnsendable(paths, options.name, roots);
+    if (options.refuseUnsendable) refuseUnsendable(roots, problems, note);
     if (roots.length === 0) throw new UsageError("nothing to send");
     this.#rest = walk(roots, skip);
   }
@@ -97,17 +105,13 @@ export class Manifest implements Iterable<SourceEntry> {
 
 /**
  * Walks all of `roots` (entries are not kept: memory stays flat) and throws a UsageError naming
- * what cannot be sent, including command-line paths that were already set aside.
+ * what cannot be sent: the command-line paths already in `problems`, then what `note` adds.
  */
-function refuseUnsendable(paths: readonly string[], name: string | undefined, roots: Root[]) {
-  const problems: string[] = [];
-  const note = (path: string, why: string) => problems.push(`${path} (${why})`);
-  for (const path of paths) {
-    const root = rootOf(path, name);
-    if (root.info !== null && !roots.some((r) => r.path === path)) {
-      note(path, root.info.isSymlink ? "symlink, not followed" : "not a regular file or folder");
-    }
-  }
+function refuseUnsendable(
+  roots: readonly Root[],
+  problems: string[],
+  note: (path: string, why: string) => void,
+): void {
   for (const _ of walk(roots, note)) { /* only the problems are wanted */ }
   if (problems.length === 0) return;
   const more = problems.length > LISTED_UNSENDABLE
@@ -222,11 +226,13 @@ function badName(problem: string): string {
 /**
  * Whether we may read the file: opened to find out only when its mode does not let everyone
  * read it (a 0600 file of another user), so a tree of ordinary files costs no extra system call.
+ * Opened as it will be read: never through a link, never blocking on a FIFO swapped in since it
+ * was listed, and only if it is still the file listed.
  */
 function readable(path: string, info: Deno.FileInfo): boolean {
   if (((info.mode ?? 0o444) & 0o004) !== 0) return true;
   try {
-    Deno.openSync(path).close();
+    openRegular(path, info.ino === null ? undefined : { dev: info.dev, ino: info.ino }).close();
     return true;
   } catch {
     return false;
