@@ -351,13 +351,14 @@ export class Reporter {
    * lines when it narrows (tmux, most terminal emulators) may have made more rows of them.
    */
   #clearBars(): void {
-    this.#write(this.#unDraw());
+    const undo = this.#unDraw();
+    if (undo) this.#write(undo);
   }
 
   /** What {@linkcode #clearBars} writes: nothing when no bars are drawn. */
-  #unDraw(): string {
+  #unDraw(columns?: number): string {
     if (!this.tty || this.#drawnWidths.length === 0) return "";
-    const columns = this.#columns();
+    columns ??= this.#columns();
     const rows = this.#drawnWidths.reduce((n, w) => n + Math.max(1, Math.ceil(w / columns)), 0);
     this.#drawnWidths = [];
     return `\x1b[${rows}F\x1b[J`;
@@ -391,7 +392,7 @@ export class Reporter {
       this.#barLines(t, columns, many ? this.#peers.get(id) : undefined)
     );
     // One write: the old bars cleared and the new ones drawn, without a visible blank between.
-    this.#write(this.#unDraw() + lines.map((line) => `${line}\n`).join(""));
+    this.#write(this.#unDraw(columns) + lines.map((line) => `${line}\n`).join(""));
     this.#drawnWidths = lines.map((line) => displayWidth(line));
   }
 }
