@@ -303,15 +303,32 @@ Deno.test("64 senders at once, good and hostile mixed: every good file verified"
 Deno.test("receiver --max-connections 1: a second sender is told the receiver is busy (exit 6)", async () => {
   const src = await tempDir();
   const dst = await tempDir();
-  const receiver = await startReceiver(["--dir", dst, "--max-connections", "1", "--timeout", "5"]);
-  const hog = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+  const receiver = await startReceiver(["--dir", dst, "--max-connections", "1", "--timeout", "60"]);
+  // The one slot is held by a real, authenticated transfer that is waiting on its standard
+  // input: no clock runs out on it while the second sender starts, however busy the machine.
+  const hog = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SENDER, `127.0.0.1:${receiver.port}`, "-", "--name", "hold.bin"],
+    env: { FERRY_CODE: CODE },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const hogInput = hog.stdin.getWriter();
   try {
+    await hogInput.write(new Uint8Array([1]));
+    // Its file has begun on the receiver: the slot is taken.
+    for (let i = 0; i < 300 && !(await exists(join(dst, "hold.bin.ferry-part"))); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert(await exists(join(dst, "hold.bin.ferry-part")), "the first transfer did not begin");
     await Deno.writeTextFile(join(src, "a.txt"), "a");
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
     assertEquals(sent.code, 6, sent.stderr);
     assertMatch(sent.stderr, /ferry: receiver is busy \(too many connections\); try again later/);
   } finally {
-    hog.close();
+    hog.kill("SIGKILL");
+    await hog.status;
+    await hogInput.close().catch(() => {});
     await receiver.stop();
     await Deno.remove(src, { recursive: true });
     await Deno.remove(dst, { recursive: true });
