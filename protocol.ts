@@ -1,5 +1,5 @@
 /**
- * The ferry wire, version 2. This is the only file that knows byte layouts: constants, frame
+ * The ferry wire, version 3. This is the only file that knows byte layouts: constants, frame
  * types, limits, and an encode/decode pair for every frame. PROTOCOL.md describes the same
  * bytes in prose for anyone writing a compatible peer.
  *
@@ -19,7 +19,7 @@ import { ProtocolError, WIRE } from "./lib/errors.ts";
 /** First bytes on the wire from both sides: "FERRY" and a NUL. */
 export const MAGIC: Uint8Array = new Uint8Array([0x46, 0x45, 0x52, 0x52, 0x59, 0x00]);
 /** Protocol version, sent as an unsigned 16-bit big-endian number right after MAGIC. */
-export const VERSION = 2;
+export const VERSION = 3;
 /** MAGIC + VERSION. */
 export const PREAMBLE_SIZE = 8;
 /** The tutorial's port. */
@@ -77,12 +77,20 @@ export const FRAME_FILE = 0x20;
 export const FRAME_DATA = 0x21;
 /** FILE_END: the current file is complete. */
 export const FRAME_FILE_END = 0x22;
-/** SKIP: the sender gives up an accepted entry (it could not read it). */
+/**
+ * SKIP: for an entry the receiver answered HAVE, the sender sends its own digest instead of the
+ * file; the receiver alone compares, and its RESULT says identical or exists.
+ */
 export const FRAME_SKIP = 0x23;
 /** RESULT: the receiver's verdicts on settled entries. */
 export const FRAME_RESULT = 0x24;
 /** SMALL_FILES: several small files whole, in one frame. */
 export const FRAME_SMALL_FILES = 0x25;
+/**
+ * RESTART (receiver to sender): the sender's digest of a resumed file's first bytes is not the
+ * receiver's; what follows of that FILE is dropped, and the sender sends the file again from 0.
+ */
+export const FRAME_RESTART = 0x26;
 /** DONE: totals; the last frame from each side. */
 export const FRAME_DONE = 0x30;
 /** ERROR: a wire error code and message; the sender of it closes next. */
@@ -114,9 +122,9 @@ export const KIND_STREAM = 3;
 
 /** Reply action (one per offered entry): send it whole. */
 export const REPLY_SEND = 0;
-/** Reply action: resume from the receiver's partial bytes (offset, digest). */
+/** Reply action: the receiver has this many bytes of the file (offset); the sender may resume. */
 export const REPLY_RESUME = 1;
-/** Reply action: the receiver has a file of this name (size, digest) to compare. */
+/** Reply action: the receiver has a file of this name and size; the sender sends its digest. */
 export const REPLY_HAVE = 2;
 /** Reply action: refused, for the reason given. */
 export const REPLY_REFUSE = 3;
@@ -127,10 +135,13 @@ export const SMALL_FILE_MAX = 64 * 1024;
 export const SMALL_FILE_HEADER_SIZE: number = 4 + 4;
 /** Most bytes a SMALL_FILES body may decode to: what fits in one frame beside its codec byte. */
 export const MAX_SMALL_FILES_BODY: number = MAX_PLAIN_BODY - 2;
-/** Result status: written and verified. Any status but these two is a wire error code. */
+/**
+ * Result status: written and verified. Every status but OK and IDENTICAL is a wire error code
+ * of PROTOCOL.md section 8 (2 to 127), the reason the file failed.
+ */
 export const RESULT_OK = 0;
-/** Result status: the file was already there, identical. */
-export const RESULT_IDENTICAL = 1;
+/** Result status: the file was already there, identical. Above every wire error code. */
+export const RESULT_IDENTICAL = 0x80;
 
 /** Hello: who is speaking and what it can do; its bytes are bound into the key confirmation. */
 export interface Hello {
@@ -154,15 +165,16 @@ export interface Entry {
   name: string;
 }
 
-/** The receiver's answer for one entry. */
+/**
+ * The receiver's answer for one entry. No digest: the receiver never says what its bytes hash
+ * to, only (in RESULT or RESTART) whether the sender's digest matched them.
+ */
 export interface Reply {
   /** One of the REPLY_ actions. */
   action: number;
-  /** REPLY_RESUME: bytes the receiver has; REPLY_HAVE: size of its existing file. */
+  /** REPLY_RESUME: bytes the receiver has of the file; 0 otherwise. */
   offset: number;
-  /** REPLY_RESUME / REPLY_HAVE: digest of those bytes. */
-  digest: Uint8Array;
-  /** REPLY_REFUSE: wire error code. */
+  /** REPLY_REFUSE: wire error code; 0 otherwise. */
   reason: number;
 }
 
@@ -180,6 +192,16 @@ export interface FileStart {
   index: number;
   /** First byte sent: 0, or the resume offset the receiver replied. */
   offset: number;
+  /** With an offset above 0: the digest of the sender's first `offset` bytes (required). */
+  digest?: Uint8Array;
+}
+
+/** SKIP: the sender's digest of a whole file the receiver said it has (HAVE). */
+export interface Skip {
+  /** The entry's position in the offer. */
+  index: number;
+  /** The digest of the sender's file. */
+  digest: Uint8Array;
 }
 
 /**
@@ -449,8 +471,8 @@ export function decodeHello(payload: Uint8Array): Hello {
 
 /** Fixed bytes of one OFFER entry: kind (1), mode (4), mtime (8), size (8), name length (2). */
 const OFFER_ENTRY_FIXED = 1 + 4 + 8 + 8 + 2;
-/** Most bytes of one REPLY: action (1), then offset (8) and digest, or a reason (1). */
-const REPLY_MAX = 1 + 8 + DIGEST_SIZE;
+/** Most bytes of one REPLY: action (1), then an offset (8) or a reason (1). */
+const REPLY_MAX = 1 + 8;
 /** Bytes of one RESULT verdict: index (4), status (1). */
 const RESULT_SIZE = 4 + 1;
 
@@ -532,8 +554,8 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
       b = new Builder();
     }
     b.u8(reply.action);
-    if (reply.action === REPLY_RESUME || reply.action === REPLY_HAVE) {
-      b.u64(reply.offset).bytes(reply.digest);
+    if (reply.action === REPLY_RESUME) {
+      b.u64(reply.offset);
     } else if (reply.action === REPLY_REFUSE) {
       b.u8(reply.reason);
     }
@@ -542,22 +564,22 @@ export function encodeReplies(replies: readonly Reply[]): Uint8Array[] {
   return batches;
 }
 
-/** The digest of a reply that carries none (shared: a zero-length array cannot change). */
-const NO_DIGEST = new Uint8Array(0);
-
 /** Decodes a REPLY payload into one reply per entry; throws ProtocolError if it is malformed. */
 export function decodeReplies(payload: Uint8Array): Reply[] {
   const c = new Cursor(payload, "REPLY");
   const replies: Reply[] = [];
   while (!c.done) {
     const action = c.u8();
-    const reply: Reply = { action, offset: 0, digest: NO_DIGEST, reason: 0 };
-    if (action === REPLY_RESUME || action === REPLY_HAVE) {
+    const reply: Reply = { action, offset: 0, reason: 0 };
+    if (action === REPLY_RESUME) {
       reply.offset = c.u64();
-      reply.digest = c.bytes(DIGEST_SIZE).slice();
+      if (reply.offset === 0) throw new ProtocolError("Cannot decode REPLY: RESUME at byte 0");
     } else if (action === REPLY_REFUSE) {
       reply.reason = c.u8();
-    } else if (action !== REPLY_SEND) {
+      if (!isFailureStatus(reply.reason)) {
+        throw new ProtocolError(`Cannot decode REPLY: ${reply.reason} is not a refusal reason`);
+      }
+    } else if (action !== REPLY_SEND && action !== REPLY_HAVE) {
       throw new ProtocolError(`Cannot decode REPLY: unknown action ${action}`);
     }
     replies.push(reply);
@@ -565,17 +587,27 @@ export function decodeReplies(payload: Uint8Array): Reply[] {
   return replies;
 }
 
-/** FILE payload: index (u32), offset (u64). */
+/** An empty digest, for a FILE that starts at 0 (shared: a zero-length array cannot change). */
+export const NO_DIGEST: Uint8Array = new Uint8Array(0);
+
+/**
+ * FILE payload: index (u32), offset (u64), and with an offset above 0 the digest of the
+ * sender's bytes before it: the sender commits to its bytes, the receiver only compares.
+ */
 export function encodeFileStart(start: FileStart): Uint8Array {
-  return new Builder().u32(start.index).u64(start.offset).finish();
+  const b = new Builder().u32(start.index).u64(start.offset);
+  if (start.offset > 0) b.bytes(checkedDigest(start.digest ?? NO_DIGEST));
+  return b.finish();
 }
 
 /** Decodes a FILE payload; throws ProtocolError if it is malformed. */
 export function decodeFileStart(payload: Uint8Array): FileStart {
   const c = new Cursor(payload, "FILE");
-  const start = { index: c.u32(), offset: c.u64() };
+  const index = c.u32();
+  const offset = c.u64();
+  const digest = offset > 0 ? c.bytes(DIGEST_SIZE).slice() : NO_DIGEST;
   c.end();
-  return start;
+  return { index, offset, digest };
 }
 
 /** FILE_END payload: size (u64). */
@@ -591,17 +623,45 @@ export function decodeFileEnd(payload: Uint8Array): FileEnd {
   return end;
 }
 
-/** SKIP payload: the entry index (u32). */
-export function encodeIndex(index: number): Uint8Array {
-  return new Builder().u32(index).finish();
+/** SKIP payload: the entry index (u32) and the digest of the sender's whole file. */
+export function encodeSkip(skip: Skip): Uint8Array {
+  return new Builder().u32(skip.index).bytes(checkedDigest(skip.digest)).finish();
 }
 
 /** Decodes a SKIP payload; throws ProtocolError if it is malformed. */
-export function decodeIndex(payload: Uint8Array): number {
+export function decodeSkip(payload: Uint8Array): Skip {
   const c = new Cursor(payload, "SKIP");
+  const skip = { index: c.u32(), digest: c.bytes(DIGEST_SIZE).slice() };
+  c.end();
+  return skip;
+}
+
+/** RESTART payload: the entry index (u32). */
+export function encodeRestart(index: number): Uint8Array {
+  return new Builder().u32(index).finish();
+}
+
+/** Decodes a RESTART payload; throws ProtocolError if it is malformed. */
+export function decodeRestart(payload: Uint8Array): number {
+  const c = new Cursor(payload, "RESTART");
   const index = c.u32();
   c.end();
   return index;
+}
+
+function checkedDigest(digest: Uint8Array): Uint8Array {
+  if (digest.length !== DIGEST_SIZE) {
+    throw new RangeError(`Cannot encode a digest of ${digest.length} bytes`);
+  }
+  return digest;
+}
+
+/**
+ * True if `status` may stand in a RESULT or a REFUSE as the reason an entry failed: a wire error
+ * code other than 1 (protocol error: that ends the session with ERROR instead), 2 to 127.
+ */
+export function isFailureStatus(status: number): boolean {
+  return status >= 2 && status <= 127;
 }
 
 /** Packs verdicts into RESULT payloads: 5 bytes each (index, status). */
@@ -623,7 +683,16 @@ export function encodeResults(results: readonly FileResult[]): Uint8Array[] {
 export function decodeResults(payload: Uint8Array): FileResult[] {
   const c = new Cursor(payload, "RESULT");
   const results: FileResult[] = [];
-  while (!c.done) results.push({ index: c.u32(), status: c.u8() });
+  while (!c.done) {
+    const result = { index: c.u32(), status: c.u8() };
+    if (
+      result.status !== RESULT_OK && result.status !== RESULT_IDENTICAL &&
+      !isFailureStatus(result.status)
+    ) {
+      throw new ProtocolError(`Cannot decode RESULT: unknown status ${result.status}`);
+    }
+    results.push(result);
+  }
   return results;
 }
 
@@ -707,6 +776,7 @@ export function frameName(type: number): string {
     [FRAME_SKIP]: "SKIP",
     [FRAME_RESULT]: "RESULT",
     [FRAME_SMALL_FILES]: "SMALL_FILES",
+    [FRAME_RESTART]: "RESTART",
     [FRAME_DONE]: "DONE",
     [FRAME_ERROR]: "ERROR",
   };

@@ -63,12 +63,14 @@ export class OwnedFile {
 
   /**
    * Opens the existing regular file `path` to write from byte `offset` on. A symlink, a FIFO or
-   * anything else there fails without blocking; so does a file shorter than `offset`.
+   * anything else there fails without blocking; so does a file shorter than `offset`, or (with
+   * `expected`) another file than the one seen before.
    */
-  static openAt(path: string, offset: number): OwnedFile {
+  static openAt(path: string, offset: number, expected?: { dev: number; ino: number }): OwnedFile {
     const fd = call(() => fs.openSync(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK));
     const info = fs.fstatSync(fd);
-    if (!info.isFile() || info.size < offset) {
+    const same = expected === undefined || (info.dev === expected.dev && info.ino === expected.ino);
+    if (!info.isFile() || info.size < offset || !same) {
       fs.closeSync(fd);
       throw new NotAFileError(path);
     }

@@ -33,11 +33,18 @@ export function safeMode(entry: Entry): number {
 }
 
 /**
- * Opens the partial file `part` for `entry`: ours to resume from `offset`, or created anew (a
- * `stale` one of ours is removed first; O_EXCL then fails on anything that appeared meanwhile).
+ * Opens the partial file `part` for `entry`: ours to resume from `offset` (the very file whose
+ * prefix was compared, `identity`), or created anew (a `stale` one of ours is removed first;
+ * O_EXCL then fails on anything that appeared meanwhile).
  */
-export function openPart(part: string, entry: Entry, offset: number, stale: boolean): OwnedFile {
-  if (offset > 0) return OwnedFile.openAt(part, offset);
+export function openPart(
+  part: string,
+  entry: Entry,
+  offset: number,
+  stale: boolean,
+  identity?: { dev: number; ino: number },
+): OwnedFile {
+  if (offset > 0) return OwnedFile.openAt(part, offset, identity);
   if (stale) removeQuietly(part);
   // The owner's bits are added for the writing; placeFile() sets the final mode within these.
   return OwnedFile.create(part, safeMode(entry) | 0o600);

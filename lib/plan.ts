@@ -53,6 +53,15 @@ export interface Plan {
   target: string;
   /** Hasher state after the resumed prefix (for --hash). */
   prefixState?: Uint8Array;
+  /**
+   * HAVE: the digest of our file; RESUME: of our `.ferry-part`'s first `offset` bytes. Never
+   * sent: the sender sends its own, and we compare.
+   */
+  digest?: Uint8Array;
+  /** Device and inode of the file HAVE or RESUME was decided on: only that one is read or resumed. */
+  identity?: { dev: number; ino: number };
+  /** A RESUME whose prefix did not match: the file comes again from 0, once. */
+  restarted?: boolean;
   /** A NAME.ferry-part was there when we decided: replaced, or removed once the file is in. */
   stalePart?: boolean;
   /** A folder this session made: only such folders get the peer's mode and time. */
@@ -63,13 +72,12 @@ export interface Plan {
   note?: string;
 }
 
-const NO_DIGEST = new Uint8Array(0);
-
 function refuse(reason: WireCode): Reply {
-  return { action: REPLY_REFUSE, offset: 0, digest: NO_DIGEST, reason };
+  return { action: REPLY_REFUSE, offset: 0, reason };
 }
 
-const SEND: Reply = { action: REPLY_SEND, offset: 0, digest: NO_DIGEST, reason: 0 };
+const SEND: Reply = { action: REPLY_SEND, offset: 0, reason: 0 };
+const HAVE: Reply = { action: REPLY_HAVE, offset: 0, reason: 0 };
 
 /** Decides, entry by entry in offer order, what to do with each; remembers what it decided. */
 export class Planner {
@@ -107,8 +115,9 @@ export class Planner {
   }
 
   /**
-   * Plans the next entry of the offer. A HAVE or RESUME reply still lacks its digest: that
-   * reads the disk, so {@linkcode Planner.digest} adds it.
+   * Plans the next entry of the offer. For a HAVE or RESUME reply we still need our digest, to
+   * compare with the sender's when it comes: that reads the disk, so {@linkcode Planner.digest}
+   * adds it.
    */
   plan(entry: Entry): Plan {
     const plan: Plan = { entry, reply: SEND, target: "", started: false };
@@ -117,16 +126,17 @@ export class Planner {
     return plan;
   }
 
-  /** Fills in the digest of a HAVE (the file we have) or RESUME (the `.ferry-part` prefix) reply. */
+  /** Our digest for a HAVE (the file we have) or RESUME (the `.ferry-part`'s prefix) reply. */
   async digest(plan: Plan): Promise<void> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
     const path = resume ? plan.target + PART_SUFFIX : plan.target;
-    // Never a link or a FIFO, whatever came there since the name was looked at.
-    await hashPrefix(path, plan.reply.offset, mine, (p) => openRegular(p));
+    const length = resume ? plan.reply.offset : plan.entry.size;
+    // Never a link or a FIFO, and only the very file we decided on, whatever came there since.
+    await hashPrefix(path, length, mine, (p) => openRegular(p, plan.identity));
     // With --hash, the file's own digest goes on from the resumed prefix.
     if (resume) plan.prefixState = mine.save();
-    plan.reply = { ...plan.reply, digest: finishDigest(mine) };
+    plan.digest = finishDigest(mine);
   }
 
   /** Lets other connections write to the targets this one claimed. */
@@ -226,8 +236,8 @@ function insideAFile(name: string, fileNames: Set<string>): boolean {
 }
 
 /**
- * Send, resume, already-have or refuse, from what is on disk now. HAVE and RESUME come without
- * their digest ({@linkcode Planner.digest}).
+ * Send, resume, already-have or refuse, from what is on disk now. For HAVE and RESUME, our own
+ * digest is taken next ({@linkcode Planner.digest}).
  */
 function decide(entry: Entry, plan: Plan, root: SafeRoot, overwrite: boolean): Reply {
   const existing = root.existing(entry.name);
@@ -236,14 +246,16 @@ function decide(entry: Entry, plan: Plan, root: SafeRoot, overwrite: boolean): R
   if (existing && !existing.isFile) return refuse(WIRE.EXISTS);
   if (existing && !overwrite) {
     if (entry.kind === KIND_STREAM || existing.size !== entry.size) return refuse(WIRE.EXISTS);
-    return { action: REPLY_HAVE, offset: existing.size, digest: NO_DIGEST, reason: 0 };
+    plan.identity = { dev: existing.dev, ino: existing.ino! };
+    return HAVE;
   }
   const part = root.existing(entry.name + PART_SUFFIX);
   if (part?.isSymlink) return refuse(WIRE.SYMLINK);
   if (part && !part.isFile) return refuse(WIRE.EXISTS);
   plan.stalePart = part !== undefined;
   if (part && entry.kind !== KIND_STREAM && part.size > 0 && part.size <= entry.size) {
-    return { action: REPLY_RESUME, offset: part.size, digest: NO_DIGEST, reason: 0 };
+    plan.identity = { dev: part.dev, ino: part.ino! };
+    return { action: REPLY_RESUME, offset: part.size, reason: 0 };
   }
   return SEND;
 }

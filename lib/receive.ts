@@ -15,12 +15,13 @@ import {
   CHUNK_SIZE,
   decodeFileEnd,
   decodeFileStart,
-  decodeIndex,
   decodeOffer,
   decodeOfferEnd,
+  decodeSkip,
   decodeSmallFiles,
   encodeDone,
   encodeReplies,
+  encodeRestart,
   encodeResults,
   type Entry,
   type FileResult,
@@ -31,6 +32,7 @@ import {
   FRAME_OFFER,
   FRAME_OFFER_END,
   FRAME_REPLY,
+  FRAME_RESTART,
   FRAME_RESULT,
   FRAME_SKIP,
   FRAME_SMALL_FILES,
@@ -49,7 +51,7 @@ import {
   RESULT_OK,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import { digestOf, finishDigest, type IHasher, lazyHasher } from "./checksum.ts";
+import { digestOf, finishDigest, type IHasher, lazyHasher, sameDigest } from "./checksum.ts";
 import { decompressPayload } from "./compress.ts";
 import {
   ConnectionError,
@@ -267,7 +269,10 @@ class ResultBatch {
 /** Verdicts per RESULT frame, at most, before they are sent. */
 const RESULT_BATCH = 4096;
 
-/** Checks that entry `index` may start at `offset`; returns its plan. */
+/**
+ * Checks that entry `index` may start at `offset`; returns its plan. A RESUME may start at our
+ * offset (once) or at 0; after a RESTART only at 0.
+ */
 function startable(plans: Plan[], index: number, offset: number): Plan {
   const plan = plans[index];
   if (
@@ -276,7 +281,8 @@ function startable(plans: Plan[], index: number, offset: number): Plan {
   ) {
     throw new ProtocolError(`Cannot start file ${index}: it was not accepted`);
   }
-  const resuming = plan.reply.action === REPLY_RESUME && offset === plan.reply.offset;
+  const resuming = plan.reply.action === REPLY_RESUME && !plan.restarted &&
+    offset === plan.reply.offset;
   if (offset !== 0 && !resuming) {
     throw new ProtocolError(`Cannot start file ${index} at byte ${offset}`);
   }
@@ -294,6 +300,8 @@ interface Current {
   offset: number;
   /** The write in flight, if any. */
   writing: Promise<void>;
+  /** A resume whose prefix did not match: its bytes are read and dropped until FILE_END. */
+  dropping: boolean;
 }
 
 /**
@@ -349,7 +357,7 @@ class FileFrames {
         }
         if (frame.type === FRAME_DATA) await this.#data(frame.payload);
         else if (frame.type === FRAME_SMALL_FILES) await this.#smallFiles(frame.payload);
-        else if (frame.type === FRAME_FILE) this.#file(frame.payload);
+        else if (frame.type === FRAME_FILE) await this.#file(frame.payload);
         else if (frame.type === FRAME_FILE_END) await this.#fileEnd(frame.payload);
         else if (frame.type === FRAME_SKIP) this.#skip(frame.payload);
         else throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
@@ -380,7 +388,7 @@ class FileFrames {
         // An interrupted file stays as NAME.ferry-part for the next run, unless its bytes were bad.
         await current.writing.catch(() => {});
         current.file?.close();
-        if (!this.#keepPart) removeQuietly(current.part);
+        if (!this.#keepPart && current.file) removeQuietly(current.part);
       }
     }
   }
@@ -410,17 +418,38 @@ class FileFrames {
     }
   }
 
-  /** A file starts, at 0 or at the resume offset the receiver replied. */
-  #file(payload: Uint8Array): void {
+  /**
+   * A file starts, at 0 or at the resume offset the receiver replied. A resume comes with the
+   * sender's digest of the bytes before it: if ours differ, we say RESTART at once, drop what
+   * follows of this FILE, and take the file again from 0.
+   */
+  async #file(payload: Uint8Array): Promise<void> {
     if (this.#current) throw new ProtocolError("Cannot start a file: the previous one did not end");
     const start = decodeFileStart(payload);
     const plan = startable(this.#plans, start.index, start.offset);
+    if (start.offset > 0 && !sameDigest(start.digest!, plan.digest!)) {
+      plan.started = false;
+      plan.restarted = true;
+      await this.#channel.send(FRAME_RESTART, encodeRestart(start.index));
+      await this.#channel.flush();
+      this.#current = {
+        index: start.index,
+        plan,
+        file: null,
+        part: "",
+        written: start.offset,
+        offset: start.offset,
+        writing: Promise.resolve(),
+        dropping: true,
+      };
+      return;
+    }
     this.#hasher?.init();
     if (start.offset > 0) this.#hasher?.load(plan.prefixState!);
     const part = plan.target + PART_SUFFIX;
     const file = this.#options.stdout
       ? null
-      : openPart(part, plan.entry, start.offset, plan.stalePart ?? false);
+      : openPart(part, plan.entry, start.offset, plan.stalePart ?? false, plan.identity);
     plan.stalePart = false;
     this.#current = {
       index: start.index,
@@ -430,6 +459,7 @@ class FileFrames {
       written: start.offset,
       offset: start.offset,
       writing: Promise.resolve(),
+      dropping: false,
     };
     this.#options.reporter.fileStart(this.#id, plan.entry.name, plan.entry.size, start.offset);
   }
@@ -450,6 +480,10 @@ class FileFrames {
     } else if (current.written + data.length > entry.size) {
       this.#keepPart = false;
       throw new IntegrityError(`${entry.name}: the sender sent more bytes than it declared`);
+    }
+    if (current.dropping) {
+      current.written += data.length;
+      return;
     }
     this.#hasher?.update(data);
     // The write runs while the next frame is opened; at most one write is in flight.
@@ -473,6 +507,8 @@ class FileFrames {
     const end = decodeFileEnd(payload);
     await done.writing;
     this.#current = null;
+    // The rest of a FILE we said RESTART for: it comes again from 0.
+    if (done.dropping) return;
     const entry = done.plan.entry;
     const sizeOk = end.size === done.written &&
       (entry.kind === KIND_STREAM || done.written === entry.size);
@@ -487,16 +523,22 @@ class FileFrames {
     }
     const digest = this.#hasher && finishDigest(this.#hasher);
     this.#settle(done.index, done.plan, status, digest, done.offset);
+    // A sender that resumed waits for this verdict (or a RESTART) before its DONE.
+    if (done.offset > 0) await this.#results.flush();
   }
 
-  /** The sender has the same file as ours (a HAVE it checked): nothing travels. */
+  /**
+   * For a file we said HAVE to, the sender sends its digest instead of the file: identical if
+   * it is ours, else the file exists (and differs). We only ever say same or different.
+   */
   #skip(payload: Uint8Array): void {
-    const index = decodeIndex(payload);
-    const plan = this.#plans[index];
+    const skip = decodeSkip(payload);
+    const plan = this.#plans[skip.index];
     if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
-      throw new ProtocolError(`Cannot skip entry ${index}: it was not offered as identical`);
+      throw new ProtocolError(`Cannot skip entry ${skip.index}: it was not offered as identical`);
     }
-    this.#settle(index, plan, RESULT_IDENTICAL);
+    const same = sameDigest(skip.digest, plan.digest!);
+    this.#settle(skip.index, plan, same ? RESULT_IDENTICAL : WIRE.EXISTS);
   }
 
   #settle(index: number, plan: Plan, status: number, digest?: Uint8Array | null, offset = 0) {

@@ -226,6 +226,17 @@ export class Reporter {
     this.#draw(false);
   }
 
+  /**
+   * A resumed file is sent again from 0 (its prefix was not the receiver's): the `counted`
+   * bytes already shown for it, `resumed` of them resumed, no longer count.
+   */
+  fileRestart(id: string, counted: number, resumed: number): void {
+    const t = this.#transfers.get(id);
+    if (!t) return;
+    t.totalBytes -= counted;
+    t.resumed -= resumed;
+  }
+
   /** `delta` more bytes of the current file went through. */
   progress(id: string, delta: number): void {
     const t = this.#transfers.get(id);

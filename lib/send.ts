@@ -13,13 +13,14 @@ import {
   codecPrefix,
   decodeDone,
   decodeReplies,
+  decodeRestart,
   decodeResults,
   encodeDone,
   encodeFileEnd,
   encodeFileStart,
-  encodeIndex,
   encodeOffer,
   encodeOfferEnd,
+  encodeSkip,
   FRAME_DATA,
   FRAME_DONE,
   FRAME_FILE,
@@ -27,6 +28,7 @@ import {
   FRAME_OFFER,
   FRAME_OFFER_END,
   FRAME_REPLY,
+  FRAME_RESTART,
   FRAME_RESULT,
   FRAME_SKIP,
   FRAME_SMALL_FILES,
@@ -35,6 +37,7 @@ import {
   KIND_FILE,
   KIND_STREAM,
   MAX_SMALL_FILES_BODY,
+  NO_DIGEST,
   type Reply,
   REPLY_HAVE,
   REPLY_REFUSE,
@@ -46,14 +49,7 @@ import {
   writeSmallFileHeader,
 } from "../protocol.ts";
 import { type Channel, DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
-import {
-  digestOf,
-  finishDigest,
-  hashPrefix,
-  type IHasher,
-  lazyHasher,
-  sameDigest,
-} from "./checksum.ts";
+import { digestOf, finishDigest, hashPrefix, type IHasher, lazyHasher } from "./checksum.ts";
 import { ChunkCompressor, type CompressMode } from "./compress.ts";
 import {
   EXIT,
@@ -125,7 +121,7 @@ export async function sendEntries(
   reader.catch((err) => {
     readerError = err;
     channel.close();
-  });
+  }).finally(() => outcomes.stopWaiting());
 
   // 3. Stream the files the receiver wants, one after another, then say we are done.
   let bytes: number;
@@ -145,7 +141,8 @@ export async function sendEntries(
 
 /**
  * Sends every entry the receiver wants, in offer order: small files whole and many to a frame,
- * others as FILE, DATA…, FILE_END. Returns the file bytes sent (before compression, sealing).
+ * others as FILE, DATA…, FILE_END; then, from 0, any resumed file the receiver said RESTART to.
+ * Returns the file bytes sent (before compression, sealing).
  */
 async function sendWanted(
   channel: Channel,
@@ -164,16 +161,12 @@ async function sendWanted(
   const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
   const { localFailures, digests, resumed } = outcomes;
   let bytes = 0;
-  for (let index = 0; index < entries.length; index++) {
+
+  // Bytes shown for each file sent from an offset above 0, in case it has to go again.
+  const shown = new Map<number, number>();
+  // One file, from `offset`: 0, or a resume that carries the digest of the bytes before it.
+  const send = async (index: number, offset: number, prefix: Uint8Array) => {
     const entry = entries[index]!;
-    const reply = replies[index]!;
-    if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
-    if (reply.action === REPLY_HAVE) {
-      await skipIfSame(channel, index, entry, reply, hasher);
-      continue;
-    }
-    fileHasher?.init();
-    const offset = reply.action === REPLY_RESUME ? await resumeFrom(entry, reply, hasher) : 0;
     resumed.set(index, offset);
     reporter.fileStart(id, entry.name, entry.size, offset);
     let sent: number;
@@ -185,7 +178,8 @@ async function sendWanted(
       reporter.progress(id, sent);
     } else {
       await smallFiles.flush();
-      await channel.send(FRAME_FILE, encodeFileStart({ index, offset }));
+      if (offset > 0) outcomes.resuming(index);
+      await channel.send(FRAME_FILE, encodeFileStart({ index, offset, digest: prefix }));
       const progress = (n: number) => reporter.progress(id, n);
       const stdin = options.stdin ?? Deno.stdin;
       sent = await streamFile(
@@ -203,49 +197,73 @@ async function sendWanted(
       await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
     }
     bytes += sent - offset;
+    if (offset > 0) shown.set(index, sent);
     if (entry.kind !== KIND_STREAM && sent !== entry.size) {
       localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
     }
+  };
+
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index]!;
+    const reply = replies[index]!;
+    if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
+    if (reply.action === REPLY_HAVE) {
+      await sendDigest(channel, index, entry, hasher);
+      continue;
+    }
+    fileHasher?.init();
+    const start = reply.action === REPLY_RESUME
+      ? await resumeFrom(entry, reply, hasher)
+      : { offset: 0, digest: NO_DIGEST };
+    await send(index, start.offset, start.digest);
+  }
+  await smallFiles.flush();
+  // A resumed file whose first bytes are not the receiver's comes again, whole. (Once: a file
+  // sent from 0 is never restarted.)
+  for (const index of await outcomes.restarts(channel)) {
+    reporter.fileRestart(id, shown.get(index)!, resumed.get(index)!);
+    bytes -= shown.get(index)! - resumed.get(index)!;
+    localFailures.delete(index);
+    fileHasher?.init();
+    await send(index, 0, NO_DIGEST);
   }
   await smallFiles.flush();
   return bytes;
 }
 
-/** HAVE: the receiver has a file of this name and size; SKIP it only if it is the same. */
-async function skipIfSame(
+/**
+ * HAVE: the receiver has a file of this name and size. We send our digest instead of the file;
+ * the receiver compares and answers identical or exists. It never tells us its digest.
+ */
+async function sendDigest(
   channel: Channel,
   index: number,
   entry: SourceEntry,
-  reply: Reply,
   hasher: () => Promise<IHasher>,
 ): Promise<void> {
-  if (entry.source === null || reply.offset !== entry.size) return;
+  if (entry.source === null) return;
   const mine = await hasher();
   await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
-  if (sameDigest(finishDigest(mine), reply.digest)) {
-    await channel.send(FRAME_SKIP, encodeIndex(index));
-  }
+  await channel.send(FRAME_SKIP, encodeSkip({ index, digest: finishDigest(mine) }));
 }
 
 /**
- * RESUME: where to start. The receiver's offset if its partial bytes are exactly our first
- * bytes, else 0. (With --hash the hasher is the file's own: its digest goes on from the prefix.)
+ * RESUME: the receiver has `reply.offset` bytes of the file. We resume there, sending the digest
+ * of our own first bytes (the receiver compares; a RESTART means they differ), unless our file
+ * is shorter. (With --hash the hasher is the file's own: its digest goes on from the prefix.)
  */
 async function resumeFrom(
   entry: SourceEntry,
   reply: Reply,
   hasher: () => Promise<IHasher>,
-): Promise<number> {
-  if (entry.source === null || reply.offset > entry.size) return 0;
+): Promise<{ offset: number; digest: Uint8Array }> {
+  if (entry.source === null || reply.offset > entry.size) return { offset: 0, digest: NO_DIGEST };
   const mine = await hasher();
   await hashPrefix(entry.source, reply.offset, mine, (p) => openRegular(p, entry.identity));
   const state = mine.save();
-  if (!sameDigest(finishDigest(mine), reply.digest)) {
-    mine.init();
-    return 0;
-  }
+  const digest = finishDigest(mine);
   mine.load(state);
-  return reply.offset;
+  return { offset: reply.offset, digest };
 }
 
 /** Entries per OFFER frame: few enough that the receiver starts planning while we walk on. */
@@ -326,6 +344,10 @@ async function collectVerdicts(channel: Channel, outcomes: Outcomes): Promise<vo
       decodeDone(frame.payload);
       return;
     }
+    if (frame.type === FRAME_RESTART) {
+      outcomes.restart(decodeRestart(frame.payload));
+      continue;
+    }
     if (frame.type !== FRAME_RESULT) {
       throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
     }
@@ -351,6 +373,11 @@ class Outcomes {
   #reported = new Set<number>();
   #failed = 0;
   #exitCode: number = EXIT.OK;
+  /** Files sent from an offset above 0 that have neither a verdict nor a RESTART yet. */
+  #resuming = new Set<number>();
+  /** Files the receiver said RESTART to: to send again from 0. */
+  #again: number[] = [];
+  #settled: (() => void) | undefined;
 
   constructor(
     entries: readonly SourceEntry[],
@@ -371,7 +398,42 @@ class Outcomes {
     if (this.#replies[index]!.action === REPLY_REFUSE || this.#reported.has(index)) {
       throw new ProtocolError(`Cannot use RESULT: entry ${index} has its outcome already`);
     }
+    if (this.#resuming.delete(index) && this.#resuming.size === 0) this.#settled?.();
     this.#settle(index, status);
+  }
+
+  /** Entry `index` goes out from an offset above 0: the receiver may still say RESTART. */
+  resuming(index: number): void {
+    this.#resuming.add(index);
+  }
+
+  /** RESTART for entry `index`: allowed once, for a file we are resuming, before its verdict. */
+  restart(index: number): void {
+    if (!this.#resuming.delete(index)) {
+      throw new ProtocolError(`Cannot use RESTART: entry ${index} is not being resumed`);
+    }
+    this.#again.push(index);
+    if (this.#resuming.size === 0) this.#settled?.();
+  }
+
+  /**
+   * Waits until every resumed file has its verdict or a RESTART (the receiver sends those at
+   * once), then returns the files to send again from 0.
+   */
+  async restarts(channel: Channel): Promise<number[]> {
+    if (this.#resuming.size > 0) {
+      await channel.flush();
+      await new Promise<void>((resolve) => (this.#settled = resolve));
+    }
+    const again = this.#again;
+    this.#again = [];
+    return again;
+  }
+
+  /** The verdicts have stopped coming (DONE or an error): nothing more to wait for. */
+  stopWaiting(): void {
+    this.#resuming.clear();
+    this.#settled?.();
   }
 
   /** Reports the files still without an outcome; returns the exit code and how many failed. */
@@ -381,8 +443,7 @@ class Outcomes {
       const reply = this.#replies[index]!;
       if (reply.action === REPLY_REFUSE) this.#settle(index, reply.reason);
       else {
-        // Never "identical" by accident: status 1 is identical on the wire, and so is the
-        // protocol-error code; a file nobody vouched for failed.
+        // Never "identical" by accident: a file nobody vouched for failed.
         this.localFailures.set(index, "the receiver gave no verdict on it");
         this.#settle(index, NO_VERDICT);
       }

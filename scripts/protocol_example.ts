@@ -1,8 +1,9 @@
 /**
- * Prints the worked example of PROTOCOL.md: a whole handshake and the first sealed frame, with
- * fixed secret scalars so that every byte is reproducible. The key schedule is written out here
- * step by step from the spec, on node:crypto and @noble/curves only, and a test checks that
- * ferry's own Channel seals the same frame to the same bytes.
+ * Prints the worked example of PROTOCOL.md: a whole handshake and a whole one-file transfer in
+ * sealed records both ways, with fixed secret scalars so that every byte is reproducible, and a
+ * compressed DATA chunk. The key schedule and the frames are written out here step by step from
+ * the spec, on node:crypto and @noble/curves only, and a test checks that ferry's own code
+ * produces (and decodes) the same bytes.
  *
  *     deno run -A scripts/protocol_example.ts
  *
@@ -31,6 +32,9 @@ const lenLE = (b: Uint8Array) => {
   return cat(out, b);
 };
 const big = (b: Uint8Array) => BigInt("0x" + hex(b));
+const fromHex = (text: string) => Uint8Array.from(text.match(/../g)!, (h) => parseInt(h, 16));
+/** "hello\n" 100 times, compressed by zstd at level 1 (frame with its content size, no checksum). */
+export const ZSTD_CHUNK = "28b52ffd00486d00003068656c6c6f0a01004f529522";
 const bytes32 = (n: bigint) =>
   Uint8Array.from(n.toString(16).padStart(64, "0").match(/../g)!.map((h) => parseInt(h, 16)));
 
@@ -57,7 +61,7 @@ export function workedExample(): Record<string, string> {
   const pB = G.multiply(y).add(N.multiply(w)).toBytes(false);
   const K = p256.Point.fromBytes(pB).subtract(N.multiply(w)).multiply(x).toBytes(false);
   // 3. Preamble and hellos (sender role 1, receiver role 2, capabilities zstd|gzip = 3).
-  const preamble = cat(enc.encode("FERRY"), new Uint8Array([0, 0, 2]));
+  const preamble = cat(enc.encode("FERRY"), new Uint8Array([0, 0, 3]));
   const helloS = new Uint8Array([1, 0, 0, 0, 3]);
   const helloR = new Uint8Array([2, 0, 0, 0, 3]);
   const record = (type: number, payload: Uint8Array) =>
@@ -93,15 +97,31 @@ export function workedExample(): Record<string, string> {
   dv.setUint16(21, name.length);
   entry.set(name, 23);
   const plain = cat(new Uint8Array([0x10]), entry);
-  const header = u32(plain.length + 16);
-  const nonce = new Uint8Array(12); // counter 0
-  const cipher = createCipheriv("chacha20-poly1305", s2r, nonce, { authTagLength: 16 });
-  cipher.setAAD(header, { plaintextLength: plain.length });
-  const sealed = cat(
-    header,
-    new Uint8Array(cipher.update(plain)),
-    (cipher.final(), new Uint8Array(cipher.getAuthTag())),
-  );
+  // Each direction counts its own records from 0: the nonce is 4 zero bytes and the counter.
+  const seal = (key: Uint8Array, counter: number, plaintext: Uint8Array) => {
+    const header = u32(plaintext.length + 16);
+    const nonce = cat(new Uint8Array(4), new Uint8Array(4), u32(counter));
+    const cipher = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
+    cipher.setAAD(header, { plaintextLength: plaintext.length });
+    return cat(
+      header,
+      new Uint8Array(cipher.update(plaintext)),
+      (cipher.final(), new Uint8Array(cipher.getAuthTag())),
+    );
+  };
+  const sealed = seal(s2r, 0, plain);
+  // 7. The rest of the transfer. Sender: OFFER_END (1 entry, 6 bytes), then hello.txt whole in
+  // SMALL_FILES (codec 0, raw: index 0, length 6, "hello\n"), then DONE (1 file, 6 bytes).
+  const u64 = (n: number) => cat(u32(Math.floor(n / 2 ** 32)), u32(n % 2 ** 32));
+  const offerEnd = cat(new Uint8Array([0x11]), u32(1), u64(6));
+  const smallFiles = cat(new Uint8Array([0x25, 0]), u32(0), u32(6), enc.encode("hello\n"));
+  const done = cat(new Uint8Array([0x30]), u32(1), u64(6));
+  // Receiver: REPLY (action 0, SEND), RESULT (entry 0, status 0, ok), DONE (1 file, 6 bytes).
+  const reply = new Uint8Array([0x12, 0]);
+  const result = cat(new Uint8Array([0x24]), u32(0), new Uint8Array([0]));
+  // 8. A DATA frame's payload with a zstd chunk (codec 1): "hello\n" 100 times, as zstd level 1
+  // wrote it. A decoder needs only RFC 8878; the bytes a compressor writes may differ.
+  const zstdData = cat(new Uint8Array([0x21, 1]), fromHex(ZSTD_CHUNK));
   return {
     code,
     w: w.toString(16).padStart(64, "0"),
@@ -123,6 +143,16 @@ export function workedExample(): Record<string, string> {
     "key receiver to sender": hex(r2s),
     "OFFER plaintext (type + payload)": hex(plain),
     "OFFER sealed record": hex(sealed),
+    "sender OFFER_END sealed record (counter 1)": hex(seal(s2r, 1, offerEnd)),
+    "receiver REPLY plaintext": hex(reply),
+    "receiver REPLY sealed record (counter 0)": hex(seal(r2s, 0, reply)),
+    "sender SMALL_FILES plaintext": hex(smallFiles),
+    "sender SMALL_FILES sealed record (counter 2)": hex(seal(s2r, 2, smallFiles)),
+    "sender DONE sealed record (counter 3)": hex(seal(s2r, 3, done)),
+    "receiver RESULT plaintext": hex(result),
+    "receiver RESULT sealed record (counter 1)": hex(seal(r2s, 1, result)),
+    "receiver DONE sealed record (counter 2)": hex(seal(r2s, 2, done)),
+    "DATA plaintext with a zstd chunk": hex(zstdData),
   };
 }
 

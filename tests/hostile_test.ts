@@ -21,10 +21,12 @@ import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
 import { EXIT, FerryError, WIRE } from "../lib/errors.ts";
+import { createDigest, digestOf } from "../lib/checksum.ts";
 import {
   CODEC_RAW,
   CODEC_ZSTD,
   decodeReplies,
+  decodeRestart,
   decodeResults,
   encodeDone,
   encodeFileEnd,
@@ -34,6 +36,7 @@ import {
   encodePreamble,
   encodeReplies,
   encodeResults,
+  encodeSkip,
   encodeSmallFiles,
   type Entry,
   type FileResult,
@@ -44,14 +47,19 @@ import {
   FRAME_OFFER,
   FRAME_OFFER_END,
   FRAME_REPLY,
+  FRAME_RESTART,
   FRAME_RESULT,
+  FRAME_SKIP,
   FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
   KIND_STREAM,
   type Reply,
+  REPLY_HAVE,
   REPLY_REFUSE,
+  REPLY_RESUME,
   REPLY_SEND,
+  RESULT_IDENTICAL,
   RESULT_OK,
 } from "../protocol.ts";
 
@@ -398,7 +406,10 @@ Deno.test("receiver rejects frames out of place: DATA with no file, unknown type
 
     channel = await hostile(ctx.receiver.port);
     await offer(channel, [file("w.txt")]);
-    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 3 }));
+    await channel.send(
+      FRAME_FILE,
+      encodeFileStart({ index: 0, offset: 3, digest: new Uint8Array(16) }),
+    );
     await expectError(channel, WIRE.PROTOCOL);
 
     channel = await hostile(ctx.receiver.port);
@@ -466,7 +477,7 @@ Deno.test("receiver answers garbage, a wrong version, a huge length and silence,
     assertMatch(done.stderr, /ferry: Cannot start: the peer is not speaking the ferry protocol/);
     assertMatch(
       done.stderr,
-      /ferry: Cannot start: peer speaks protocol version 7, this ferry speaks 2/,
+      /ferry: Cannot start: peer speaks protocol version 7, this ferry speaks 3/,
     );
     assertMatch(done.stderr, /ferry: Cannot read frame: length 4294967280 is outside/);
     assertMatch(done.stderr, /ferry: connection ended in the middle of a frame/);
@@ -587,6 +598,64 @@ Deno.test("receiver: an accepted file the sender never sends is a failure, not '
     const results = await finish(channel);
     assertEquals(results, [{ index: 0, status: WIRE.CANCELLED }]);
     assertEquals(await exists(join(ctx.dst, "never.txt")), false);
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+Deno.test("a sender that knows the code learns only 'same' or 'different', never a digest of the receiver's bytes", async () => {
+  const ctx = await setup();
+  const digest = async (text: string) =>
+    digestOf(await createDigest(), new TextEncoder().encode(text));
+  try {
+    // A 4-digit PIN and someone else's half-sent file, both under --dir.
+    await Deno.writeTextFile(join(ctx.dst, "pin.txt"), "4821\n");
+    await Deno.writeTextFile(join(ctx.dst, "secret.bin.ferry-part"), "0123456789");
+    let channel = await hostile(ctx.receiver.port);
+    const replies = await offer(channel, [file("pin.txt", 5), file("secret.bin", 20)]);
+    // HAVE and RESUME say what is there (a name, a length), nothing about the bytes.
+    assertEquals(replies, [
+      { action: REPLY_HAVE, offset: 0, reason: 0 },
+      { action: REPLY_RESUME, offset: 10, reason: 0 },
+    ]);
+    // A guess at the PIN is answered "exists": different, and no more.
+    await channel.send(FRAME_SKIP, encodeSkip({ index: 0, digest: await digest("0000\n") }));
+    // A resume with a guessed prefix is answered RESTART at once, before any data is sent.
+    await channel.send(
+      FRAME_FILE,
+      encodeFileStart({ index: 1, offset: 10, digest: await digest("aaaaaaaaaa") }),
+    );
+    await channel.flush();
+    const restart = await channel.recv();
+    assertEquals([restart.type, decodeRestart(restart.payload)], [FRAME_RESTART, 1]);
+    // What follows of that FILE is dropped; the file then comes whole, from 0.
+    await channel.send(
+      FRAME_DATA,
+      new Uint8Array([CODEC_RAW]),
+      new TextEncoder().encode("x".repeat(10)),
+    );
+    await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 20 }));
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 1, offset: 0 }));
+    await channel.send(
+      FRAME_DATA,
+      new Uint8Array([CODEC_RAW]),
+      new TextEncoder().encode("b".repeat(20)),
+    );
+    await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 20 }));
+    const results = await finish(channel);
+    assertEquals(
+      results.sort((a, b) => a.index - b.index),
+      [{ index: 0, status: WIRE.EXISTS }, { index: 1, status: RESULT_OK }],
+    );
+    assertEquals(await Deno.readTextFile(join(ctx.dst, "secret.bin")), "b".repeat(20));
+    assertEquals(await Deno.readTextFile(join(ctx.dst, "pin.txt")), "4821\n");
+    assertEquals(await exists(join(ctx.dst, "secret.bin.ferry-part")), false);
+
+    // The right guess is "identical" (0x80, a number no error code has), and nothing travels.
+    channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("pin.txt", 5)]);
+    await channel.send(FRAME_SKIP, encodeSkip({ index: 0, digest: await digest("4821\n") }));
+    assertEquals(await finish(channel), [{ index: 0, status: RESULT_IDENTICAL }]);
   } finally {
     await teardown(ctx);
   }

@@ -12,16 +12,33 @@ import { discoveryTag, passwordScalar, publicPart, relayToken } from "../lib/cod
 import { finishSpake2, startSpake2 } from "../lib/spake2.ts";
 import { ID_RECEIVER, ID_SENDER } from "../lib/handshake.ts";
 import { Channel } from "../lib/channel.ts";
+import { decompressPayload } from "../lib/compress.ts";
 import {
+  CHUNK_SIZE,
+  CODEC_RAW,
+  codecPrefix,
   DISCOVERY_GROUP,
   DISCOVERY_PORT,
+  encodeDone,
   encodeHello,
   encodeOffer,
+  encodeOfferEnd,
   encodePreamble,
+  encodeReplies,
+  encodeResults,
+  encodeSmallFiles,
+  FRAME_DATA,
+  FRAME_DONE,
   FRAME_OFFER,
+  FRAME_OFFER_END,
+  FRAME_REPLY,
+  FRAME_RESULT,
+  FRAME_SMALL_FILES,
   KIND_FILE,
   RELAY_SIDE_RECEIVER,
   RELAY_SIDE_SENDER,
+  REPLY_SEND,
+  RESULT_OK,
 } from "../protocol.ts";
 
 const example = workedExample();
@@ -73,7 +90,8 @@ Deno.test("ferry's own handshake code reproduces the worked example", async () =
   assertEquals(hex(s2r), example["key sender to receiver"]);
 });
 
-Deno.test("Channel seals the example OFFER to the same bytes", async () => {
+/** A Channel that records what it writes, sealed with the example's keys for one side. */
+function recordingChannel(side: "sender" | "receiver"): { channel: Channel; written: number[] } {
   const written: number[] = [];
   const fakeConn = {
     write: (b: Uint8Array) => {
@@ -87,7 +105,15 @@ Deno.test("Channel seals the example OFFER to the same bytes", async () => {
   const channel = new Channel(fakeConn);
   const key = (name: string) =>
     Uint8Array.from(example[name]!.match(/../g)!.map((h) => parseInt(h, 16)));
-  channel.seal(key("key sender to receiver"), key("key receiver to sender"));
+  const s2r = key("key sender to receiver");
+  const r2s = key("key receiver to sender");
+  if (side === "sender") channel.seal(s2r, r2s);
+  else channel.seal(r2s, s2r);
+  return { channel, written };
+}
+
+Deno.test("ferry's encoders and Channel produce the example's sealed records, both directions", async () => {
+  const sender = recordingChannel("sender");
   const [payload] = encodeOffer([{
     kind: KIND_FILE,
     mode: 0o644,
@@ -95,10 +121,63 @@ Deno.test("Channel seals the example OFFER to the same bytes", async () => {
     size: 6,
     name: "hello.txt",
   }]);
-  await channel.send(FRAME_OFFER, payload!);
-  await channel.flush();
-  channel.close();
-  assertEquals(hex(new Uint8Array(written)), example["OFFER sealed record"]);
+  const records: [string, number][] = [];
+  const sendAs = async (
+    side: ReturnType<typeof recordingChannel>,
+    name: string,
+    type: number,
+    ...parts: Uint8Array[]
+  ) => {
+    await side.channel.send(type, ...parts);
+    await side.channel.flush();
+    records.push([name, side.written.length]);
+    assertEquals(hex(new Uint8Array(side.written)), example[name], name);
+    side.written.length = 0;
+  };
+  await sendAs(sender, "OFFER sealed record", FRAME_OFFER, payload!);
+  await sendAs(
+    sender,
+    "sender OFFER_END sealed record (counter 1)",
+    FRAME_OFFER_END,
+    encodeOfferEnd({ count: 1, totalBytes: 6 }),
+  );
+  const hello = new TextEncoder().encode("hello\n");
+  await sendAs(
+    sender,
+    "sender SMALL_FILES sealed record (counter 2)",
+    FRAME_SMALL_FILES,
+    codecPrefix(CODEC_RAW),
+    encodeSmallFiles([{ index: 0, data: hello }]),
+  );
+  await sendAs(
+    sender,
+    "sender DONE sealed record (counter 3)",
+    FRAME_DONE,
+    encodeDone({ files: 1, bytes: 6 }),
+  );
+  const receiver = recordingChannel("receiver");
+  const [reply] = encodeReplies([{ action: REPLY_SEND, offset: 0, reason: 0 }]);
+  await sendAs(receiver, "receiver REPLY sealed record (counter 0)", FRAME_REPLY, reply!);
+  const [result] = encodeResults([{ index: 0, status: RESULT_OK }]);
+  await sendAs(receiver, "receiver RESULT sealed record (counter 1)", FRAME_RESULT, result!);
+  await sendAs(
+    receiver,
+    "receiver DONE sealed record (counter 2)",
+    FRAME_DONE,
+    encodeDone({ files: 1, bytes: 6 }),
+  );
+  sender.channel.close();
+  receiver.channel.close();
+  assertEquals(records.length, 7);
+});
+
+Deno.test("ferry decodes the example's zstd DATA chunk to the stated bytes", () => {
+  const frame = Uint8Array.from(
+    example["DATA plaintext with a zstd chunk"]!.match(/../g)!.map((h) => parseInt(h, 16)),
+  );
+  assertEquals(frame[0], FRAME_DATA);
+  const data = decompressPayload(frame.subarray(1), CHUNK_SIZE, "DATA");
+  assertEquals(new TextDecoder().decode(data), "hello\n".repeat(100));
 });
 
 Deno.test("PROTOCOL.md section 12: the example tag and token follow from the stated HKDF inputs", async () => {
