@@ -61,6 +61,11 @@ export interface Frame {
 const AEAD = "chacha20-poly1305";
 /** How long a peer may stay silent, both ways, before we give up (`--timeout`). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * The slowest a peer may keep us waiting, in bytes per second, on average over the idle
+ * timeout: a peer that knows the code cannot hold a connection with a byte every few seconds.
+ */
+export const MIN_RATE = 1024;
 /** How long an ERROR frame is given to reach the peer before the connection closes. */
 const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
@@ -93,8 +98,17 @@ class Direction {
 export class Channel {
   readonly conn: ByteStream;
   #idleMs: number;
-  /** When a read or write last made progress. */
-  #lastActivity = Date.now();
+  /**
+   * How much longer, in ms, the peer may keep us waiting. It drains while a read or write waits
+   * on the peer; every byte the peer moves earns back 1000 / MIN_RATE ms, up to the idle
+   * timeout. Silence ends the connection after the idle timeout, as does a trickle slower
+   * than MIN_RATE, only later.
+   */
+  #credit: number;
+  /** When #credit was last brought up to date. */
+  #creditAt = Date.now();
+  /** When the peer last moved a byte (or did work for us). */
+  #earnedAt = Date.now();
   /** Socket reads and writes in progress. */
   #pending = 0;
   /** One timer watches all of them (a timer per operation cost ~1% of a transfer). */
@@ -122,11 +136,14 @@ export class Channel {
   constructor(conn: ByteStream, options: ChannelOptions = {}) {
     this.conn = conn;
     this.#idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#credit = this.#idleMs;
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */
   setIdleTimeout(ms: number): void {
     this.#idleMs = ms;
+    this.#spend();
+    this.#credit = ms;
     clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
     if (this.#pending > 0) this.#watch();
@@ -143,17 +160,35 @@ export class Channel {
   }
 
   /**
-   * Runs one socket operation under the idle timeout. The connection is idle only if nothing
-   * moved either way while an operation waited: a read may wait for minutes while our own
-   * writes stream a large file.
+   * Counts `bytes` of work toward the minimum rate that moved next to nothing on the wire: a
+   * file read to digest it, by either side (SKIP and a resumed FILE after the sender's; HAVE and
+   * RESUME replies after the receiver's).
+   */
+  progress(bytes: number): void {
+    this.#spend();
+    if (bytes > 0) this.#earnedAt = this.#creditAt;
+    this.#credit = Math.min(this.#idleMs, this.#credit + bytes * (1000 / MIN_RATE));
+  }
+
+  /** Brings #credit up to now: time passes against it only while something waits on the peer. */
+  #spend(now = Date.now()): void {
+    if (this.#pending > 0) this.#credit -= now - this.#creditAt;
+    this.#creditAt = now;
+  }
+
+  /**
+   * Runs one socket operation under the idle timeout and the minimum rate. Time counts only
+   * while an operation waits, and bytes moved either way count: a read may wait for minutes
+   * while our own writes stream a large file.
    */
   async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
-    // With nothing in progress before, the idle clock starts now.
-    if (this.#pending++ === 0) this.#lastActivity = Date.now();
+    this.#spend();
+    this.#pending++;
     this.#watch();
     try {
       const result = await op();
-      this.#lastActivity = Date.now();
+      // Reads and writes resolve to the bytes they moved (a read at EOF to null).
+      if (typeof result === "number") this.progress(result);
       return result;
     } catch (err) {
       if (this.#expired !== undefined) throw new ConnectionError(this.#expired, WIRE.TIMEOUT);
@@ -168,6 +203,7 @@ export class Channel {
       }
       throw err;
     } finally {
+      this.#spend();
       this.#pending--;
     }
   }
@@ -183,11 +219,16 @@ export class Channel {
     const check = () => {
       this.#watchdog = undefined;
       if (this.#pending === 0 || this.#closed) return;
-      const quiet = Date.now() - this.#lastActivity;
-      if (quiet < this.#idleMs) return arm(this.#idleMs - quiet);
-      this.expire(`peer stopped responding (no data for ${Math.round(this.#idleMs / 1000)} s)`);
+      this.#spend();
+      if (this.#credit > 0) return arm(this.#credit);
+      const window = Math.round(this.#idleMs / 1000);
+      this.expire(
+        Date.now() - this.#earnedAt >= this.#idleMs
+          ? `peer stopped responding (no data for ${window} s)`
+          : `peer too slow (under ${MIN_RATE / 1024} KiB/s for ${window} s)`,
+      );
     };
-    arm(this.#idleMs);
+    arm(Math.max(this.#credit, 1));
   }
 
   /** Reads until at least `n` bytes are buffered; returns false on a clean EOF before any. */

@@ -106,7 +106,7 @@ const COMMON_FLAGS = {
   timeout: {
     type: "string",
     arg: "SECONDS",
-    help: "give up on a peer silent, or not found, this long",
+    help: "give up on a peer silent (or under 1 KiB/s), or not found, this long",
     shown: String(DEFAULT_IDLE_TIMEOUT_MS / 1000),
     as: "timeoutMs",
     read: (text) => {

@@ -206,6 +206,7 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
       // Only HAVE and RESUME read the disk; everything else is decided without waiting.
       if (plan.reply.action === REPLY_HAVE || plan.reply.action === REPLY_RESUME) {
         await planner.digest(plan);
+        channel.progress(plan.reply.offset || plan.entry.size);
       }
       replies.push(plan.reply);
     }
@@ -427,6 +428,8 @@ class FileFrames {
     if (this.#current) throw new ProtocolError("Cannot start a file: the previous one did not end");
     const start = decodeFileStart(payload);
     const plan = startable(this.#plans, start.index, start.offset);
+    // The sender read its first `offset` bytes to digest them.
+    this.#channel.progress(start.offset);
     if (start.offset > 0 && !sameDigest(start.digest!, plan.digest!)) {
       plan.started = false;
       plan.restarted = true;
@@ -537,6 +540,8 @@ class FileFrames {
     if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
       throw new ProtocolError(`Cannot skip entry ${skip.index}: it was not offered as identical`);
     }
+    // The sender read the whole file to digest it.
+    this.#channel.progress(plan.entry.size);
     const same = sameDigest(skip.digest, plan.digest!);
     this.#settle(skip.index, plan, same ? RESULT_IDENTICAL : WIRE.EXISTS);
   }

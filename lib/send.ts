@@ -215,6 +215,7 @@ async function sendWanted(
     const start = reply.action === REPLY_RESUME
       ? await resumeFrom(entry, reply, hasher)
       : { offset: 0, digest: NO_DIGEST };
+    channel.progress(start.offset);
     await send(index, start.offset, start.digest);
   }
   await smallFiles.flush();
@@ -244,6 +245,7 @@ async function sendDigest(
   if (entry.source === null) return;
   const mine = await hasher();
   await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
+  channel.progress(entry.size);
   await channel.send(FRAME_SKIP, encodeSkip({ index, digest: finishDigest(mine) }));
 }
 
@@ -291,7 +293,13 @@ async function offer(
         await new Promise<void>((resolve) => (more = resolve));
         continue;
       }
-      for (const reply of decodeReplies(await channel.expect(FRAME_REPLY))) replies.push(reply);
+      for (const reply of decodeReplies(await channel.expect(FRAME_REPLY))) {
+        // HAVE and RESUME: the receiver read that much of its file to digest it.
+        const entry = entries[replies.length];
+        if (entry && reply.action === REPLY_HAVE) channel.progress(entry.size);
+        if (reply.action === REPLY_RESUME) channel.progress(reply.offset);
+        replies.push(reply);
+      }
       if (replies.length > offered) {
         throw new ProtocolError(
           `Cannot continue: ${replies.length} replies for ${offered} entries offered`,

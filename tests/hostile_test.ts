@@ -603,6 +603,36 @@ Deno.test("receiver: an accepted file the sender never sends is a failure, not '
   }
 });
 
+Deno.test("a peer that knows the code cannot hold a connection with a trickle of small frames", async () => {
+  const ctx = await setup();
+  try {
+    const channel = await hostile(ctx.receiver.port);
+    // One entry every 200 ms: ~40 bytes each, far below 1 KiB/s, but never silent for long.
+    // (Before the minimum rate, every byte restarted the idle clock: this went on forever.)
+    const started = Date.now();
+    let cut = false;
+    for (let i = 0; i < 60 && !cut; i++) {
+      try {
+        for (const batch of encodeOffer([file(`slow${i}.txt`)])) {
+          await channel.send(FRAME_OFFER, batch);
+        }
+        await channel.flush();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      } catch {
+        cut = true;
+      }
+    }
+    const held = Date.now() - started;
+    channel.close();
+    assert(cut, `the trickle held the connection for ${held} ms`);
+    // --timeout 2: the credit of 2 s drains in about 2 s, a little later for what was earned.
+    assert(held < 9000, `cut only after ${held} ms`);
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /peer too slow \(under 1 KiB\/s for 2 s\)/);
+  }
+});
+
 Deno.test("a sender that knows the code learns only 'same' or 'different', never a digest of the receiver's bytes", async () => {
   const ctx = await setup();
   const digest = async (text: string) =>
