@@ -160,9 +160,10 @@ export class Channel {
   }
 
   /**
-   * Counts `bytes` of work toward the minimum rate that moved next to nothing on the wire: a
-   * file read to digest it, by either side (SKIP and a resumed FILE after the sender's; HAVE and
-   * RESUME replies after the receiver's).
+   * Counts `bytes` of work toward the minimum rate that moved few bytes on the wire: file data
+   * before compression (a chunk of zeros travels as a few bytes), and a file read to digest it,
+   * by either side (SKIP and a resumed FILE after the sender's; HAVE and RESUME replies after
+   * the receiver's).
    */
   progress(bytes: number): void {
     this.#spend();

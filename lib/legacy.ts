@@ -27,8 +27,8 @@ import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
 import type { ByteStream } from "./transport.ts";
 import { openRegular, OwnedFile } from "./owned_file.ts";
-import { lstatOrUndefined, nameProblem } from "./safe_path.ts";
-import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary } from "./place.ts";
+import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
+import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary, type Target } from "./place.ts";
 
 /** A legacy connection closed before it said anything: a port probe, not a transfer. */
 export class EmptyConnectionError extends ConnectionError {
@@ -199,7 +199,9 @@ export async function receiveLegacy(
   const { target, part } = checkTarget(header, options);
   reporter.start(id, 1, header.size);
   reporter.fileStart(id, header.name, header.size, 0);
-  const file = options.stdout ? undefined : createPart(part, target, options.claims);
+  // Written in --dir itself, as it was when the session began (SafeRoot.within).
+  const place = { root: new SafeRoot(options.dir), name: header.name };
+  const file = options.stdout ? undefined : createPart(place, target, options.claims);
   let body: { received: number; excess: boolean };
   try {
     body = await receiveBody(conn, options.stdout ?? file!, header, buf, {
@@ -236,7 +238,7 @@ export async function receiveLegacy(
     );
   }
   if (!options.stdout) {
-    const status = moveIntoPlace(part, target, options.overwrite ?? false);
+    const status = moveIntoPlace(place, options.overwrite ?? false);
     if (status !== 0) throw new RefusedError(`${header.name} already exists`, WIRE.EXISTS);
   }
   reporter.fileDone(id, { name: header.name, size: header.size, status: "ok" });
@@ -348,14 +350,16 @@ async function receiveBody(
  * Creates the partial file anew, exclusively (O_EXCL: nothing planted there is followed or
  * truncated). A stale one of ours, from a transfer no session is running, is removed first.
  */
-function createPart(part: string, target: string, claims?: Set<string>): OwnedFile {
+function createPart(place: Target, target: string, claims?: Set<string>): OwnedFile {
   claims?.add(target);
-  try {
-    Deno.removeSync(part);
-  } catch {
-    // None there: the usual case.
-  }
-  return OwnedFile.create(part, 0o644 | 0o600);
+  return place.root.within(place.name + PART_SUFFIX, (part) => {
+    try {
+      Deno.removeSync(part);
+    } catch {
+      // None there: the usual case.
+    }
+    return OwnedFile.create(part, 0o644 | 0o600);
+  });
 }
 
 /** Rewrites our partial file `path` with `prefix` in front, streaming (no whole-file buffer). */

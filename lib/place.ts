@@ -2,7 +2,9 @@
  * Placing received files on disk: each large file is written to `NAME.ferry-part` and moved into
  * place once all its bytes are in; a small one is created whole under its name; folders ferry made
  * get the peer's mode and time at the end. Every step goes through a descriptor ferry created or
- * checked (lib/owned_file.ts). Used by the receiver's frame loop and by the tutorial's wire alike.
+ * checked (lib/owned_file.ts), and every create, link, rename and unlink happens inside the folder
+ * ferry checked or made, by its identity, not its path (SafeRoot.within). Used by the receiver's
+ * frame loop and by the tutorial's wire alike.
  *
  * @module
  */
@@ -10,7 +12,7 @@
 import { type Entry, RESULT_OK } from "../protocol.ts";
 import { WIRE } from "./errors.ts";
 import { finishFolder, OwnedFile } from "./owned_file.ts";
-import { lstatOrUndefined, type MadeFolder } from "./safe_path.ts";
+import { lstatOrUndefined, type MadeFolder, type SafeRoot } from "./safe_path.ts";
 
 /**
  * Suffix of ferry's partial files, kept for resume. Ferry's own, so that it never mistakes
@@ -18,6 +20,12 @@ import { lstatOrUndefined, type MadeFolder } from "./safe_path.ts";
  * truncated, resumed, linked or removed.
  */
 export const PART_SUFFIX = ".ferry-part";
+
+/** Where a file goes: a name under a receiving folder whose folders were checked or made. */
+export interface Target {
+  root: SafeRoot;
+  name: string;
+}
 
 /** How a transfer went, from the receiver's side. */
 export interface ReceiveSummary {
@@ -33,21 +41,32 @@ export function safeMode(entry: Entry): number {
 }
 
 /**
- * Opens the partial file `part` for `entry`: ours to resume from `offset` (the very file whose
- * prefix was compared, `identity`), or created anew (a `stale` one of ours is removed first;
- * O_EXCL then fails on anything that appeared meanwhile).
+ * Opens the partial file of `target` for `entry`: ours to resume from `offset` (the very file
+ * whose prefix was compared, `identity`), or created anew (a `stale` one of ours is removed
+ * first; O_EXCL then fails on anything that appeared meanwhile).
  */
 export function openPart(
-  part: string,
+  target: Target,
   entry: Entry,
   offset: number,
   stale: boolean,
   identity?: { dev: number; ino: number },
 ): OwnedFile {
-  if (offset > 0) return OwnedFile.openAt(part, offset, identity);
-  if (stale) removeQuietly(part);
-  // The owner's bits are added for the writing; placeFile() sets the final mode within these.
-  return OwnedFile.create(part, safeMode(entry) | 0o600);
+  return target.root.within(target.name + PART_SUFFIX, (part) => {
+    if (offset > 0) return OwnedFile.openAt(part, offset, identity);
+    if (stale) removeQuietly(part);
+    // The owner's bits are added for the writing; placeFile() sets the final mode within these.
+    return OwnedFile.create(part, safeMode(entry) | 0o600);
+  });
+}
+
+/** Removes the partial file of `target`, if it is there and its folder is still ours. */
+export function removePart(target: Target): void {
+  try {
+    target.root.within(target.name + PART_SUFFIX, removeQuietly);
+  } catch {
+    // Its folder is gone or not ours any more: nothing of ours to remove there.
+  }
 }
 
 /**
@@ -57,7 +76,7 @@ export function openPart(
 export function placeFile(
   file: OwnedFile,
   entry: Entry,
-  target: string,
+  target: Target,
   overwrite: boolean,
 ): number {
   try {
@@ -66,7 +85,7 @@ export function placeFile(
   } finally {
     file.close();
   }
-  return moveIntoPlace(file.path, target, overwrite);
+  return moveIntoPlace(target, overwrite);
 }
 
 /**
@@ -77,13 +96,12 @@ export function placeFile(
  */
 export function placeSmallFile(
   entry: Entry,
-  target: string,
+  target: Target,
   data: Uint8Array,
   options: { overwrite: boolean; stale: boolean },
 ): number {
-  const part = target + PART_SUFFIX;
   if (options.overwrite) {
-    const file = openPart(part, entry, 0, options.stale);
+    const file = openPart(target, entry, 0, options.stale);
     try {
       file.writeSync(data);
     } catch (err) {
@@ -92,47 +110,53 @@ export function placeSmallFile(
     }
     return placeFile(file, entry, target, true);
   }
-  let file: OwnedFile;
-  try {
-    file = OwnedFile.create(target, safeMode(entry));
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
-    throw err;
-  }
-  try {
-    file.writeSync(data);
-    file.setTime(new Date(entry.mtime));
-  } catch (err) {
-    // Created by us but not completely written (a full disk): no short file under the name.
+  return target.root.within(target.name, (leaf) => {
+    let file: OwnedFile;
+    try {
+      file = OwnedFile.create(leaf, safeMode(entry));
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
+      throw err;
+    }
+    try {
+      file.writeSync(data);
+      file.setTime(new Date(entry.mtime));
+    } catch (err) {
+      // Created by us but not completely written (a full disk): no short file under the name.
+      file.close();
+      removeQuietly(leaf);
+      throw err;
+    }
     file.close();
-    removeQuietly(target);
-    throw err;
-  }
-  file.close();
-  if (options.stale) removeQuietly(part);
-  return RESULT_OK;
+    if (options.stale) removeQuietly(leaf + PART_SUFFIX);
+    return RESULT_OK;
+  });
 }
 
 /**
- * Renames `part` to `target`. Without overwrite, a hard link makes the step atomic and
- * no-clobber: it fails if `target` appeared meanwhile, and the .ferry-part is kept.
+ * Renames the partial file of `target` to its name, in the folder checked or made for it.
+ * Without overwrite, a hard link makes the step atomic and no-clobber: it fails if the name
+ * appeared meanwhile, and the .ferry-part is kept.
  */
-export function moveIntoPlace(part: string, target: string, overwrite: boolean): number {
-  if (overwrite) {
-    Deno.renameSync(part, target);
-    return RESULT_OK;
-  }
-  try {
-    Deno.linkSync(part, target);
-    Deno.removeSync(part);
-    return RESULT_OK;
-  } catch (err) {
-    if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
-    // Some file systems cannot hard-link; check then rename instead.
-    if (lstatOrUndefined(target)) return WIRE.EXISTS;
-    Deno.renameSync(part, target);
-    return RESULT_OK;
-  }
+export function moveIntoPlace(target: Target, overwrite: boolean): number {
+  return target.root.within(target.name, (name) => {
+    const part = name + PART_SUFFIX;
+    if (overwrite) {
+      Deno.renameSync(part, name);
+      return RESULT_OK;
+    }
+    try {
+      Deno.linkSync(part, name);
+      Deno.removeSync(part);
+      return RESULT_OK;
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return WIRE.EXISTS;
+      // Some file systems cannot hard-link; check then rename instead.
+      if (lstatOrUndefined(name)) return WIRE.EXISTS;
+      Deno.renameSync(part, name);
+      return RESULT_OK;
+    }
+  });
 }
 
 /** Removes `path` (never following a link: unlink removes the link itself), if it is there. */

@@ -77,7 +77,8 @@ import {
   placeFile,
   placeSmallFile,
   type ReceiveSummary,
-  removeQuietly,
+  removePart,
+  type Target,
 } from "./place.ts";
 import { DEFAULT_MAX_FILES, MAX_OFFER_NAME_BYTES, type Plan, Planner } from "./plan.ts";
 import { formatBytes } from "./bar.ts";
@@ -144,7 +145,13 @@ export async function receiveEntries(
     // 3. Files stream in back to back; each is renamed into place once all of it is in.
     const results = new ResultBatch(channel);
     const fileHasher = options.hash ? await hasher() : null;
-    const bytes = await new FileFrames(channel, plans, options, fileHasher, results, id).run();
+    const frames = new FileFrames(channel, plans, options, {
+      root,
+      hasher: fileHasher,
+      results,
+      id,
+    });
+    const bytes = await frames.run();
 
     // 4. Whatever the sender did not send or skip gets its verdict now.
     await settleUnsent(plans, results);
@@ -296,7 +303,7 @@ interface Current {
   index: number;
   plan: Plan;
   file: OwnedFile | null;
-  part: string;
+  target: Target;
   written: number;
   offset: number;
   /** The write in flight, if any. */
@@ -314,6 +321,7 @@ class FileFrames {
   #channel: Channel;
   #plans: Plan[];
   #options: ReceiveOptions;
+  #root: SafeRoot;
   #hasher: IHasher | null;
   #results: ResultBatch;
   #id: string;
@@ -328,13 +336,17 @@ class FileFrames {
     channel: Channel,
     plans: Plan[],
     options: ReceiveOptions,
-    hasher: IHasher | null,
-    results: ResultBatch,
-    id: string,
+    { root, hasher, results, id }: {
+      root: SafeRoot;
+      hasher: IHasher | null;
+      results: ResultBatch;
+      id: string;
+    },
   ) {
     this.#channel = channel;
     this.#plans = plans;
     this.#options = options;
+    this.#root = root;
     this.#hasher = hasher;
     this.#results = results;
     this.#id = id;
@@ -389,7 +401,7 @@ class FileFrames {
         // An interrupted file stays as NAME.ferry-part for the next run, unless its bytes were bad.
         await current.writing.catch(() => {});
         current.file?.close();
-        if (!this.#keepPart && current.file) removeQuietly(current.part);
+        if (!this.#keepPart && current.file) removePart(current.target);
       }
     }
   }
@@ -398,25 +410,45 @@ class FileFrames {
   async #smallFiles(payload: Uint8Array): Promise<void> {
     if (this.#current) throw new ProtocolError("Cannot start a file: the previous one did not end");
     const body = decompressPayload(payload, MAX_SMALL_FILES_BODY, "SMALL_FILES");
+    this.#channel.progress(body.length);
     const { stdout, overwrite } = this.#options;
-    for (const small of decodeSmallFiles(body)) {
-      const plan = startable(this.#plans, small.index, 0);
-      this.#options.reporter.fileStart(this.#id, plan.entry.name, plan.entry.size, 0);
-      const data = small.data;
-      let status: number = WIRE.INTEGRITY;
-      if (data.length === plan.entry.size) {
-        if (stdout) {
-          await writeAll(stdout, data);
-          status = RESULT_OK;
-        } else {
-          const place = { overwrite: overwrite ?? false, stale: plan.stalePart ?? false };
-          status = placeSmallFile(plan.entry, plan.target, data, place);
-        }
+    const items = decodeSmallFiles(body);
+    if (stdout) {
+      // --stdout takes one file: written out as it is.
+      for (const small of items) {
+        const plan = this.#startSmall(small.index);
+        const whole = small.data.length === plan.entry.size;
+        if (whole) await writeAll(stdout, small.data);
+        this.#endSmall(small, plan, whole ? RESULT_OK : WIRE.INTEGRITY);
       }
-      this.#total += data.length;
-      this.#options.reporter.progress(this.#id, data.length);
-      this.#settle(small.index, plan, status, this.#hasher && digestOf(this.#hasher, data));
+      return;
     }
+    // Into --dir: one batch, so that the frame's folder is entered once, not once per file.
+    this.#root.batch(() => {
+      for (const small of items) {
+        const plan = this.#startSmall(small.index);
+        let status: number = WIRE.INTEGRITY;
+        if (small.data.length === plan.entry.size) {
+          const place = { overwrite: overwrite ?? false, stale: plan.stalePart ?? false };
+          const target = { root: this.#root, name: plan.entry.name };
+          status = placeSmallFile(plan.entry, target, small.data, place);
+        }
+        this.#endSmall(small, plan, status);
+      }
+    });
+  }
+
+  #startSmall(index: number): Plan {
+    const plan = startable(this.#plans, index, 0);
+    this.#options.reporter.fileStart(this.#id, plan.entry.name, plan.entry.size, 0);
+    return plan;
+  }
+
+  #endSmall(small: { index: number; data: Uint8Array }, plan: Plan, status: number): void {
+    this.#total += small.data.length;
+    this.#options.reporter.progress(this.#id, small.data.length);
+    const digest = this.#hasher && digestOf(this.#hasher, small.data);
+    this.#settle(small.index, plan, status, digest);
   }
 
   /**
@@ -439,7 +471,7 @@ class FileFrames {
         index: start.index,
         plan,
         file: null,
-        part: "",
+        target: { root: this.#root, name: plan.entry.name },
         written: start.offset,
         offset: start.offset,
         writing: Promise.resolve(),
@@ -449,16 +481,16 @@ class FileFrames {
     }
     this.#hasher?.init();
     if (start.offset > 0) this.#hasher?.load(plan.prefixState!);
-    const part = plan.target + PART_SUFFIX;
+    const target = { root: this.#root, name: plan.entry.name };
     const file = this.#options.stdout
       ? null
-      : openPart(part, plan.entry, start.offset, plan.stalePart ?? false, plan.identity);
+      : openPart(target, plan.entry, start.offset, plan.stalePart ?? false, plan.identity);
     plan.stalePart = false;
     this.#current = {
       index: start.index,
       plan,
       file,
-      part,
+      target,
       written: start.offset,
       offset: start.offset,
       writing: Promise.resolve(),
@@ -472,6 +504,7 @@ class FileFrames {
     const current = this.#current;
     if (!current) throw new ProtocolError("Cannot take DATA: no file is open");
     const data = decompressPayload(payload, CHUNK_SIZE, "DATA");
+    this.#channel.progress(data.length);
     const entry = current.plan.entry;
     if (entry.kind === KIND_STREAM) {
       // Streams have no declared size: all of them together get what --max-size leaves over.
@@ -518,11 +551,11 @@ class FileFrames {
     let status: number = WIRE.INTEGRITY;
     if (sizeOk) {
       const overwrite = this.#options.overwrite ?? false;
-      status = done.file ? placeFile(done.file, entry, done.plan.target, overwrite) : RESULT_OK;
+      status = done.file ? placeFile(done.file, entry, done.target, overwrite) : RESULT_OK;
     } else if (done.file) {
       // A file of the wrong size is never kept, not even for resume.
       done.file.close();
-      removeQuietly(done.part);
+      removePart(done.target);
     }
     const digest = this.#hasher && finishDigest(this.#hasher);
     this.#settle(done.index, done.plan, status, digest, done.offset);

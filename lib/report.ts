@@ -2,6 +2,9 @@
  * What the user sees: tqdm-like progress bars on stderr (only on a TTY), one JSON event per line
  * on stdout with `--json`, and nothing but errors with `--quiet`.
  *
+ * Why over 400 lines: the events, the bars and the closing lines all read one set of counts per
+ * transfer; the drawing itself is in lib/bar.ts already.
+ *
  * @module
  */
 

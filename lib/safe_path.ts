@@ -5,8 +5,9 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { MAX_COMPONENT_BYTES, MAX_DEPTH, MAX_NAME_BYTES } from "../protocol.ts";
-import { hasInvisibleChar } from "./errors.ts";
+import { hasInvisibleChar, RefusedError, WIRE } from "./errors.ts";
 
 /** Characters that look like a slash or backslash but are not one. */
 const LOOKALIKE_SEPARATORS = new Set([
@@ -83,9 +84,29 @@ export interface MadeFolder {
 /** Why a path could not be prepared. */
 export type PathRefusal = "symlink" | "not-a-folder" | "too-many-folders";
 
+/** Device and inode: which folder a name led to when it was checked. */
+interface FolderId {
+  dev: number;
+  ino: number;
+}
+
+/** A folder ferry checked or made is no longer what its path leads to (a local user swapped it). */
+export class SwappedFolderError extends RefusedError {
+  constructor(name: string) {
+    super(
+      `${name || "the target folder"} was replaced while ferry was writing in it; nothing written`,
+      WIRE.SYMLINK,
+    );
+    this.name = "SwappedFolderError";
+  }
+}
+
 /**
  * The target folder. Folders below it are created one component at a time, and every existing
  * component is checked with lstat: a symlink anywhere on the way is refused, never followed.
+ * Every folder checked or made is remembered by device and inode, and every create, link,
+ * rename and unlink below it happens inside that very folder ({@linkcode SafeRoot.within}), so
+ * one renamed or swapped for a symlink afterwards cannot send a file elsewhere.
  *
  * File system calls here are synchronous on purpose: each is one short syscall on a local disk,
  * while a trip through the async thread pool costs several times more, and a folder of 10,000
@@ -98,14 +119,88 @@ export class SafeRoot {
   #listings = new Map<string, Map<string, Deno.DirEntry>>();
   /** Folders this root made, with their device and inode: only those get the peer's mode. */
   #made = new Map<string, MadeFolder>();
+  /** Every folder checked or made, by relative name ("" is the root itself). */
+  #ids = new Map<string, FolderId>();
+  /** The folder the working directory is in, inside a {@linkcode SafeRoot.batch}. */
+  #here: string | undefined;
+  #depth = 0;
+  /** Where the working directory goes back to when a batch ends. */
+  #home = "/";
   /**
    * Most folders this root may make so far; the caller raises it as entries are offered, so a
    * few deep names cannot make tens of thousands of folders (each costs the disk an inode).
    */
   folderBudget = Infinity;
   constructor(root: string) {
-    this.root = root;
-    this.#prefix = root.endsWith("/") ? root : `${root}/`;
+    // Absolute: inside a batch the working directory is elsewhere.
+    this.root = resolve(root);
+    this.#prefix = this.root.endsWith("/") ? this.root : `${this.root}/`;
+  }
+
+  /**
+   * Runs `fn` with the working directory in the folder that holds `name`: the very folder this
+   * root checked or made (same device and inode), whatever its path leads to now. `fn` gets the
+   * last component and uses it as a relative path, so what it creates, links, renames or
+   * removes is in that folder even if a folder on the way was renamed or swapped for a symlink
+   * since. Deno has no openat(); for synchronous calls a working directory is the same thing:
+   * it holds the folder, not its path. Throws SwappedFolderError if the folder is not there.
+   */
+  within<T>(name: string, fn: (leaf: string) => T): T {
+    return this.batch(() => {
+      this.#enter(parentOf(name));
+      return fn(name.slice(name.lastIndexOf("/") + 1));
+    });
+  }
+
+  /**
+   * Runs `fn`, which makes synchronous {@linkcode SafeRoot.within} calls, and goes back to the
+   * working directory it came from only at the end: entering a folder costs a chdir and a stat
+   * (~7 us), and one SMALL_FILES frame holds dozens of files of one folder. `fn` must not await:
+   * nothing else may run while the working directory is not ours.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.#depth++ === 0) {
+      try {
+        this.#home = Deno.cwd();
+      } catch {
+        this.#home = "/";
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      if (--this.#depth === 0 && this.#here !== undefined) {
+        this.#here = undefined;
+        Deno.chdir(this.#home);
+      }
+    }
+  }
+
+  /** Makes the working directory folder `rel`, checked to be the one we know. */
+  #enter(rel: string): void {
+    if (this.#here === rel) return;
+    const id = rel === "" ? this.#rootId() : this.#ids.get(rel);
+    if (id === undefined) throw new Error(`Cannot write in ${rel}: not a folder ferry checked`);
+    this.#here = undefined;
+    try {
+      Deno.chdir(this.path(rel));
+    } catch {
+      throw new SwappedFolderError(rel);
+    }
+    this.#here = rel;
+    const info = Deno.statSync(".");
+    if (info.dev !== id.dev || info.ino !== id.ino) throw new SwappedFolderError(rel);
+  }
+
+  /** The root's identity, taken the first time it is needed (the folder --dir named then). */
+  #rootId(): FolderId {
+    let id = this.#ids.get("");
+    if (id === undefined) {
+      const info = Deno.statSync(this.root);
+      id = { dev: info.dev, ino: info.ino! };
+      this.#ids.set("", id);
+    }
+    return id;
   }
 
   /**
@@ -127,7 +222,14 @@ export class SafeRoot {
       if (this.#made.size < this.folderBudget) {
         // Most folders are new, so making one comes first: a failed lstat costs an exception.
         // mkdir never follows a symlink in the last component; it fails with EEXIST.
-        const refusal = this.#make(sofar, full);
+        let refusal: PathRefusal | "exists" | undefined;
+        try {
+          refusal = this.#make(sofar);
+        } catch (err) {
+          // Its parent is not the folder we checked any more: as good as a symlink on the way.
+          if (err instanceof SwappedFolderError) return "symlink";
+          throw err;
+        }
         if (refusal !== "exists") {
           if (refusal) return refusal;
           this.#known.add(sofar);
@@ -139,24 +241,29 @@ export class SafeRoot {
       if (info === undefined) return "too-many-folders";
       if (info.isSymlink) return "symlink";
       if (!info.isDirectory) return "not-a-folder";
+      this.#ids.set(sofar, { dev: info.dev, ino: info.ino! });
       this.#known.add(sofar);
     }
     return undefined;
   }
 
-  /** Makes one folder; "exists" if something is there already. */
-  #make(rel: string, full: string): PathRefusal | "exists" | undefined {
-    try {
-      // 0o777 less the umask, as mkdir(1) does; the mode it got tells us the umask.
-      Deno.mkdirSync(full, { mode: 0o777 });
-    } catch (err) {
-      if (err instanceof Deno.errors.AlreadyExists) return "exists";
-      throw err;
-    }
+  /** Makes one folder, inside its parent as checked; "exists" if something is there already. */
+  #make(rel: string): PathRefusal | "exists" | undefined {
+    const made = this.within(rel, (leaf) => {
+      try {
+        // 0o777 less the umask, as mkdir(1) does; the mode it got tells us the umask.
+        Deno.mkdirSync(leaf, { mode: 0o777 });
+      } catch (err) {
+        if (err instanceof Deno.errors.AlreadyExists) return undefined;
+        throw err;
+      }
+      return Deno.lstatSync(leaf);
+    });
+    if (made === undefined) return "exists";
     this.#listings.set(rel, new Map());
-    const made = Deno.lstatSync(full);
     if (!made.isDirectory) return made.isSymlink ? "symlink" : "not-a-folder";
     this.#made.set(rel, { dev: made.dev, ino: made.ino!, allowed: made.mode! & 0o777 });
+    this.#ids.set(rel, { dev: made.dev, ino: made.ino! });
     return undefined;
   }
 

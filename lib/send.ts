@@ -537,6 +537,7 @@ class SmallFileBatch {
   async flush(): Promise<void> {
     if (this.#length === 0) return;
     const packed = this.#compressor.compress(this.#body.subarray(0, this.#length));
+    this.#channel.progress(this.#length);
     await this.#channel.send(FRAME_SMALL_FILES, codecPrefix(packed.codec), packed.data);
     this.#length = 0;
   }
@@ -580,6 +581,7 @@ async function streamFile(
       next = sent < limit ? readNext(sent) : Promise.resolve(0);
       hasher?.update(chunk);
       const packed = compressor.compress(chunk);
+      channel.progress(got);
       await channel.send(FRAME_DATA, codecPrefix(packed.codec), packed.data);
       onProgress(got);
     }

@@ -5,11 +5,14 @@
  * - pre-authentication: the first flight of a real sender (preamble, HELLO, PAKE) with its raw
  *   bytes mutated, as anyone on the network could send;
  * - post-authentication: a real handshake, then the plaintext frames of a valid transfer
- *   (OFFER, OFFER_END, SMALL_FILES, FILE, DATA, FILE_END, DONE), mutated, then sealed properly,
- *   so the mutations reach the decoders behind the AEAD.
+ *   (OFFER, OFFER_END, SMALL_FILES, FILE, DATA, FILE_END, SKIP for a file the receiver has, a
+ *   FILE resumed with its prefix digest, DONE), mutated, then sealed properly, so the mutations
+ *   reach the decoders behind the AEAD.
  *
  * Mutations: bit flips, inserted and deleted bytes, truncation, splices of frames, dropped,
- * duplicated and reordered frames, changed types. Every case is bounded in time. Afterwards:
+ * duplicated and reordered frames, changed types (RESTART, which only a receiver sends,
+ * among them), and stalls past the receiver's --timeout between frames (the idle and
+ * minimum-rate deadlines). Every case is bounded in time. Afterwards:
  * the receiver never crashed (a listener that hit the wrong-guess limit exited 4 by design and
  * is restarted), nothing was written outside --dir, no symlink was created, and a good sender
  * still gets through.
@@ -34,6 +37,7 @@ import { handshake } from "../lib/handshake.ts";
 import { passwordScalar } from "../lib/code_phrase.ts";
 import { COMPRESS_CAPS } from "../lib/compress.ts";
 import { concat, startSpake2 } from "../lib/spake2.ts";
+import { createDigest, digestOf, type IHasher } from "../lib/checksum.ts";
 import {
   CODEC_RAW,
   CODEC_ZSTD,
@@ -45,6 +49,7 @@ import {
   encodeOfferEnd,
   encodePlainRecord,
   encodePreamble,
+  encodeSkip,
   encodeSmallFiles,
   type Entry,
   FRAME_DATA,
@@ -55,6 +60,7 @@ import {
   FRAME_OFFER,
   FRAME_OFFER_END,
   FRAME_PAKE,
+  FRAME_SKIP,
   FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
@@ -66,6 +72,9 @@ const CASES = Number(Deno.env.get("FERRY_FUZZ_CASES") ?? 2000);
 const SEED = Number(Deno.env.get("FERRY_FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
 const PARALLEL = 8;
 const CASE_TIMEOUT_MS = 8000;
+/** The receiver's --timeout, and a stall a little longer. */
+const RECEIVER_TIMEOUT_S = 2;
+const STALL_MS = 2300;
 
 /** xorshift32: reproducible from FERRY_FUZZ_SEED. */
 function rng(seed: number) {
@@ -91,8 +100,21 @@ interface Frame {
 
 const enc = new TextEncoder();
 
+/** What each case's folder holds before it runs: a file to HAVE, a partial file to RESUME. */
+const HAVE_TEXT = "have\n";
+const RESUME_BYTES = new Uint8Array(3000).map((_, i) => (i * 7) & 255);
+const RESUME_AT = 1000;
+
+/** Makes the folder of case `n` under `dst`, with what its valid transfer finds there. */
+function prepareCase(dst: string, n: number): void {
+  const dir = join(dst, `case-${n}`);
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(join(dir, "h.txt"), HAVE_TEXT);
+  Deno.writeFileSync(join(dir, "r.bin.ferry-part"), RESUME_BYTES.subarray(0, RESUME_AT));
+}
+
 /** The frames of a valid transfer of a small tree under `prefix`. */
-function validFrames(prefix: string): Frame[] {
+function validFrames(prefix: string, hasher: IHasher): Frame[] {
   const small = enc.encode("small file\n".repeat(9));
   const mid = new Uint8Array(3000).fill(7);
   const big = new Uint8Array(70_000).map((_, i) => (i * 31) & 255);
@@ -119,11 +141,13 @@ function validFrames(prefix: string): Frame[] {
       size: big.length,
       name: `${prefix}/c.bin`,
     },
+    { kind: KIND_FILE, mode: 0o644, mtime: 0, size: HAVE_TEXT.length, name: `${prefix}/h.txt` },
+    { kind: KIND_FILE, mode: 0o644, mtime: 0, size: RESUME_BYTES.length, name: `${prefix}/r.bin` },
   ];
   const zipped = zlib.zstdCompressSync(big.subarray(0, 40_000));
   return [
     ...encodeOffer(entries).map((payload) => ({ type: FRAME_OFFER, payload })),
-    { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 4, totalBytes: 73_099 }) },
+    { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 6, totalBytes: 76_104 }) },
     {
       type: FRAME_SMALL_FILES,
       payload: concat(
@@ -140,7 +164,24 @@ function validFrames(prefix: string): Frame[] {
       type: FRAME_FILE_END,
       payload: encodeFileEnd({ size: big.length }),
     },
-    { type: FRAME_DONE, payload: encodeDone({ files: 3, bytes: 73_099 }) },
+    {
+      type: FRAME_SKIP,
+      payload: encodeSkip({ index: 4, digest: digestOf(hasher, enc.encode(HAVE_TEXT)) }),
+    },
+    {
+      type: FRAME_FILE,
+      payload: encodeFileStart({
+        index: 5,
+        offset: RESUME_AT,
+        digest: digestOf(hasher, RESUME_BYTES.subarray(0, RESUME_AT)),
+      }),
+    },
+    {
+      type: FRAME_DATA,
+      payload: concat(new Uint8Array([CODEC_RAW]), RESUME_BYTES.subarray(RESUME_AT)),
+    },
+    { type: FRAME_FILE_END, payload: encodeFileEnd({ size: RESUME_BYTES.length }) },
+    { type: FRAME_DONE, payload: encodeDone({ files: 4, bytes: 75_099 }) },
   ];
 }
 
@@ -199,7 +240,7 @@ function mutateFrames(r: Rng, frames: Frame[]): Frame[] {
         out[i] = {
           type: r.chance(0.5)
             ? r.int(256)
-            : [0x10, 0x11, 0x20, 0x21, 0x22, 0x23, 0x25, 0x30][r.int(8)]!,
+            : [0x10, 0x11, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x30][r.int(11)]!,
           payload: out[i]!.payload,
         };
     }
@@ -242,15 +283,21 @@ async function rawCase(port: number, r: Rng): Promise<void> {
 }
 
 /** A post-authentication case: real handshake, then mutated frames, properly sealed. */
-async function sealedCase(port: number, r: Rng, n: number): Promise<void> {
-  const frames = mutateFrames(r, validFrames(`case-${n}`));
+async function sealedCase(port: number, r: Rng, n: number, hasher: IHasher): Promise<void> {
+  const frames = mutateFrames(r, validFrames(`case-${n}`, hasher));
+  // Now and then a stall past the receiver's --timeout before one frame: its deadlines too.
+  const stallAt = r.chance(0.005) ? r.int(frames.length) : -1;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const channel = new Channel(conn, { timeoutMs: 5000 });
   try {
     await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, confirmFirst: true });
     const reading = drain(conn);
-    for (const frame of frames) {
+    for (const [i, frame] of frames.entries()) {
       if (frame.payload.length > 1_048_000) continue;
+      if (i === stallAt) {
+        await channel.flush();
+        await new Promise((resolve) => setTimeout(resolve, STALL_MS));
+      }
       await channel.send(frame.type, frame.payload);
     }
     await channel.closeWrite();
@@ -267,7 +314,10 @@ Deno.test(`fuzz: ${CASES} mutated sessions against a live receiver (seed ${SEED}
   const box = await tempDir();
   const dst = join(box, "dst");
   await Deno.mkdir(dst);
-  const start = () => startReceiver(["--dir", dst, "--timeout", "3", "--quiet"]);
+  for (let k = 0; k < CASES; k++) prepareCase(dst, k);
+  const hasher = await createDigest();
+  const start = () =>
+    startReceiver(["--dir", dst, "--timeout", String(RECEIVER_TIMEOUT_S), "--quiet"]);
   let receiver: Running = await start();
   let restarts = 0;
   let exited: { code: number; stderr: string } | null = null;
@@ -281,7 +331,7 @@ Deno.test(`fuzz: ${CASES} mutated sessions against a live receiver (seed ${SEED}
         const caseRng = rng(SEED + k * 7919 + 1);
         const run = r.chance(0.5)
           ? rawCase(receiver.port, caseRng)
-          : sealedCase(receiver.port, caseRng, k);
+          : sealedCase(receiver.port, caseRng, k, hasher);
         batch.push(withTimeout(run, CASE_TIMEOUT_MS, `case ${k} (seed ${SEED})`));
       }
       await Promise.all(batch);

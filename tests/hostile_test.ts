@@ -603,6 +603,45 @@ Deno.test("receiver: an accepted file the sender never sends is a failure, not '
   }
 });
 
+Deno.test("a folder swapped for a symlink after the receiver made it: no byte lands outside --dir", async () => {
+  const ctx = await setup();
+  try {
+    for (const small of [false, true]) {
+      const sub = small ? "small" : "large";
+      const channel = await hostile(ctx.receiver.port);
+      const size = small ? 10 : 100_000;
+      const replies = await offer(channel, [file(`${sub}/deep/f.bin`, size)]);
+      assertEquals(replies[0]!.action, REPLY_SEND);
+      // The receiver made sub/deep while planning. A local user now moves sub away and puts a
+      // link to a folder outside in its place, before a single byte of the file arrives.
+      await Deno.rename(join(ctx.dst, sub), join(ctx.dst, `${sub}-moved`));
+      await Deno.symlink(ctx.outside, join(ctx.dst, sub));
+      await Deno.mkdir(join(ctx.outside, "deep"));
+      const data = new Uint8Array(size).fill(7);
+      if (small) {
+        await channel.send(
+          FRAME_SMALL_FILES,
+          new Uint8Array([CODEC_RAW]),
+          encodeSmallFiles([{ index: 0, data }]),
+        );
+      } else {
+        await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+        await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), data);
+        await channel.send(FRAME_FILE_END, encodeFileEnd({ size }));
+      }
+      await expectError(channel, WIRE.SYMLINK);
+      // Nothing went through the link, and nothing into the moved folder either.
+      assertEquals([...Deno.readDirSync(join(ctx.outside, "deep"))], []);
+      assertEquals([...Deno.readDirSync(join(ctx.dst, `${sub}-moved`, "deep"))], []);
+      await Deno.remove(join(ctx.outside, "deep"));
+    }
+  } finally {
+    const done = await teardown(ctx);
+    assertMatch(done.stderr, /large\/deep was replaced while ferry was writing in it/);
+    assertMatch(done.stderr, /small\/deep was replaced while ferry was writing in it/);
+  }
+});
+
 Deno.test("a peer that knows the code cannot hold a connection with a trickle of small frames", async () => {
   const ctx = await setup();
   try {

@@ -1,5 +1,5 @@
-import { assertEquals } from "./assert.ts";
-import { nameProblem, SafeRoot, utf8Length } from "../lib/safe_path.ts";
+import { assertEquals, assertThrows } from "./assert.ts";
+import { nameProblem, SafeRoot, SwappedFolderError, utf8Length } from "../lib/safe_path.ts";
 import { escapeForTerminal } from "../lib/errors.ts";
 import { exists, tempDir } from "./helpers.ts";
 
@@ -88,6 +88,43 @@ Deno.test("SafeRoot.ensureDir() creates folders but refuses to go through a syml
     assertEquals(safe.path("real/new"), `${root}/real/new`);
     assertEquals([...Deno.readDirSync(outside)].length, 0);
   } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("SafeRoot.within() works in the folder it checked, not whatever its path leads to now", async () => {
+  const root = await tempDir();
+  const outside = await tempDir();
+  const home = Deno.cwd();
+  try {
+    const safe = new SafeRoot(root);
+    assertEquals(safe.ensureParent("a/b/f.txt"), undefined);
+    assertEquals(safe.ensureDir("kept"), undefined);
+    // Inside one batch, two folders in turn; the working directory comes back at the end.
+    safe.batch(() => {
+      safe.within("a/b/f.txt", (leaf) => Deno.writeTextFileSync(leaf, "one"));
+      safe.within("kept/g.txt", (leaf) => Deno.writeTextFileSync(leaf, "two"));
+    });
+    assertEquals(Deno.cwd(), home);
+    assertEquals(Deno.readTextFileSync(`${root}/a/b/f.txt`), "one");
+    // a is swapped for a link to a folder outside that has a b of its own.
+    Deno.renameSync(`${root}/a`, `${root}/a-moved`);
+    Deno.mkdirSync(`${outside}/b`);
+    Deno.symlinkSync(outside, `${root}/a`);
+    assertThrows(
+      () => safe.within("a/b/h.txt", (leaf) => Deno.writeTextFileSync(leaf, "three")),
+      SwappedFolderError,
+    );
+    assertEquals(Deno.cwd(), home);
+    // A folder made below it now is refused as a link on the way, and made nowhere.
+    assertEquals(safe.ensureDir("a/b/c"), "symlink");
+    assertEquals([...Deno.readDirSync(`${outside}/b`)], []);
+    // Folders not swapped still work.
+    safe.within("kept/h.txt", (leaf) => Deno.writeTextFileSync(leaf, "four"));
+    assertEquals(Deno.readTextFileSync(`${root}/kept/h.txt`), "four");
+  } finally {
+    Deno.chdir(home);
     await Deno.remove(root, { recursive: true });
     await Deno.remove(outside, { recursive: true });
   }

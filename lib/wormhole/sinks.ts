@@ -9,9 +9,9 @@
 import { ProtocolError, RefusedError, WIRE } from "../errors.ts";
 import { writeAll } from "../io.ts";
 import { OwnedFile } from "../owned_file.ts";
-import { moveIntoPlace, PART_SUFFIX, removeQuietly } from "../place.ts";
+import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
 import type { Reporter } from "../report.ts";
-import { lstatOrUndefined, nameProblem } from "../safe_path.ts";
+import { lstatOrUndefined, nameProblem, SafeRoot } from "../safe_path.ts";
 import { Unzipper } from "./zip.ts";
 
 /** What deciding on an offer needs of the receiver's settings. */
@@ -67,7 +67,7 @@ export function acceptOffer(offer: Record<string, unknown>, options: AcceptOptio
       throw new RefusedError(`${name} is ${size} bytes, over --max-size`, WIRE.TOO_LARGE);
     }
     if (options.stdout) return stdoutSink(name, size, Deno.stdout);
-    return fileSink(`${options.dir}/${name}`, name, size, options.overwrite);
+    return fileSink({ root: new SafeRoot(options.dir), name }, size, options.overwrite);
   }
   if (typeof directory === "object" && directory !== null) {
     if (directory.mode !== "zipfile/deflated") {
@@ -88,14 +88,14 @@ export function acceptOffer(offer: Record<string, unknown>, options: AcceptOptio
   throw new RefusedError("unknown offer type", WIRE.PROTOCOL);
 }
 
-function fileSink(target: string, name: string, size: number, overwrite: boolean): Sink {
-  if (!overwrite && lstatOrUndefined(target)) {
+function fileSink(target: Target, size: number, overwrite: boolean): Sink {
+  const name = target.name;
+  if (!overwrite && lstatOrUndefined(target.root.path(name))) {
     throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
   }
-  const part = target + PART_SUFFIX;
   let out: OwnedFile;
   try {
-    out = OwnedFile.create(part, 0o666);
+    out = target.root.within(name + PART_SUFFIX, (part) => OwnedFile.create(part, 0o666));
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new RefusedError(`${name}${PART_SUFFIX} is in the way`, WIRE.EXISTS);
@@ -110,7 +110,7 @@ function fileSink(target: string, name: string, size: number, overwrite: boolean
     },
     finish: () => {
       out.close();
-      if (moveIntoPlace(part, target, overwrite) !== 0) {
+      if (moveIntoPlace(target, overwrite) !== 0) {
         throw new RefusedError(
           `${name} appeared meanwhile; the data is kept as ${name}${PART_SUFFIX}`,
           WIRE.EXISTS,
@@ -120,7 +120,7 @@ function fileSink(target: string, name: string, size: number, overwrite: boolean
     },
     abandon: () => {
       out.close();
-      removeQuietly(part);
+      removePart(target);
     },
   };
 }

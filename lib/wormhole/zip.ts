@@ -12,7 +12,7 @@ import { IntegrityError, RefusedError, WIRE } from "../errors.ts";
 import { KIND_DIR, KIND_FILE } from "../../protocol.ts";
 import type { SourceEntry } from "../manifest.ts";
 import { OwnedFile } from "../owned_file.ts";
-import { moveIntoPlace, PART_SUFFIX, removeQuietly } from "../place.ts";
+import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
 import { nameProblem, SafeRoot } from "../safe_path.ts";
 
 /** Zip's stored sizes are 32-bit; fflate writes no zip64. */
@@ -144,7 +144,8 @@ export class Unzipper {
   #limits: UnzipLimits;
   #overwrite: boolean;
   #error: Error | undefined;
-  #open = new Set<OwnedFile>();
+  /** Files open now, and where they go. */
+  #open = new Map<OwnedFile, Target>();
 
   constructor(folder: string, limits: UnzipLimits, overwrite: boolean) {
     this.#root = new SafeRoot(folder);
@@ -178,9 +179,9 @@ export class Unzipper {
 
   /** Closes any file still open (after a failure); its .ferry-part is removed. */
   close(): void {
-    for (const file of this.#open) {
+    for (const [file, target] of this.#open) {
       file.close();
-      removeQuietly(file.path);
+      removePart(target);
     }
     this.#open.clear();
   }
@@ -200,10 +201,9 @@ export class Unzipper {
       return;
     }
     if (isDir) return;
-    const target = this.#root.path(name);
-    const part = target + PART_SUFFIX;
-    const out = OwnedFile.create(part, 0o644);
-    this.#open.add(out);
+    const target = { root: this.#root, name };
+    const out = this.#root.within(name + PART_SUFFIX, (part) => OwnedFile.create(part, 0o644));
+    this.#open.set(out, target);
     (file as unknown as { ondata: (err: Error | null, data: Uint8Array, final: boolean) => void })
       .ondata = (err, data, final) => {
         if (this.#error) return;
@@ -220,8 +220,8 @@ export class Unzipper {
           if (final) {
             out.close();
             this.#open.delete(out);
-            if (moveIntoPlace(part, target, this.#overwrite) !== 0) {
-              removeQuietly(part);
+            if (moveIntoPlace(target, this.#overwrite) !== 0) {
+              removePart(target);
               this.refused.push(`${name}: exists`);
             }
           }
