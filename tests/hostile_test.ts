@@ -35,6 +35,7 @@ import {
   encodeOfferEnd,
   encodePreamble,
   encodeReplies,
+  encodeRestart,
   encodeResults,
   encodeSkip,
   encodeSmallFiles,
@@ -560,7 +561,7 @@ async function fakeReceiver(
     let frame = await channel.recv();
     while (frame.type === FRAME_OFFER) frame = await channel.recv();
     assertEquals(frame.type, FRAME_OFFER_END);
-    const sendIt = { action: REPLY_SEND, offset: 0, digest: new Uint8Array(0), reason: 0 };
+    const sendIt = { action: REPLY_SEND, offset: 0, reason: 0 };
     const [payload] = encodeReplies(Array(replies).fill(sendIt));
     await channel.send(FRAME_REPLY, payload!);
     await channel.flush();
@@ -588,6 +589,24 @@ Deno.test("sender refuses a receiver that gives one file two verdicts", async ()
   });
   assertEquals(finished.code, EXIT.FAILED, finished.stderr);
   assertMatch(finished.stderr, /entry 0 has its outcome already/);
+});
+
+Deno.test("sender refuses a RESTART for a file it did not resume, and a status 1 (no status is an error's number)", async () => {
+  const restart = await fakeReceiver(1, async (channel) => {
+    assertEquals((await channel.recv()).type, FRAME_SMALL_FILES);
+    await channel.send(FRAME_RESTART, encodeRestart(0));
+    await channel.flush();
+  });
+  assertEquals(restart.code, EXIT.FAILED, restart.stderr);
+  assertMatch(restart.stderr, /RESTART: entry 0 is not being resumed/);
+  const one = await fakeReceiver(1, async (channel) => {
+    assertEquals((await channel.recv()).type, FRAME_SMALL_FILES);
+    // Version 2's "identical": now the protocol-error code, never a status.
+    await channel.send(FRAME_RESULT, new Uint8Array([0, 0, 0, 0, 1]));
+    await channel.flush();
+  });
+  assertEquals(one.code, EXIT.FAILED, one.stderr);
+  assertMatch(one.stderr, /unknown status 1/);
 });
 
 Deno.test("receiver: an accepted file the sender never sends is a failure, not 'identical'", async () => {
