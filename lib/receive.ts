@@ -576,7 +576,9 @@ class FileFrames {
     // The sender read the whole file to digest it.
     this.#channel.progress(plan.entry.size);
     const same = sameDigest(skip.digest, plan.digest!);
-    this.#settle(skip.index, plan, same ? RESULT_IDENTICAL : WIRE.EXISTS);
+    // With --hash an identical file gets its line too: the digest is the one we just compared.
+    const digest = same && this.#hasher ? plan.digest : undefined;
+    this.#settle(skip.index, plan, same ? RESULT_IDENTICAL : WIRE.EXISTS, digest);
   }
 
   #settle(index: number, plan: Plan, status: number, digest?: Uint8Array | null, offset = 0) {
@@ -612,6 +614,7 @@ function report(
     size: plan.entry.size,
     status,
     ...(status === "ok" ? extra : {}),
+    ...(status === "identical" && extra.digest ? { digest: extra.digest } : {}),
     ...(status === "refused" || status === "failed"
       ? {
         reason: (WIRE_MESSAGES[code as WireCode] ?? `error ${code}`) +

@@ -269,6 +269,11 @@ export class Reporter {
     status: FileStatus;
     /** The file's digest (with --hash); turned into text only when printed. */
     digest?: Uint8Array;
+    /**
+     * The path for the `--hash` line, where it differs from `name`: the sender's path as it
+     * read it, so that `xxhsum -c` checks the list where the sender ran. @default {name}
+     */
+    hashPath?: string;
     resumed?: number;
     reason?: string;
   }): void {
@@ -281,7 +286,7 @@ export class Reporter {
       if (fields.status !== "ok") t.totalSize -= Math.max(0, fields.size - (fields.resumed ?? 0));
     }
     if (this.json) {
-      const { digest, ...rest } = fields;
+      const { digest, hashPath: _, ...rest } = fields;
       this.event("file-done", {
         conn: id,
         ...rest,
@@ -289,7 +294,8 @@ export class Reporter {
       });
     } else if (fields.digest) {
       this.#clearBars();
-      const line = `${digestHex(fields.digest)}  ${escapeForTerminal(fields.name)}\n`;
+      const path = fields.hashPath ?? fields.name;
+      const line = `${digestHex(fields.digest)}  ${escapeForTerminal(path)}\n`;
       if (this.hashLines === "stdout") writeOut(line);
       else this.#write(line);
     }

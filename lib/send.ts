@@ -208,7 +208,8 @@ async function sendWanted(
     const reply = replies[index]!;
     if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
     if (reply.action === REPLY_HAVE) {
-      await sendDigest(channel, index, entry, hasher);
+      const digest = await sendDigest(channel, index, entry, hasher);
+      if (fileHasher && digest) digests.set(index, digest);
       continue;
     }
     fileHasher?.init();
@@ -241,12 +242,14 @@ async function sendDigest(
   index: number,
   entry: SourceEntry,
   hasher: () => Promise<IHasher>,
-): Promise<void> {
-  if (entry.source === null) return;
+): Promise<Uint8Array | undefined> {
+  if (entry.source === null) return undefined;
   const mine = await hasher();
   await hashPrefix(entry.source, entry.size, mine, (p) => openRegular(p, entry.identity));
   channel.progress(entry.size);
-  await channel.send(FRAME_SKIP, encodeSkip({ index, digest: finishDigest(mine) }));
+  const digest = finishDigest(mine);
+  await channel.send(FRAME_SKIP, encodeSkip({ index, digest }));
+  return digest;
 }
 
 /**
@@ -463,18 +466,16 @@ class Outcomes {
     this.#reported.add(index);
     const entry = this.#entries[index]!;
     const base = { name: entry.name, size: entry.size };
+    // --hash lines name the file as this side read it: `xxhsum -c` checks them here.
+    const digest = this.digests.get(index);
+    const hashed = digest ? { digest, ...(entry.source ? { hashPath: entry.source } : {}) } : {};
     if (status === RESULT_OK) {
-      const digest = this.digests.get(index);
-      this.#report({
-        ...base,
-        status: "ok",
-        ...(digest ? { digest } : {}),
-        resumed: this.resumed.get(index) ?? 0,
-      });
+      this.#report({ ...base, status: "ok", ...hashed, resumed: this.resumed.get(index) ?? 0 });
       return;
     }
     if (status === RESULT_IDENTICAL) {
-      this.#report({ ...base, status: "identical" });
+      // Identical files were digested for SKIP: with --hash they get their line too.
+      this.#report({ ...base, status: "identical", ...hashed });
       return;
     }
     this.#failed++;

@@ -21,6 +21,7 @@ import {
   startReceiver,
   withDirs,
   writeRandomFile,
+  xxh128Of,
 } from "./helpers.ts";
 
 async function makeTree(root: string): Promise<void> {
@@ -219,6 +220,32 @@ Deno.test("ferry sender run twice: the second run finds identical files and send
     assert(statuses.every((s) => s === "identical"), JSON.stringify(statuses));
     const done = jsonLines(second.stdout).find((e) => e.event === "done")!;
     assertEquals(done.bytes, 0);
+  });
+});
+
+Deno.test("--hash lists every file, identical ones too; the sender's list names its own paths", async () => {
+  await withDirs(async (src, dst) => {
+    await Deno.mkdir(join(src, "sub"));
+    await Deno.writeTextFile(join(src, "a.txt"), "hello\n");
+    await Deno.writeTextFile(join(src, "sub", "b.txt"), "world\n");
+    // xxh128Of() says "xxh128:HEX"; a --hash line is "HEX  NAME", as `xxhsum -H2` prints it.
+    const hex = async (path: string) => (await xxh128Of(path)).replace("xxh128:", "");
+    const expected = { a: await hex(join(src, "a.txt")), b: await hex(join(src, "sub", "b.txt")) };
+    const receiver = await startReceiver(["--dir", dst, "--hash"]);
+    // Paths as a user types them where the files are: `xxhsum -H2 -c` there must find them.
+    const args = [`127.0.0.1:${receiver.port}`, "a.txt", "sub/b.txt", "--hash"];
+    const first = await send(args, { cwd: src });
+    const second = await send(args, { cwd: src });
+    const received = await receiver.stop();
+    assertEquals([first.code, second.code], [0, 0], first.stderr + second.stderr);
+    const lines = `${expected.a}  a.txt\n${expected.b}  sub/b.txt\n`;
+    assertEquals(first.stdout, lines);
+    // The second run sends nothing, and still lists both: it digested them to compare.
+    assertMatch(second.stderr, /2 already there \(identical\)/);
+    assertEquals(second.stdout, lines);
+    // The receiver names them as they are under --dir, both times.
+    const here = `${expected.a}  a.txt\n${expected.b}  b.txt\n`;
+    assertEquals(received.stdout, here + here);
   });
 });
 
