@@ -46,6 +46,11 @@ interface Transfer {
   resumed: number;
   files: number;
   doneFiles: number;
+  /**
+   * Files whose bytes are all through, still waiting for their verdict (a sender hears it
+   * later): counted with the done ones, so the count keeps pace with the bytes.
+   */
+  through: Set<string>;
   /** Files that were already there, identical; files the receiver refused. */
   identical: number;
   refused: number;
@@ -55,6 +60,11 @@ interface Transfer {
   totalBytes: number;
   started: number;
   current?: Line;
+}
+
+/** Files done, or through and waiting for their verdict. */
+function filesThrough(t: Transfer): number {
+  return Math.min(t.files, t.doneFiles + t.through.size);
 }
 
 const encoder = new TextEncoder();
@@ -208,6 +218,7 @@ export class Reporter {
       resumed: 0,
       files,
       doneFiles: 0,
+      through: new Set(),
       identical: 0,
       refused: 0,
       totalSize: size,
@@ -220,6 +231,7 @@ export class Reporter {
   fileStart(id: string, name: string, size: number, offset: number): void {
     const t = this.#transfers.get(id);
     if (t) {
+      if (t.current && t.current.bytes >= t.current.size) t.through.add(t.current.name);
       t.current = { name, size, bytes: offset, resumed: offset, started: performance.now() };
       if (t.files === 1) t.single = nameLabel(t.current);
       t.totalBytes += offset;
@@ -233,9 +245,10 @@ export class Reporter {
    * A resumed file is sent again from 0 (its prefix was not the receiver's): the `counted`
    * bytes already shown for it, `resumed` of them resumed, no longer count.
    */
-  fileRestart(id: string, counted: number, resumed: number): void {
+  fileRestart(id: string, name: string, counted: number, resumed: number): void {
     const t = this.#transfers.get(id);
     if (!t) return;
+    t.through.delete(name);
     t.totalBytes -= counted;
     t.resumed -= resumed;
   }
@@ -246,6 +259,7 @@ export class Reporter {
     if (!t?.current) return;
     t.current.bytes += delta;
     t.totalBytes += delta;
+    if (t.current.bytes >= t.current.size) t.through.add(t.current.name);
     if (this.json) {
       const now = performance.now();
       if (now - (this.#lastJsonProgress.get(id) ?? 0) >= 1000 / JSON_PROGRESS_PER_SECOND) {
@@ -279,6 +293,7 @@ export class Reporter {
   }): void {
     const t = this.#transfers.get(id);
     if (t) {
+      t.through.delete(fields.name);
       t.doneFiles++;
       if (fields.status === "identical") t.identical++;
       if (fields.status === "refused") t.refused++;
@@ -395,7 +410,9 @@ export class Reporter {
       lines.push(renderBar(nameLabel(c), c.bytes, c.size, cs, c.resumed, columns));
     }
     const label = (peer ? `${peer} ` : "") +
-      (t.files > 1 || t.single === undefined ? `total ${t.doneFiles}/${t.files} files` : t.single);
+      (t.files > 1 || t.single === undefined
+        ? `total ${filesThrough(t)}/${t.files} files`
+        : t.single);
     lines.push(renderBar(label, t.totalBytes, t.totalSize, seconds, t.resumed, columns));
     return lines;
   }

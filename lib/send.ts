@@ -223,7 +223,7 @@ async function sendWanted(
   // A resumed file whose first bytes are not the receiver's comes again, whole. (Once: a file
   // sent from 0 is never restarted.)
   for (const index of await outcomes.restarts(channel)) {
-    reporter.fileRestart(id, shown.get(index)!, resumed.get(index)!);
+    reporter.fileRestart(id, entries[index]!.name, shown.get(index)!, resumed.get(index)!);
     bytes -= shown.get(index)! - resumed.get(index)!;
     localFailures.delete(index);
     fileHasher?.init();

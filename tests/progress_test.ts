@@ -237,3 +237,32 @@ Deno.test("formatBytes() rounds rates below 1 KiB/s to whole bytes", () => {
   assertEquals(formatBytes(778.7403874233552), "779 B");
   assertEquals(formatBytes(0.4), "0 B");
 });
+
+Deno.test("the file count keeps pace with the bytes: a file all sent counts before its verdict", async () => {
+  // A sender hears each verdict after the bytes went out; the count used to wait for it.
+  const script = `
+    import { Reporter } from "${new URL("../lib/report.ts", import.meta.url).href}";
+    const r = new Reporter({ tty: true });
+    const pause = () => new Promise((ok) => setTimeout(ok, 150));
+    r.start("1", 3, 300);
+    for (const name of ["a", "b"]) {
+      r.fileStart("1", name, 100, 0);
+      r.progress("1", 100);
+      await pause();
+    }
+    r.fileStart("1", "c", 100, 0);
+    await pause();
+    r.progress("1", 1);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    env: { COLUMNS: "100" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const drawn = new TextDecoder().decode(out.stderr);
+  assert(out.success, drawn);
+  // No verdict came at all, yet two of three files are through.
+  assertMatch(drawn, /total 2\/3 files/);
+  assert(!drawn.includes("total 0/3 files 67%"), drawn);
+});
