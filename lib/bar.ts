@@ -86,8 +86,9 @@ export function renderBar(
   resumed = 0,
   columns = DEFAULT_COLUMNS,
 ): string {
-  // Standard input comes with no size: its bar counts bytes, with no percent and no ETA.
-  const unknown = size === 0 && bytes > 0;
+  // Standard input comes with no size: its bar counts bytes, with no percent and no ETA (from
+  // its very start: "0 B/0 B" at 100% would say it is done). An empty file shows the same.
+  const unknown = size === 0;
   const fraction = unknown ? 0 : size > 0 ? Math.min(1, bytes / size) : 1;
   const rate = seconds > 0 ? (bytes - resumed) / seconds : 0;
   const eta = rate > 0 ? (size - bytes) / rate : NaN;

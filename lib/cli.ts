@@ -19,6 +19,7 @@ import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
 import { parseRelay } from "./relay.ts";
 import { OwnedFile } from "./owned_file.ts";
+import { clearAllBars } from "./report.ts";
 import { granted, requirePermissions, unreadableEnv } from "./permissions.ts";
 import { APP_ID, DEFAULT_MAILBOX, DEFAULT_TRANSIT_RELAY } from "./wormhole/client.ts";
 
@@ -687,9 +688,14 @@ export async function runMain(
 ): Promise<never> {
   Deno.addSignalListener("SIGINT", () => {
     flushOutput();
+    // No bar stays behind, frozen at some percent above the message. (Without bars, the
+    // terminal's "^C" is on the line: the message starts on the next.)
+    const cleared = clearAllBars();
     // Files being written stay as NAME.ferry-part; say so only if there are some.
     const kept = OwnedFile.open > 0 ? "; partial files are kept as NAME.ferry-part to resume" : "";
-    Deno.stderr.writeSync(new TextEncoder().encode(`\nferry: interrupted${kept}\n`));
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`${cleared ? "" : "\n"}ferry: interrupted${kept}\n`),
+    );
     Deno.exit(EXIT.INTERRUPTED);
   });
   let code: number;

@@ -62,6 +62,19 @@ interface Transfer {
   current?: Line;
 }
 
+/** Reporters that draw bars: Ctrl-C takes their bars off the screen before ferry exits. */
+const drawing = new Set<Reporter>();
+
+/**
+ * Clears every reporter's bars, once the process is about to end (see lib/cli.ts runMain);
+ * returns whether any were on the screen.
+ */
+export function clearAllBars(): boolean {
+  let cleared = false;
+  for (const reporter of drawing) cleared = reporter.clearBars() || cleared;
+  return cleared;
+}
+
 /** Files done, or through and waiting for their verdict. */
 function filesThrough(t: Transfer): number {
   return Math.min(t.files, t.doneFiles + t.through.size);
@@ -117,6 +130,8 @@ export class Reporter {
   #transfers = new Map<string, Transfer>();
   /** Display widths of the bar lines drawn last, top to bottom. */
   #drawnWidths: number[] = [];
+  /** A redraw that was too soon, waiting for its time. */
+  #redraw: ReturnType<typeof setTimeout> | undefined;
   /** Who is at the other end of each connection, to tell their bars apart. */
   #peers = new Map<string, string>();
   #lastDraw = 0;
@@ -127,6 +142,19 @@ export class Reporter {
     this.quiet = options.quiet ?? false;
     this.tty = !this.json && !this.quiet && (options.tty ?? Deno.stderr.isTerminal());
     this.hashLines = options.hashLines ?? "stdout";
+    if (this.tty) drawing.add(this);
+  }
+
+  /**
+   * Takes the bars off the screen for good (Ctrl-C: what they said is out of date); returns
+   * whether there were any.
+   */
+  clearBars(): boolean {
+    const drawn = this.#drawnWidths.length > 0;
+    clearTimeout(this.#redraw);
+    this.#clearBars();
+    this.#transfers.clear();
+    return drawn;
   }
 
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
@@ -420,7 +448,21 @@ export class Reporter {
   #draw(force: boolean): void {
     if (!this.tty) return;
     const now = performance.now();
-    if (!force && now - this.#lastDraw < 1000 / BAR_REDRAWS_PER_SECOND) return;
+    const wait = this.#lastDraw + 1000 / BAR_REDRAWS_PER_SECOND - now;
+    if (!force && wait > 0) {
+      // Too soon: draw once the time comes, or a burst followed by a pause (stdin that stops
+      // for a while) would leave its bar showing what it was before the burst.
+      if (this.#redraw === undefined) {
+        this.#redraw = setTimeout(() => {
+          this.#redraw = undefined;
+          this.#draw(false);
+        }, wait);
+        Deno.unrefTimer(this.#redraw);
+      }
+      return;
+    }
+    clearTimeout(this.#redraw);
+    this.#redraw = undefined;
     this.#lastDraw = now;
     const columns = this.#columns();
     // With several transfers at once, each total bar says whose it is.

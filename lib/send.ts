@@ -582,8 +582,9 @@ async function streamFile(
       next = sent < limit ? readNext(sent) : Promise.resolve(0);
       hasher?.update(chunk);
       const packed = compressor.compress(chunk);
-      channel.progress(got);
       await channel.send(FRAME_DATA, codecPrefix(packed.codec), packed.data);
+      // For the minimum rate: a compressed chunk of zeros is a few bytes on the wire.
+      channel.progress(got);
       onProgress(got);
     }
     return sent;

@@ -100,8 +100,11 @@ Deno.test("renderBar() fits any width: the numbers go first, the label is cut by
 const hasTmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
   .output().then((o) => o.success).catch(() => false);
 
-/** A script running in a tmux window `columns` wide: its screen as a person would see it. */
-async function inTmux(columns: number, script: string, args: string[]) {
+/**
+ * A script running in a tmux window `columns` wide: its screen as a person would see it. With
+ * `input`, a shell command whose output is piped to the script's stdin.
+ */
+async function inTmux(columns: number, script: string, args: string[], input?: string) {
   const server = `ferry-test-${Deno.pid}-${columns}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...more: string[]) =>
     new Deno.Command("tmux", {
@@ -110,7 +113,8 @@ async function inTmux(columns: number, script: string, args: string[]) {
       stdout: "piped",
       stderr: "piped",
     }).output();
-  const shell = [Deno.execPath(), "run", "-A", script, ...args].map((a) => `'${a}'`).join(" ");
+  const command = [Deno.execPath(), "run", "-A", script, ...args].map((a) => `'${a}'`).join(" ");
+  const shell = input ? `(${input}) | ${command}` : command;
   await tmux(
     "new-session",
     "-d",
@@ -132,6 +136,8 @@ async function inTmux(columns: number, script: string, args: string[]) {
       }
       throw new Error(`${pattern} did not appear within 30 s under tmux:\n${await screen()}`);
     },
+    /** Types keys into the window (tmux send-keys: "C-c" is Ctrl-C). */
+    keys: (...keys: string[]) => tmux("send-keys", ...keys),
     stop: () => tmux("kill-server"),
   };
 }
@@ -265,4 +271,37 @@ Deno.test("the file count keeps pace with the bytes: a file all sent counts befo
   // No verdict came at all, yet two of three files are through.
   assertMatch(drawn, /total 2\/3 files/);
   assert(!drawn.includes("total 0/3 files 67%"), drawn);
+});
+
+Deno.test({
+  name: "stdin, then Ctrl-C, at 60 and 80 columns: a bar in bytes (no '/0 B'), then no bar left",
+  ignore: !hasTmux,
+  fn: () =>
+    withDirs(async (_src, dst) => {
+      for (const columns of [60, 80]) {
+        const receiver = await startReceiver(["--dir", dst, "--overwrite"]);
+        // 3,000,000 bytes, then a pipe that stays open: the send waits mid-stream.
+        const window = await inTmux(
+          columns,
+          SENDER,
+          [`127.0.0.1:${receiver.port}`, "-", "--name", "stream.bin"],
+          "head -c 3000000 /dev/urandom; sleep 60",
+        );
+        try {
+          const during = await window.until(/stream\.bin .*2\.86 MiB/);
+          const bar = during.split("\n").find((row) => row.includes("stream.bin"))!;
+          assert(!bar.includes("/0 B"), bar);
+          assert(bar.length <= columns, `${columns}: ${bar}`);
+          await window.keys("C-c");
+          const after = await window.until(/EXIT=\d+/);
+          assertMatch(after, /EXIT=130/);
+          assertMatch(after, /^ferry: interrupted/m);
+          // What the bar said is out of date: it is gone, not frozen above the message.
+          assertEquals(after.split("\n").filter((row) => row.includes("stream.bin")), [], after);
+        } finally {
+          await window.stop();
+          await receiver.stop();
+        }
+      }
+    }),
 });
