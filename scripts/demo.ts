@@ -11,6 +11,8 @@
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
+// The receiver makes up the code, as a first-time user sees it, whatever this shell has set.
+Deno.env.delete("FERRY_CODE");
 const work = await Deno.makeTempDir({ prefix: "ferry-demo-" });
 const src = join(work, "outbox");
 const dst = join(work, "inbox");
@@ -57,13 +59,18 @@ while (!match) {
   banner += new TextDecoder().decode(value);
   match = /listening on \S+:(\d+) — code (\S+)/.exec(banner);
 }
-console.log(`receiver> ${banner.trim()}`);
+const say = (who: string, text: string) =>
+  console.log(text.trim().split("\n").map((line) => `${who}> ${line}`).join("\n"));
+say("receiver", banner);
 const [, port, code] = match;
+// The sender draws its bars on this terminal: what the receiver says meanwhile is kept, and
+// shown after the sender is done, so that the two never write over each other's lines.
+let later = "";
 const rest = (async () => {
   while (true) {
     const { value, done } = await reader.read();
     if (done) return;
-    await Deno.stderr.write(value);
+    later += new TextDecoder().decode(value);
   }
 })();
 
@@ -84,6 +91,9 @@ const sender = await new Deno.Command(Deno.execPath(), {
 }).output();
 const received = await receiver.status;
 await rest;
+console.log();
+say("receiver", later);
+console.log();
 
 // 3. Check every byte.
 let files = 0;

@@ -305,3 +305,30 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "deno task demo on a terminal: the sender's bars and the receiver's lines never share a row",
+  ignore: !hasTmux,
+  fn: async () => {
+    const demo = new URL("../scripts/demo.ts", import.meta.url).pathname;
+    const window = await inTmux(80, demo, []);
+    try {
+      const screen = await window.until(/EXIT=\d+/);
+      assertMatch(screen, /demo: OK: 3 files/);
+      assertMatch(screen, /EXIT=0/);
+      const rows = screen.split("\n");
+      // The receiver's summary is a whole row of its own, after the sender's.
+      assert(rows.some((row) => /^receiver> ferry: 3 files, 32\.1 MiB in /.test(row)), screen);
+      for (const row of rows.filter((row) => row.startsWith("receiver>"))) {
+        assert(!row.includes("|") && !row.includes("%"), `a bar ran into: ${row}`);
+      }
+      // What is left of the sender's bars is at most its final one, whole.
+      for (const row of rows.filter((row) => row.includes("|"))) {
+        assertMatch(row, /^\S.* \d+% \|[█▏▎▍▌▋▊▉ ]+\|/, row);
+      }
+    } finally {
+      await window.stop();
+    }
+  },
+});
