@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
-  if (options.madeDir) reporter.info(`ferry: made the folder ${options.dir}`);
+  if (!options.stdout) reporter.receivingInto(Deno.realPathSync(options.dir), options.madeDir);
   secret = options.code ?? "";
   if (options.wormhole !== undefined) return await receiveViaWormhole({ ...options, reporter });
 

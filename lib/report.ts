@@ -157,6 +157,11 @@ export class Reporter {
     return drawn;
   }
 
+  /** Where received files go, said once at the start (and that the folder is new, if it is). */
+  receivingInto(folder: string, made = false): void {
+    this.info(`ferry: ${made ? "made the folder" : "receiving into"} ${folder}`);
+  }
+
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
   event(name: string, fields: Record<string, unknown> = {}): void {
     if (!this.json) return;

@@ -286,6 +286,10 @@ Deno.test("ferry receiver makes a --dir that is not there, and refuses one that 
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
     assertEquals([sent.code, (await receiver.finish()).code], [0, 0]);
     assertEquals(await Deno.readTextFile(join(fresh, "a.txt")), "a");
+    // There already: the receiver says where the files go, as a full path.
+    const again = await startReceiver(["--dir", "new"], { cwd: join(dst, "downloads") });
+    await again.stop();
+    assertMatch(again.banner, new RegExp(`ferry: receiving into ${fresh}\n`));
   }));
 
 Deno.test("ferry --json: every stdout line is a JSON event with the documented fields", async () => {
