@@ -346,7 +346,10 @@ Deno.test("ferry --hash prints each file's XXH3-128 on both sides, as xxhsum -H2
     for (const name of ["a.bin", "b.txt"]) {
       expected.push(`${(await xxh128Of(join(src, name))).slice("xxh128:".length)}  ${name}`);
     }
-    assertEquals(sent.stdout.trimEnd().split("\n"), expected);
+    // The sender names each file as it read it (here, by the full path it was given); the
+    // receiver as it wrote it, under --dir: each list checks where it was made.
+    const sentPaths = expected.map((line) => line.replace("  ", `  ${src}/`));
+    assertEquals(sent.stdout.trimEnd().split("\n"), sentPaths);
     assertEquals(received.stdout.trimEnd().split("\n"), expected);
     // A receiver writing the file to stdout prints its line on stderr instead.
     const piped = await sendOnce([join(src, "b.txt"), "--quiet"], ["--stdout", "--hash"]);
