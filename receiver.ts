@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     return EXIT.OK;
   }
   const reporter = new Reporter({ ...options, hashLines: options.stdout ? "stderr" : "stdout" });
-  if (!options.stdout) reporter.receivingInto(Deno.realPathSync(options.dir), options.madeDir);
+  if (options.madeDir) reporter.info(`ferry: made the folder ${Deno.realPathSync(options.dir)}`);
   secret = options.code ?? "";
   if (options.wormhole !== undefined) return await receiveViaWormhole({ ...options, reporter });
 
@@ -57,7 +57,8 @@ async function main(): Promise<number> {
   // at the relay too if there is one.
   const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined && !options.legacy ? code : undefined;
-  reporter.listening(options.host, waiting, generated, "sender.ts");
+  const into = options.stdout || options.madeDir ? undefined : Deno.realPathSync(options.dir);
+  reporter.listening(options.host, waiting, generated, "sender.ts", into);
   if (!options.legacy) prepareSpake2(w);
 
   // Serve each sender on its own, at the same time: a broken or slow one never stalls the rest.

@@ -157,11 +157,6 @@ export class Reporter {
     return drawn;
   }
 
-  /** Where received files go, said once at the start (and that the folder is new, if it is). */
-  receivingInto(folder: string, made = false): void {
-    this.info(`ferry: ${made ? "made the folder" : "receiving into"} ${folder}`);
-  }
-
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
   event(name: string, fields: Record<string, unknown> = {}): void {
     if (!this.json) return;
@@ -179,10 +174,13 @@ export class Reporter {
     waiting: { port: number; also: string[]; reachAt: string | undefined },
     generatedCode: string | undefined,
     peers: "sender.ts" | "receiver.ts --connect",
+    into?: string,
   ): void {
     const { port, also, reachAt } = waiting;
     this.event("listening", { host, port });
     const address = formatHost(host, port);
+    // A receiver says where the files go (unless it just said it made the folder).
+    if (into !== undefined) this.info(`ferry: receiving into ${into}`);
     this.notice(
       generatedCode === undefined
         ? `ferry: listening on ${address}`
