@@ -121,8 +121,10 @@ export class SafeRoot {
   #made = new Map<string, MadeFolder>();
   /** Every folder checked or made, by relative name ("" is the root itself). */
   #ids = new Map<string, FolderId>();
-  /** The folder the working directory is in, inside a {@linkcode SafeRoot.batch}. */
+  /** The checked folder the working directory is in, inside a {@linkcode SafeRoot.batch}. */
   #here: string | undefined;
+  /** The working directory was changed in this batch: it goes back when the batch ends. */
+  #away = false;
   #depth = 0;
   /** Where the working directory goes back to when a batch ends. */
   #home = "/";
@@ -169,8 +171,9 @@ export class SafeRoot {
     try {
       return fn();
     } finally {
-      if (--this.#depth === 0 && this.#here !== undefined) {
+      if (--this.#depth === 0 && this.#away) {
         this.#here = undefined;
+        this.#away = false;
         Deno.chdir(this.#home);
       }
     }
@@ -187,9 +190,11 @@ export class SafeRoot {
     } catch {
       throw new SwappedFolderError(rel);
     }
-    this.#here = rel;
+    this.#away = true;
     const info = Deno.statSync(".");
     if (info.dev !== id.dev || info.ino !== id.ino) throw new SwappedFolderError(rel);
+    // Only a folder that passed the check is taken as where we are.
+    this.#here = rel;
   }
 
   /** The root's identity, taken the first time it is needed (the folder --dir named then). */

@@ -117,6 +117,16 @@ Deno.test("SafeRoot.within() works in the folder it checked, not whatever its pa
       SwappedFolderError,
     );
     assertEquals(Deno.cwd(), home);
+    // Inside one batch too, a second call after a refusal checks again: never taken as entered.
+    safe.batch(() => {
+      for (let i = 0; i < 2; i++) {
+        assertThrows(
+          () => safe.within("a/b/h.txt", (leaf) => Deno.writeTextFileSync(leaf, "x")),
+          SwappedFolderError,
+        );
+      }
+    });
+    assertEquals(Deno.cwd(), home);
     // A folder made below it now is refused as a link on the way, and made nowhere.
     assertEquals(safe.ensureDir("a/b/c"), "symlink");
     assertEquals([...Deno.readDirSync(`${outside}/b`)], []);
