@@ -126,17 +126,21 @@ export class Planner {
     return plan;
   }
 
-  /** Our digest for a HAVE (the file we have) or RESUME (the `.ferry-part`'s prefix) reply. */
-  async digest(plan: Plan): Promise<void> {
+  /**
+   * Our digest for a HAVE (the file we have) or RESUME (the `.ferry-part`'s prefix) reply;
+   * returns the bytes read for it.
+   */
+  async digest(plan: Plan): Promise<number> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
     const path = resume ? plan.target + PART_SUFFIX : plan.target;
     const length = resume ? plan.reply.offset : plan.entry.size;
     // Never a link or a FIFO, and only the very file we decided on, whatever came there since.
-    await hashPrefix(path, length, mine, (p) => openRegular(p, plan.identity));
+    const read = await hashPrefix(path, length, mine, (p) => openRegular(p, plan.identity));
     // With --hash, the file's own digest goes on from the resumed prefix.
     if (resume) plan.prefixState = mine.save();
     plan.digest = finishDigest(mine);
+    return read;
   }
 
   /** Lets other connections write to the targets this one claimed. */

@@ -212,8 +212,8 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
       const plan = planner.plan(entry);
       // Only HAVE and RESUME read the disk; everything else is decided without waiting.
       if (plan.reply.action === REPLY_HAVE || plan.reply.action === REPLY_RESUME) {
-        await planner.digest(plan);
-        channel.progress(plan.reply.offset || plan.entry.size);
+        // Reading the file counts toward the minimum rate, as bytes on the wire do.
+        channel.progress(await planner.digest(plan));
       }
       replies.push(plan.reply);
     }
@@ -430,12 +430,16 @@ class FileFrames {
         let status: number = WIRE.INTEGRITY;
         if (small.data.length === plan.entry.size) {
           const place = { overwrite: overwrite ?? false, stale: plan.stalePart ?? false };
-          const target = { root: this.#root, name: plan.entry.name };
-          status = placeSmallFile(plan.entry, target, small.data, place);
+          status = placeSmallFile(plan.entry, this.#targetOf(plan), small.data, place);
         }
         this.#endSmall(small, plan, status);
       }
     });
+  }
+
+  /** Where the file of `plan` goes: its name under the folder this session checked. */
+  #targetOf(plan: Plan): Target {
+    return { root: this.#root, name: plan.entry.name };
   }
 
   #startSmall(index: number): Plan {
@@ -471,7 +475,7 @@ class FileFrames {
         index: start.index,
         plan,
         file: null,
-        target: { root: this.#root, name: plan.entry.name },
+        target: this.#targetOf(plan),
         written: start.offset,
         offset: start.offset,
         writing: Promise.resolve(),
@@ -481,7 +485,7 @@ class FileFrames {
     }
     this.#hasher?.init();
     if (start.offset > 0) this.#hasher?.load(plan.prefixState!);
-    const target = { root: this.#root, name: plan.entry.name };
+    const target = this.#targetOf(plan);
     const file = this.#options.stdout
       ? null
       : openPart(target, plan.entry, start.offset, plan.stalePart ?? false, plan.identity);
