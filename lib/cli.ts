@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { resolve } from "node:path";
 import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
@@ -575,11 +576,13 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
       ? `${arg}=`
       : arg
   );
-  const { settings, positionals } = parse(args, RECEIVER_FLAGS);
-  if (settings === null) return null;
-  if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument: ${positionals[0]} (see --help)`);
+  const parsed = parse(args, RECEIVER_FLAGS);
+  if (parsed.settings === null) return null;
+  if (parsed.positionals.length > 0) {
+    throw new UsageError(`unexpected argument: ${parsed.positionals[0]} (see --help)`);
   }
+  // Absolute from here on: placing files moves the working directory into --dir.
+  const settings = { ...parsed.settings, dir: resolve(parsed.settings.dir) };
   const { stdout, json, dir } = settings;
   if (stdout && json) {
     throw new UsageError("--stdout and --json both write to standard output; choose one");

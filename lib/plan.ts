@@ -21,13 +21,14 @@ import {
 } from "../protocol.ts";
 import { finishDigest, hashPrefix, type IHasher } from "./checksum.ts";
 import { WIRE, type WireCode } from "./errors.ts";
-import { openRegular } from "./owned_file.ts";
+import { NotAFileError, openRegular } from "./owned_file.ts";
 import { PART_SUFFIX } from "./place.ts";
 import {
   type MadeFolder,
   nameProblem,
   type PathRefusal,
   SafeRoot,
+  SwappedFolderError,
   utf8Length,
 } from "./safe_path.ts";
 
@@ -133,10 +134,21 @@ export class Planner {
   async digest(plan: Plan): Promise<number> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
-    const path = resume ? plan.target + PART_SUFFIX : plan.target;
+    const name = resume ? plan.entry.name + PART_SUFFIX : plan.entry.name;
     const length = resume ? plan.reply.offset : plan.entry.size;
-    // Never a link or a FIFO, and only the very file we decided on, whatever came there since.
-    const read = await hashPrefix(path, length, mine, (p) => openRegular(p, plan.identity));
+    let read: number;
+    try {
+      // Opened inside the folder that was checked for it, never a link or a FIFO, and only the
+      // very file we decided on, whatever came there since.
+      const open = () => this.#root.within(name, (leaf) => openRegular(leaf, plan.identity));
+      read = await hashPrefix(name, length, mine, open);
+    } catch (err) {
+      if (!(err instanceof SwappedFolderError || err instanceof NotAFileError)) throw err;
+      // Not the file we decided on any more: refused, and nothing said of what is there now.
+      this.#unclaim(plan);
+      plan.reply = refuse(err instanceof SwappedFolderError ? WIRE.SYMLINK : WIRE.EXISTS);
+      return 0;
+    }
     // With --hash, the file's own digest goes on from the resumed prefix.
     if (resume) plan.prefixState = mine.save();
     plan.digest = finishDigest(mine);
@@ -146,6 +158,14 @@ export class Planner {
   /** Lets other connections write to the targets this one claimed. */
   release(): void {
     for (const claim of this.#myClaims) this.#claims.delete(claim);
+  }
+
+  /** Gives up the claim on one plan's target (it was refused after all). */
+  #unclaim(plan: Plan): void {
+    this.#claims.delete(plan.target);
+    // Rare (a file swapped under us): a scan of this connection's claims is fine.
+    this.#myClaims = this.#myClaims.filter((claim) => claim !== plan.target);
+    this.#accepted -= plan.entry.size;
   }
 
   #decide(entry: Entry, plan: Plan): Reply {
@@ -194,7 +214,14 @@ export class Planner {
     plan.target = root.path(name);
     // Another sender is sending the same name right now: a duplicate, not a busy receiver.
     if (this.#claims.has(plan.target)) return refuse(WIRE.DUPLICATE);
-    const reply = decide(entry, plan, root, this.#options.overwrite ?? false);
+    let reply: Reply;
+    try {
+      reply = decide(entry, plan, root, this.#options.overwrite ?? false);
+    } catch (err) {
+      // Its folder is not the one checked for it any more: say nothing of what is there now.
+      if (err instanceof SwappedFolderError) return refuse(WIRE.SYMLINK);
+      throw err;
+    }
     if (reply.action !== REPLY_REFUSE) {
       this.#claims.add(plan.target);
       this.#myClaims.push(plan.target);

@@ -84,6 +84,13 @@ export interface MadeFolder {
 /** Why a path could not be prepared. */
 export type PathRefusal = "symlink" | "not-a-folder" | "too-many-folders";
 
+/**
+ * What a callback run inside a checked folder may return: anything but a promise. Such a
+ * callback runs while the working directory is the checked folder; an `await` in it would let
+ * other code run there, or run its own rest after the working directory has moved on.
+ */
+export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
+
 /** Device and inode: which folder a name led to when it was checked. */
 interface FolderId {
   dev: number;
@@ -126,8 +133,8 @@ export class SafeRoot {
   /** The working directory was changed in this batch: it goes back when the batch ends. */
   #away = false;
   #depth = 0;
-  /** Where the working directory goes back to when a batch ends. */
-  #home = "/";
+  /** Where the working directory goes when a batch ends (see {@linkcode homeFolder}). */
+  #home: string | undefined;
   /**
    * Most folders this root may make so far; the caller raises it as entries are offered, so a
    * few deep names cannot make tens of thousands of folders (each costs the disk an inode).
@@ -142,12 +149,13 @@ export class SafeRoot {
   /**
    * Runs `fn` with the working directory in the folder that holds `name`: the very folder this
    * root checked or made (same device and inode), whatever its path leads to now. `fn` gets the
-   * last component and uses it as a relative path, so what it creates, links, renames or
-   * removes is in that folder even if a folder on the way was renamed or swapped for a symlink
+   * last component and uses it as a relative path, so what it creates, links, renames, removes
+   * or reads is in that folder even if a folder on the way was renamed or swapped for a symlink
    * since. Deno has no openat(); for synchronous calls a working directory is the same thing:
    * it holds the folder, not its path. Throws SwappedFolderError if the folder is not there.
+   * `fn` cannot be async: its type refuses a promise, and so does a check when it returns.
    */
-  within<T>(name: string, fn: (leaf: string) => T): T {
+  within<T>(name: string, fn: (leaf: string) => NotPromise<T>): T {
     return this.batch(() => {
       this.#enter(parentOf(name));
       return fn(name.slice(name.lastIndexOf("/") + 1));
@@ -155,27 +163,41 @@ export class SafeRoot {
   }
 
   /**
-   * Runs `fn`, which makes synchronous {@linkcode SafeRoot.within} calls, and goes back to the
-   * working directory it came from only at the end: entering a folder costs a chdir and a stat
-   * (~7 us), and one SMALL_FILES frame holds dozens of files of one folder. `fn` must not await:
-   * nothing else may run while the working directory is not ours.
+   * Runs `fn`, which makes synchronous {@linkcode SafeRoot.within} calls, and leaves the
+   * checked folders only at the end: entering a folder costs a chdir and a stat (~7 us), and
+   * one SMALL_FILES frame holds dozens of files of one folder. The working directory then goes
+   * back where ferry started, or to the root if ferry may not read that folder: under narrowed
+   * permissions (`--allow-read=DIR --allow-write=DIR`) going back would ask for access outside
+   * `--dir`. (`--dir` is made absolute when parsed, so either way it means the same folder.)
    */
-  batch<T>(fn: () => T): T {
-    if (this.#depth++ === 0) {
-      try {
-        this.#home = Deno.cwd();
-      } catch {
-        this.#home = "/";
-      }
-    }
+  batch<T>(fn: () => NotPromise<T>): T {
+    // Where to come back to is settled before the first folder is entered.
+    if (this.#depth++ === 0) this.#home ??= homeFolder(this.root);
     try {
-      return fn();
+      const result = fn();
+      if (isThenable(result)) {
+        throw new TypeError("Cannot run an async callback inside a checked folder");
+      }
+      return result;
     } finally {
       if (--this.#depth === 0 && this.#away) {
         this.#here = undefined;
         this.#away = false;
-        Deno.chdir(this.#home);
+        this.#leave();
       }
+    }
+  }
+
+  /**
+   * Leaves the checked folders: back to where ferry started when we may read it, else to the
+   * root (by its path: nothing is written there without a check on entry). Asking whether a
+   * permission is granted asks the user nothing; going back without it would.
+   */
+  #leave(): void {
+    try {
+      Deno.chdir(this.#home ?? this.root);
+    } catch {
+      // Gone: stay; every write still checks the folder it enters.
     }
   }
 
@@ -191,7 +213,17 @@ export class SafeRoot {
       throw new SwappedFolderError(rel);
     }
     this.#away = true;
-    const info = Deno.statSync(".");
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(".");
+    } catch (err) {
+      // Under narrowed permissions (--allow-read=DIR) a link out of --dir leads where we may
+      // not even look: not the folder we checked either.
+      if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+        throw new SwappedFolderError(rel);
+      }
+      throw err;
+    }
     if (info.dev !== id.dev || info.ino !== id.ino) throw new SwappedFolderError(rel);
     // Only a folder that passed the check is taken as where we are.
     this.#here = rel;
@@ -262,7 +294,10 @@ export class SafeRoot {
         if (err instanceof Deno.errors.AlreadyExists) return undefined;
         throw err;
       }
-      return Deno.lstatSync(leaf);
+      // Gone between the two calls: a local user moved the new folder away.
+      const info = lstatOrUndefined(leaf);
+      if (info === undefined) throw new SwappedFolderError(rel);
+      return info;
     });
     if (made === undefined) return "exists";
     this.#listings.set(rel, new Map());
@@ -283,21 +318,45 @@ export class SafeRoot {
   }
 
   /**
-   * What is at `name` now (lstat: links are not followed), or undefined. The parent folder is
-   * listed once and remembered, so checking thousands of new names costs no failed lstat each.
-   * The listing is only a first look: the final move into place is still no-clobber.
+   * What is at `name` now (lstat: links are not followed), or undefined. Read inside the
+   * folder this root checked or made for it, as a write would be: a folder swapped for a link
+   * since cannot make ferry tell a peer what is outside. The parent folder is listed once and
+   * remembered, so checking thousands of new names costs no failed lstat each. The listing is
+   * only a first look: the final move into place is still no-clobber.
    */
   existing(name: string): Deno.FileInfo | undefined {
     const parent = parentOf(name);
     let listing = this.#listings.get(parent);
     if (listing === undefined) {
-      listing = new Map();
-      for (const item of Deno.readDirSync(this.path(parent) || ".")) listing.set(item.name, item);
+      listing = this.within(name, () => {
+        const items = new Map<string, Deno.DirEntry>();
+        for (const item of Deno.readDirSync(".")) items.set(item.name, item);
+        return items;
+      });
       this.#listings.set(parent, listing);
     }
     if (!listing.has(name.slice(name.lastIndexOf("/") + 1))) return undefined;
-    return lstatOrUndefined(this.path(name));
+    return this.within(name, (leaf) => lstatOrUndefined(leaf));
   }
+}
+
+/**
+ * The folder a batch returns to: the working directory ferry started in if it may read it
+ * without asking, else `root`.
+ */
+function homeFolder(root: string): string {
+  try {
+    const cwd = Deno.cwd();
+    const may = Deno.permissions.querySync({ name: "read", path: cwd });
+    return may.state === "granted" ? cwd : root;
+  } catch {
+    return root;
+  }
+}
+
+/** True for a promise or anything else with a `then` to await. */
+function isThenable(value: unknown): boolean {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 function parentOf(name: string): string {

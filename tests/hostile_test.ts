@@ -832,3 +832,37 @@ Deno.test("receiver: a path past PATH_MAX under a deep --dir refuses that entry,
     await Deno.remove(box, { recursive: true });
   }
 });
+
+Deno.test("a folder swapped for a link between two OFFER frames: the receiver says nothing of what is outside", async () => {
+  const ctx = await setup();
+  // Someone else's private folder, with a PIN in it.
+  const secret = await tempDir();
+  await Deno.writeTextFile(join(secret, "pin.txt"), "4821\n");
+  await Deno.chmod(secret, 0o700);
+  try {
+    await Deno.mkdir(join(ctx.dst, "sub"));
+    const channel = await hostile(ctx.receiver.port);
+    // The first frame makes the receiver check sub/ (a real folder, made by a local user).
+    const folder: Entry = { kind: KIND_DIR, mode: 0o755, mtime: 0, size: 0, name: "sub" };
+    for (const batch of encodeOffer([folder])) await channel.send(FRAME_OFFER, batch);
+    await channel.flush();
+    assertEquals(decodeReplies(await channel.expect(FRAME_REPLY))[0]!.action, REPLY_SEND);
+    // The local user swaps sub/ for a link to the private folder; the peer asks about pin.txt.
+    await Deno.rename(join(ctx.dst, "sub"), join(ctx.dst, "sub-old"));
+    await Deno.symlink(secret, join(ctx.dst, "sub"));
+    for (const batch of encodeOffer([file("sub/pin.txt", 5)])) {
+      await channel.send(FRAME_OFFER, batch);
+    }
+    await channel.send(FRAME_OFFER_END, encodeOfferEnd({ count: 2, totalBytes: 0 }));
+    const reply = decodeReplies(await channel.expect(FRAME_REPLY))[0]!;
+    // Not HAVE (which says the file exists, and its size): the folder is not the one checked.
+    // (Had the receiver listed sub/ before the swap, that listing would answer SEND.)
+    assertEquals(reply, { action: REPLY_REFUSE, offset: 0, reason: WIRE.SYMLINK });
+    channel.close();
+    assertEquals(await Deno.readTextFile(join(secret, "pin.txt")), "4821\n");
+  } finally {
+    await Deno.remove(join(ctx.dst, "sub"));
+    await Deno.remove(secret, { recursive: true });
+    await teardown(ctx);
+  }
+});

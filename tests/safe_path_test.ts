@@ -96,6 +96,7 @@ Deno.test("SafeRoot.ensureDir() creates folders but refuses to go through a syml
 Deno.test("SafeRoot.within() works in the folder it checked, not whatever its path leads to now", async () => {
   const root = await tempDir();
   const outside = await tempDir();
+  // After a batch the working directory is back where it was (the tests may read it).
   const home = Deno.cwd();
   try {
     const safe = new SafeRoot(root);
@@ -184,4 +185,38 @@ Deno.test("nameProblem() refuses a drive letter at the start of any component", 
   for (const name of ["C:x", "dir/C:x", "a/b/z:"]) assertEquals(nameProblem(name), "drive letter");
   assertEquals(nameProblem("dir/x:y"), "drive letter");
   assertEquals(nameProblem("dir/ab:c"), undefined);
+});
+
+Deno.test("SafeRoot.within() and batch() refuse an async callback, by type and when it returns", async () => {
+  const dir = await tempDir();
+  try {
+    const root = new SafeRoot(dir);
+    // The type refuses a callback that returns a promise (checked by `deno test` itself).
+    const later = async (leaf: string) => await Promise.resolve(leaf);
+    // @ts-expect-error: an async callback would run on after the working directory moved on
+    assertThrows(() => root.within("a.txt", later), TypeError);
+    // @ts-expect-error: so would one that returns a promise
+    assertThrows(() => root.batch(() => Promise.resolve(1)), TypeError);
+    // Synchronous work is fine (README's narrowed flags are tested in placement_test.ts).
+    assertEquals(root.within("a.txt", (leaf) => leaf.length), 5);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SafeRoot.existing() looks inside the folder it checked, never through a link put there since", async () => {
+  const dir = await tempDir();
+  const secret = await tempDir();
+  try {
+    await Deno.writeTextFile(`${secret}/pin.txt`, "4821\n");
+    await Deno.mkdir(`${dir}/sub`);
+    const root = new SafeRoot(dir);
+    assertEquals(root.ensureDir("sub"), undefined);
+    await Deno.rename(`${dir}/sub`, `${dir}/sub-old`);
+    await Deno.symlink(secret, `${dir}/sub`);
+    assertThrows(() => root.existing("sub/pin.txt"), SwappedFolderError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(secret, { recursive: true });
+  }
 });
