@@ -11,7 +11,7 @@ import { writeAll } from "../io.ts";
 import { OwnedFile } from "../owned_file.ts";
 import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
 import type { Reporter } from "../report.ts";
-import { lstatOrUndefined, nameProblem, SafeRoot } from "../safe_path.ts";
+import { nameProblem, SafeRoot } from "../safe_path.ts";
 import { Unzipper } from "./zip.ts";
 
 /** What deciding on an offer needs of the receiver's settings. */
@@ -83,14 +83,14 @@ export function acceptOffer(offer: Record<string, unknown>, options: AcceptOptio
     if (Math.max(size, numBytes) > options.maxSize || numFiles > options.maxFiles) {
       throw new RefusedError(`${name}/ is over --max-size or --max-files`, WIRE.TOO_LARGE);
     }
-    return folderSink(`${options.dir}/${name}`, name, size, numBytes, options);
+    return folderSink(new SafeRoot(options.dir), name, size, numBytes, options);
   }
   throw new RefusedError("unknown offer type", WIRE.PROTOCOL);
 }
 
 function fileSink(target: Target, size: number, overwrite: boolean): Sink {
   const name = target.name;
-  if (!overwrite && lstatOrUndefined(target.root.path(name))) {
+  if (!overwrite && target.root.existing(name)) {
     throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
   }
   let out: OwnedFile;
@@ -140,25 +140,26 @@ function stdoutSink(
 }
 
 function folderSink(
-  target: string,
+  root: SafeRoot,
   name: string,
   size: number,
   numBytes: number,
   options: AcceptOptions,
 ): Sink {
-  let made = false;
-  try {
-    Deno.mkdirSync(target);
-    made = true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    const info = lstatOrUndefined(target);
-    if (!options.overwrite || !info?.isDirectory) {
-      throw new RefusedError(`refusing to overwrite existing '${name}'`, WIRE.EXISTS);
-    }
+  // Made (or, with --overwrite, found) through the root, which keeps the folder's identity
+  // from this moment: a local user who swaps it for a link afterwards sends nothing elsewhere.
+  const refusal = root.ensureDir(name);
+  const made = root.made(name) !== undefined;
+  if (refusal !== undefined || (!made && !options.overwrite)) {
+    throw new RefusedError(
+      refusal === "symlink"
+        ? `refusing ${name}/: a link is in the way`
+        : `refusing to overwrite existing '${name}'`,
+      refusal === "symlink" ? WIRE.SYMLINK : WIRE.EXISTS,
+    );
   }
   const unzipper = new Unzipper(
-    target,
+    { root, folder: name },
     { maxBytes: numBytes, maxFiles: options.maxFiles },
     options.overwrite,
   );

@@ -9,7 +9,7 @@
 
 import { Unzip, UnzipInflate, Zip, ZipPassThrough } from "fflate";
 import { IntegrityError, RefusedError, WIRE } from "../errors.ts";
-import { KIND_DIR, KIND_FILE } from "../../protocol.ts";
+import { KIND_DIR, KIND_FILE, MAX_DEPTH } from "../../protocol.ts";
 import type { SourceEntry } from "../manifest.ts";
 import { OwnedFile } from "../owned_file.ts";
 import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
@@ -129,9 +129,17 @@ export interface UnzipLimits {
   maxFiles: number;
 }
 
+/** Where a zip unpacks: `folder` under `root`, checked or made through that root. */
+export interface UnzipPlace {
+  root: SafeRoot;
+  folder: string;
+}
+
 /**
  * Unpacks a zip as its bytes arrive, into `folder` (which ferry made, or --overwrite allows).
- * Every name goes through the same checks as names in a ferry offer; each file is written as
+ * Every name goes through the same checks as names in a ferry offer, and every folder and file
+ * is made inside the folders the root checked or made, by identity. Each entry may bring one
+ * new folder, and one name a full depth of them, as in a ferry offer. Each file is written as
  * NAME.ferry-part (created, never opened if there) and moved into place when whole. A name that
  * fails is refused and counted; bytes past `maxBytes` fail the whole folder.
  */
@@ -141,15 +149,16 @@ export class Unzipper {
   bytes = 0;
   #unzip = new Unzip();
   #root: SafeRoot;
+  #folder: string;
   #limits: UnzipLimits;
   #overwrite: boolean;
   #error: Error | undefined;
   /** Files open now, and where they go. */
   #open = new Map<OwnedFile, Target>();
 
-  constructor(folder: string, limits: UnzipLimits, overwrite: boolean) {
-    this.#root = new SafeRoot(folder);
-    this.#root.folderBudget = limits.maxFiles;
+  constructor(place: UnzipPlace, limits: UnzipLimits, overwrite: boolean) {
+    this.#root = place.root;
+    this.#folder = place.folder;
     this.#limits = limits;
     this.#overwrite = overwrite;
     this.#unzip.register(UnzipInflate);
@@ -195,14 +204,17 @@ export class Unzipper {
       this.refused.push(`${JSON.stringify(name).slice(0, 80)}: ${problem ?? "too many files"}`);
       return;
     }
-    const refusal = isDir ? this.#root.ensureDir(name) : this.#root.ensureParent(name);
+    // Each entry may bring one new folder, and one name a full depth of them (plus the top).
+    this.#root.folderBudget = this.files + MAX_DEPTH + 1;
+    const path = `${this.#folder}/${name}`;
+    const refusal = isDir ? this.#root.ensureDir(path) : this.#root.ensureParent(path);
     if (refusal) {
       this.refused.push(`${name}: ${refusal === "symlink" ? "a link is in the way" : refusal}`);
       return;
     }
     if (isDir) return;
-    const target = { root: this.#root, name };
-    const out = this.#root.within(name + PART_SUFFIX, (part) => OwnedFile.create(part, 0o644));
+    const target = { root: this.#root, name: path };
+    const out = this.#root.within(path + PART_SUFFIX, (part) => OwnedFile.create(part, 0o644));
     this.#open.set(out, target);
     (file as unknown as { ondata: (err: Error | null, data: Uint8Array, final: boolean) => void })
       .ondata = (err, data, final) => {
