@@ -27,8 +27,15 @@ import { writeAll, type Writer } from "./io.ts";
 import type { Reporter } from "./report.ts";
 import type { ByteStream } from "./transport.ts";
 import { openRegular, OwnedFile } from "./owned_file.ts";
-import { lstatOrUndefined, nameProblem, SafeRoot } from "./safe_path.ts";
-import { moveIntoPlace, PART_SUFFIX, type ReceiveSummary, type Target } from "./place.ts";
+import { nameProblem, SafeRoot } from "./safe_path.ts";
+import {
+  moveIntoPlace,
+  PART_SUFFIX,
+  type ReceiveSummary,
+  removePart,
+  removeQuietly,
+  type Target,
+} from "./place.ts";
 
 /** A legacy connection closed before it said anything: a port probe, not a transfer. */
 export class EmptyConnectionError extends ConnectionError {
@@ -196,11 +203,11 @@ export async function receiveLegacy(
   const idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const buf = new Uint8Array(1 << 20);
   const header = await readHeader(conn, buf, idleMs);
-  const { target, part } = checkTarget(header, options);
+  // Looked at and written in --dir itself, as it was when first entered (SafeRoot.within).
+  const place = { root: new SafeRoot(options.dir), name: header.name };
+  const target = checkTarget(header, place, options);
   reporter.start(id, 1, header.size);
   reporter.fileStart(id, header.name, header.size, 0);
-  // Written in --dir itself, as it was when the session began (SafeRoot.within).
-  const place = { root: new SafeRoot(options.dir), name: header.name };
   const file = options.stdout ? undefined : createPart(place, target, options.claims);
   let body: { received: number; excess: boolean };
   try {
@@ -220,13 +227,13 @@ export async function receiveLegacy(
   if (!body.excess && received !== header.size && !options.stdout && header.rest.length > 0) {
     const k = resolveGluedDigits(header.digits, received);
     if (k !== undefined) {
-      await prependBytes(part, encoder.encode(header.digits.slice(k)));
+      await prependBytes(place, encoder.encode(header.digits.slice(k)));
       received = Number(header.digits.slice(0, k));
       header.size = received;
     }
   }
   if (body.excess || received > header.size) {
-    if (!options.stdout) await Deno.remove(part).catch(() => {});
+    if (!options.stdout) removePart(place);
     throw new IntegrityError(
       `${header.name}: the sender sent more than the ${header.size} bytes it declared`,
     );
@@ -274,8 +281,11 @@ async function readHeader(conn: ByteStream, buf: Uint8Array, idleMs: number) {
   }
 }
 
-/** The same checks as for ferry's own offers: safe name, size, no overwrite, no link, no race. */
-function checkTarget(header: LegacyHeader, options: LegacyReceiveOptions) {
+/**
+ * The same checks as for ferry's own offers: safe name, size, no overwrite, no link, no race.
+ * Returns the name the session claims while it writes.
+ */
+function checkTarget(header: LegacyHeader, place: Target, options: LegacyReceiveOptions): string {
   const problem = nameProblem(header.name);
   if (problem) {
     throw new RefusedError(`unsafe file name from legacy sender (${problem})`, WIRE.BAD_NAME);
@@ -286,17 +296,16 @@ function checkTarget(header: LegacyHeader, options: LegacyReceiveOptions) {
       WIRE.TOO_LARGE,
     );
   }
-  const target = `${options.dir}/${header.name}`;
-  const part = target + PART_SUFFIX;
-  if (options.stdout) return { target, part };
-  const existing = lstatOrUndefined(target);
+  const target = place.root.path(place.name);
+  if (options.stdout) return target;
+  const existing = place.root.existing(place.name);
   if (existing && (!options.overwrite || !existing.isFile)) {
     throw new RefusedError(
       `${header.name} already exists (pass --overwrite to replace it)`,
       WIRE.EXISTS,
     );
   }
-  if (lstatOrUndefined(part)?.isSymlink) {
+  if (place.root.existing(place.name + PART_SUFFIX)?.isSymlink) {
     throw new RefusedError(`${header.name}${PART_SUFFIX} is a symlink`, WIRE.SYMLINK);
   }
   if (options.claims?.has(target)) {
@@ -305,7 +314,7 @@ function checkTarget(header: LegacyHeader, options: LegacyReceiveOptions) {
       WIRE.DUPLICATE,
     );
   }
-  return { target, part };
+  return target;
 }
 
 /**
@@ -362,16 +371,21 @@ function createPart(place: Target, target: string, claims?: Set<string>): OwnedF
   });
 }
 
-/** Rewrites our partial file `path` with `prefix` in front, streaming (no whole-file buffer). */
-async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
-  const fixed = `${path}.fix`;
-  try {
-    Deno.removeSync(fixed);
-  } catch {
-    // None there.
-  }
-  const src = openRegular(path);
-  const dst = OwnedFile.create(fixed, 0o600);
+/**
+ * Rewrites our partial file with `prefix` in front, streaming (no whole-file buffer). Both files
+ * are opened, and the result renamed over the partial file, inside the folder checked for it.
+ */
+async function prependBytes(place: Target, prefix: Uint8Array): Promise<void> {
+  const [src, dst] = place.root.within(place.name + PART_SUFFIX, (part) => {
+    removeQuietly(`${part}.fix`);
+    const src = openRegular(part);
+    try {
+      return [src, OwnedFile.create(`${part}.fix`, 0o600)] as const;
+    } catch (err) {
+      src.close();
+      throw err;
+    }
+  });
   try {
     await writeAll(dst, prefix);
     const buf = new Uint8Array(1 << 20);
@@ -384,7 +398,7 @@ async function prependBytes(path: string, prefix: Uint8Array): Promise<void> {
     src.close();
     dst.close();
   }
-  await Deno.rename(fixed, path);
+  place.root.within(place.name + PART_SUFFIX, (part) => Deno.renameSync(`${part}.fix`, part));
 }
 
 /** Reads with a time limit of `waitMs` (reported as the `idleMs` of --timeout). */

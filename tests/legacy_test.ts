@@ -280,3 +280,34 @@ Deno.test("receiver --legacy: two senders of one name at once: the second is ref
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("receiver --legacy: --dir swapped for a link mid-transfer: the repair and cleanup touch nothing outside", async () => {
+  const box = await tempDir();
+  const outside = await tempDir();
+  const dst = join(box, "dst");
+  try {
+    await Deno.mkdir(dst);
+    // Someone else's file, named as the receiver's partial file would be.
+    await Deno.writeTextFile(join(outside, "digits.txt.ferry-part"), "theirs");
+    const receiver = await startReceiver(["--legacy", "--once", "--dir", dst]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    // Digits glued to the header: the receiver will repair its partial file at the end.
+    await conn.write(new TextEncoder().encode("digits.txt<SEPARATOR>812345abc"));
+    const part = join(dst, "digits.txt.ferry-part");
+    for (let i = 0; i < 200 && !(await exists(part)); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert(await exists(part), "the receiver made its partial file");
+    // A local user moves --dir away and puts a link to their folder in its place.
+    await Deno.rename(dst, join(box, "dst-moved"));
+    await Deno.symlink(outside, dst);
+    conn.close();
+    const done = await receiver.finish();
+    assert(done.code !== 0, done.stderr);
+    assertEquals([...Deno.readDirSync(outside)].map((e) => e.name), ["digits.txt.ferry-part"]);
+    assertEquals(await Deno.readTextFile(join(outside, "digits.txt.ferry-part")), "theirs");
+  } finally {
+    await Deno.remove(box, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
