@@ -112,7 +112,13 @@ export function decompressPayload(payload: Uint8Array, limit: number, frame: str
 
 /** Decodes one DATA payload body; never produces more than `limit` bytes. */
 export function decompressChunk(codec: number, data: Uint8Array, limit = CHUNK_SIZE): Uint8Array {
-  if (codec === CODEC_RAW) return data;
+  if (codec === CODEC_RAW) {
+    // Raw is held to the same limit as what a compressed chunk may decode to.
+    if (data.length > limit) {
+      throw new ProtocolError(`Cannot take chunk: ${data.length} bytes, more than ${limit}`);
+    }
+    return data;
+  }
   if (codec !== CODEC_ZSTD && codec !== CODEC_GZIP) {
     throw new ProtocolError(`Cannot decompress chunk: unknown codec ${codec}`);
   }

@@ -143,16 +143,47 @@ export function isRefusal(code: number): boolean {
   return REFUSALS.has(code);
 }
 
-/** The exit code one file's failed RESULT status stands for: integrity 5, refusal 6, else 1. */
+/** The exit code each wire code leads to (PROTOCOL.md section 8, checked by a test). */
+export const EXIT_FOR_WIRE: Record<WireCode, number> = {
+  [WIRE.PROTOCOL]: EXIT.FAILED,
+  [WIRE.VERSION]: EXIT.FAILED,
+  [WIRE.WRONG_CODE]: EXIT.AUTH,
+  [WIRE.TOO_MANY_ATTEMPTS]: EXIT.AUTH,
+  [WIRE.TIMEOUT]: EXIT.CONNECTION,
+  [WIRE.BUSY]: EXIT.REFUSED,
+  [WIRE.INTEGRITY]: EXIT.INTEGRITY,
+  [WIRE.EXISTS]: EXIT.REFUSED,
+  [WIRE.BAD_NAME]: EXIT.REFUSED,
+  [WIRE.TOO_LARGE]: EXIT.REFUSED,
+  [WIRE.NO_SPACE]: EXIT.REFUSED,
+  [WIRE.WRITE_FAILED]: EXIT.FAILED,
+  [WIRE.SYMLINK]: EXIT.REFUSED,
+  [WIRE.DUPLICATE]: EXIT.REFUSED,
+  [WIRE.CANCELLED]: EXIT.CONNECTION,
+  [WIRE.READ_FAILED]: EXIT.FAILED,
+  [WIRE.ONE_FILE_ONLY]: EXIT.REFUSED,
+};
+
+/** The exit code one file's failed RESULT status stands for (section 8's table; else 1). */
 export function exitCodeForResult(status: number): number {
-  if (status === WIRE.INTEGRITY) return EXIT.INTEGRITY;
-  return isRefusal(status) ? EXIT.REFUSED : EXIT.FAILED;
+  return (EXIT_FOR_WIRE as Record<number, number>)[status] ?? EXIT.FAILED;
 }
 
-/** The more serious of two exit codes: integrity beats refusal beats failure. */
+/**
+ * The more serious of two exit codes: integrity beats refusal, refusal beats a peer that went
+ * away, and that beats any other failure.
+ */
 export function worse(a: number, b: number): number {
   const rank = (code: number) =>
-    code === EXIT.OK ? 0 : code === EXIT.FAILED ? 1 : code === EXIT.REFUSED ? 2 : 3;
+    code === EXIT.OK
+      ? 0
+      : code === EXIT.FAILED
+      ? 1
+      : code === EXIT.CONNECTION
+      ? 2
+      : code === EXIT.REFUSED
+      ? 3
+      : 4;
   return rank(b) > rank(a) ? b : a;
 }
 

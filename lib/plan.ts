@@ -69,6 +69,8 @@ export interface Plan {
   made?: MadeFolder | undefined;
   started: boolean;
   status?: number;
+  /** Its file-done event went out: each entry gets exactly one. */
+  reported?: boolean;
   /** Why it was refused, in numbers, for our own log: "6.00 MiB offered, 1.95 MiB free". */
   note?: string;
 }

@@ -156,7 +156,9 @@ export async function receiveEntries(
     // 4. Whatever the sender did not send or skip gets its verdict now.
     await settleUnsent(plans, results);
     finishFolders(madeFolders(plans));
-    const { failed, exitCode } = tally(plans, (plan) => report(reporter, id, plan, "refused"));
+    const { failed, exitCode } = tally(plans, (plan) => {
+      report(reporter, id, plan, statusName(plan.status!));
+    });
     await channel.send(FRAME_DONE, encodeDone({ files: files - failed, bytes }));
     return { exitCode, files, failed, bytes };
   } finally {
@@ -173,16 +175,22 @@ async function settleUnsent(plans: Plan[], results: ResultBatch): Promise<void> 
     else if (plan.reply.action === REPLY_HAVE) plan.status = WIRE.EXISTS;
     // Accepted but never sent: a failure, said with a code that is not a RESULT status
     // (1, the protocol-error code, would read as "identical").
-    else plan.status = WIRE.CANCELLED;
+    else {
+      plan.status = WIRE.CANCELLED;
+      plan.note = "the sender did not send it";
+    }
     if (plan.reply.action !== REPLY_REFUSE) results.add(index, plan.status);
   }
   await results.flush();
 }
 
-/** Counts the files that did not arrive; the worst outcome decides the exit code. */
+/**
+ * Counts the files that did not arrive; the worst outcome decides the exit code. Those not
+ * reported yet (refused in REPLY, never sent, a HAVE with no SKIP) go to `onUnreported`, once.
+ */
 function tally(
   plans: Plan[],
-  onRefused: (plan: Plan) => void,
+  onUnreported: (plan: Plan) => void,
 ): { failed: number; exitCode: number } {
   let failed = 0;
   let exitCode: number = EXIT.OK;
@@ -191,7 +199,7 @@ function tally(
     if (plan.status === RESULT_OK || plan.status === RESULT_IDENTICAL) continue;
     failed++;
     exitCode = worse(exitCode, exitCodeForResult(plan.status!));
-    if (plan.reply.action === REPLY_REFUSE || plan.status === WIRE.EXISTS) onRefused(plan);
+    if (!plan.reported) onUnreported(plan);
   }
   return { failed, exitCode };
 }
@@ -613,6 +621,7 @@ function report(
   extra: { digest?: Uint8Array; resumed?: number } = {},
 ): void {
   const code = plan.status ?? plan.reply.reason;
+  plan.reported = true;
   reporter.fileDone(id, {
     name: plan.entry.name,
     size: plan.entry.size,

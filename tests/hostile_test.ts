@@ -10,6 +10,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import {
   CODE,
   exists,
+  jsonLines,
   sameFile,
   send,
   startReceiver,
@@ -118,14 +119,14 @@ async function expectError(channel: Channel, code: number): Promise<void> {
 }
 
 /** A receiver in box/dst, so that anything written next to dst is caught. */
-async function setup() {
+async function setup(extraArgs: string[] = []) {
   const box = await tempDir();
   const dst = join(box, "dst");
   await Deno.mkdir(dst);
   const outside = await tempDir();
   await Deno.symlink(outside, join(dst, "escape"));
   await Deno.writeTextFile(join(dst, "plain.txt"), "a file");
-  const receiver = await startReceiver(["--dir", dst, "--timeout", "2"]);
+  const receiver = await startReceiver(["--dir", dst, "--timeout", "2", ...extraArgs]);
   return { box, dst, outside, receiver };
 }
 
@@ -863,6 +864,50 @@ Deno.test("a folder swapped for a link between two OFFER frames: the receiver sa
   } finally {
     await Deno.remove(join(ctx.dst, "sub"));
     await Deno.remove(secret, { recursive: true });
+    await teardown(ctx);
+  }
+});
+
+Deno.test("receiver --once: a file accepted and never sent is reported once, as failed, and exits 3 as section 8 says", async () => {
+  const ctx = await setup(["--once", "--json"]);
+  const channel = await hostile(ctx.receiver.port);
+  await offer(channel, [file("never.txt")]);
+  assertEquals(await finish(channel), [{ index: 0, status: WIRE.CANCELLED }]);
+  const done = await ctx.receiver.finish();
+  await teardown(ctx);
+  assertEquals(done.code, EXIT.CONNECTION, done.stderr);
+  const events = jsonLines(done.stdout).filter((e) => e.event === "file-done");
+  assertEquals(events.length, 1, done.stdout);
+  assertEquals([events[0]!.name, events[0]!.status], ["never.txt", "failed"]);
+  assertMatch(String(events[0]!.reason), /the sender did not send it/);
+});
+
+Deno.test("receiver: a HAVE answered by a SKIP with another digest is one file-done event and one line", async () => {
+  const ctx = await setup(["--once", "--json"]);
+  await Deno.writeTextFile(join(ctx.dst, "pin.txt"), "4821\n");
+  const channel = await hostile(ctx.receiver.port);
+  assertEquals((await offer(channel, [file("pin.txt", 5)]))[0]!.action, REPLY_HAVE);
+  const guess = digestOf(await createDigest(), new TextEncoder().encode("0000\n"));
+  await channel.send(FRAME_SKIP, encodeSkip({ index: 0, digest: guess }));
+  assertEquals(await finish(channel), [{ index: 0, status: WIRE.EXISTS }]);
+  const done = await ctx.receiver.finish();
+  await teardown(ctx);
+  const events = jsonLines(done.stdout).filter((e) => e.event === "file-done");
+  assertEquals(events.map((e) => [e.name, e.status]), [["pin.txt", "refused"]]);
+  assertEquals(done.stderr.match(/pin\.txt: refused/g)?.length, 1, done.stderr);
+});
+
+Deno.test("receiver refuses a raw DATA chunk over 1 MiB, as it refuses a compressed one that decodes past it", async () => {
+  const ctx = await setup();
+  try {
+    const size = (1 << 20) + 62;
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("big.bin", size)]);
+    await channel.send(FRAME_FILE, encodeFileStart({ index: 0, offset: 0 }));
+    await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), new Uint8Array(size));
+    await expectError(channel, WIRE.PROTOCOL);
+    assertEquals(await exists(join(ctx.dst, "big.bin")), false);
+  } finally {
     await teardown(ctx);
   }
 });

@@ -13,6 +13,7 @@ import { finishSpake2, startSpake2 } from "../lib/spake2.ts";
 import { ID_RECEIVER, ID_SENDER } from "../lib/handshake.ts";
 import { Channel } from "../lib/channel.ts";
 import { decompressPayload } from "../lib/compress.ts";
+import { EXIT_FOR_WIRE } from "../lib/errors.ts";
 import {
   CHUNK_SIZE,
   CODEC_RAW,
@@ -194,4 +195,12 @@ Deno.test("PROTOCOL.md section 12: the example tag and token follow from the sta
   assert(doc.includes("`please relay TOKEN for side SIDE\\n`"));
   assert(doc.includes(`\`${RELAY_SIDE_SENDER}\` for a sender, \`${RELAY_SIDE_RECEIVER}\``));
   assert(doc.includes(`\`${DISCOVERY_GROUP}\`, UDP port ${DISCOVERY_PORT}`));
+});
+
+Deno.test("PROTOCOL.md section 8: every wire code leads to the exit code ferry uses", () => {
+  const doc = Deno.readTextFileSync(join(ROOT, "PROTOCOL.md"));
+  const section = doc.slice(doc.indexOf("## 8. Wire error codes"), doc.indexOf("## 9."));
+  const rows = [...section.matchAll(/^\| (\d+) +\| [^|]+\| (\d+) +\|$/gm)];
+  const documented = Object.fromEntries(rows.map((row) => [Number(row[1]), Number(row[2])]));
+  assertEquals(documented, EXIT_FOR_WIRE);
 });
