@@ -201,7 +201,7 @@ export async function serveConnections(
   for await (const conn of links) {
     const id = String(++count);
     // Full: make room by dropping the oldest unproven connection of the address that holds the
-    // most of them, unless that is the newcomer's own.
+    // most of them (the newcomer's own first, on a tie).
     if (
       active.size >= (options.maxConnections ?? DEFAULT_MAX_CONNECTIONS) &&
       !waiting.evictFor(conn.address)
@@ -235,7 +235,8 @@ export async function serveConnections(
 /**
  * Connections that have not proved the code yet, by peer address, oldest first. When every
  * slot is taken, the address holding the most of them gives up its oldest: a host that opens
- * connections and never finishes a handshake cannot keep other hosts out.
+ * connections and never finishes a handshake cannot keep other hosts out, nor the others who
+ * share its address.
  */
 class WaitingRoom {
   #byAddress = new Map<string, Link[]>();
@@ -250,11 +251,15 @@ class WaitingRoom {
     return () => this.#leave(address, link);
   }
 
-  /** Drops the oldest unproven link of the fullest address other than `address`; false if none. */
+  /**
+   * Drops the oldest unproven link of the address that holds the most, `address` (the
+   * newcomer's) included and preferred on a tie: a host flooding from the newcomer's own address
+   * (a shared host, a NAT) gives up its own oldest, and never another host's. False if no link
+   * is unproven.
+   */
   evictFor(address: string | undefined): boolean {
-    const own = address === undefined ? 0 : this.#byAddress.get(address)?.length ?? 0;
-    let fullest: string | undefined;
-    let most = own;
+    let fullest = address !== undefined && this.#byAddress.has(address) ? address : undefined;
+    let most = fullest === undefined ? 0 : this.#byAddress.get(fullest)!.length;
     for (const [other, list] of this.#byAddress) {
       if (list.length > most) [fullest, most] = [other, list.length];
     }

@@ -9,7 +9,10 @@ import {
   CODE,
   exists,
   jsonLines,
+  listen,
   randomBytes,
+  RECEIVER,
+  run,
   sameFile,
   send,
   SENDER,
@@ -152,10 +155,25 @@ for (const victim of ["sender", "receiver"] as const) {
   });
 }
 
-/**
- * Runs `fn` with a small tmpfs mounted on a fresh folder (mount options `options`), or prints
- * SKIP where mounting is not allowed (it needs root).
- */
+/** Whether this machine lets us mount a tmpfs (it needs root): tried once, before the tests. */
+const CAN_MOUNT = await (async () => {
+  const probe = await tempDir();
+  try {
+    const mounted = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
+      stdout: "null",
+      stderr: "null",
+    }).output().then((o) => o.success).catch(() => false);
+    if (mounted) await new Deno.Command("umount", { args: [probe] }).output();
+    return mounted;
+  } finally {
+    await Deno.remove(probe, { recursive: true });
+  }
+})();
+// A test that cannot run is reported as ignored, with the reason here; never as passed.
+if (!CAN_MOUNT) console.log("SKIP full-disk tests: cannot mount a tmpfs here; it needs root");
+
+/** Runs `fn` with a small tmpfs mounted on a fresh folder (mount options `options`). */
 async function withTmpfs(options: string, fn: (mount: string) => Promise<void>): Promise<void> {
   const mount = await tempDir();
   const mounted = await new Deno.Command("mount", {
@@ -164,10 +182,7 @@ async function withTmpfs(options: string, fn: (mount: string) => Promise<void>):
     stderr: "null",
   }).output().then((o) => o.success).catch(() => false);
   try {
-    if (!mounted) {
-      console.log(`SKIP: cannot mount a tmpfs (${options}) here; it needs root`);
-      return;
-    }
+    assert(mounted, `could not mount a tmpfs (${options}), though a probe could`);
     await fn(mount);
   } finally {
     if (mounted) await new Deno.Command("umount", { args: [mount] }).output();
@@ -198,7 +213,10 @@ Deno.test("a small file replaces a stale NAME.ferry-part it cannot resume from, 
   });
 });
 
-Deno.test("a file larger than the free space is refused before a byte is written, with the numbers", async () => {
+Deno.test({
+  name: "a file larger than the free space is refused before a byte is written, with the numbers",
+  ignore: !CAN_MOUNT,
+}, async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async (src) => {
       await writeRandomFile(join(src, "huge.bin"), 6 * MiB, 51);
@@ -216,7 +234,11 @@ Deno.test("a file larger than the free space is refused before a byte is written
     }));
 });
 
-Deno.test("a disk that fills during a stream: the sender hears 'no space left' (exit 6), the part is kept", async () => {
+Deno.test({
+  name:
+    "a disk that fills during a stream: the sender hears 'no space left' (exit 6), the part is kept",
+  ignore: !CAN_MOUNT,
+}, async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async () => {
       // Standard input has no size in the offer: only the full disk can stop it.
@@ -238,7 +260,10 @@ Deno.test("a disk that fills during a stream: the sender hears 'no space left' (
     }));
 });
 
-Deno.test("a full disk during small files: every file under its own name is whole", async () => {
+Deno.test({
+  name: "a full disk during small files: every file under its own name is whole",
+  ignore: !CAN_MOUNT,
+}, async () => {
   await withTmpfs("size=2m", (mount) =>
     withDirs(async (src) => {
       const folder = join(src, "many");
@@ -338,7 +363,10 @@ Deno.test("receiver --max-connections 1: a second sender is told the receiver is
   }
 });
 
-Deno.test("a read-only target: the sender hears that the receiver could not write (exit 1)", async () => {
+Deno.test({
+  name: "a read-only target: the sender hears that the receiver could not write (exit 1)",
+  ignore: !CAN_MOUNT,
+}, async () => {
   await withTmpfs("ro,size=1m", (mount) =>
     withDirs(async (src) => {
       await Deno.mkdir(join(src, "folder"));
@@ -392,4 +420,104 @@ Deno.test("64 silent connections from one address cannot keep a sender from anot
       await receiver.stop();
     }
   });
+});
+
+/**
+ * Keeps `count` connections to `port` open from 127.0.0.1, each trickling the preamble a byte
+ * every 400 ms (never finishing a handshake), and opens a new one when one is dropped.
+ */
+function flood(port: number, count: number) {
+  let running = true;
+  const open = new Set<Deno.TcpConn>();
+  const one = async () => {
+    for (let round = 0; running && round < 50; round++) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        open.add(conn);
+        try {
+          for (let i = 0; running && i < 200; i++) {
+            await conn.write(new Uint8Array([0x46]));
+            await new Promise((resolve) => setTimeout(resolve, 400));
+          }
+        } finally {
+          open.delete(conn);
+          try {
+            conn.close();
+          } catch {
+            // Closed by the peer.
+          }
+        }
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  };
+  const all = Promise.all([...Array(count)].map(one));
+  return {
+    open,
+    stop: async () => {
+      running = false;
+      for (const conn of open) conn.close();
+      await all;
+    },
+  };
+}
+
+async function untilFlooded(open: Set<Deno.TcpConn>, count: number): Promise<void> {
+  for (let i = 0; i < 100 && open.size < count; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assertEquals(open.size, count);
+}
+
+Deno.test("64 connections from our own address that never finish a handshake: 12+ of 13 senders behind it still get in", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  for (let i = 0; i < 13; i++) await Deno.writeTextFile(join(src, `f${i}.txt`), `file ${i}`);
+  const receiver = await startReceiver(["--dir", dst, "--max-connections", "64"]);
+  const attack = flood(receiver.port, 64);
+  try {
+    await untilFlooded(attack.open, 64);
+    let inside = 0;
+    for (let i = 0; i < 13; i++) {
+      const sent = await send([`127.0.0.1:${receiver.port}`, join(src, `f${i}.txt`)]);
+      if (sent.code === 0) inside++;
+    }
+    assert(inside >= 12, `${inside} of 13 senders got in`);
+  } finally {
+    await attack.stop();
+    await receiver.stop();
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
+});
+
+Deno.test("sender --listen: 64 connections from our own address that never finish a handshake: 12+ of 13 receivers still get in", async () => {
+  const src = await tempDir();
+  const dst = await tempDir();
+  await Deno.writeTextFile(join(src, "notes.txt"), "notes");
+  const sender = await listen(
+    SENDER,
+    ["--listen", "--port", "0", "--host", "127.0.0.1", src],
+    { env: { FERRY_CODE: CODE } },
+  );
+  const attack = flood(sender.port, 64);
+  try {
+    await untilFlooded(attack.open, 64);
+    let inside = 0;
+    for (let i = 0; i < 13; i++) {
+      const got = await run(
+        RECEIVER,
+        ["--connect", `127.0.0.1:${sender.port}`, "--dir", join(dst, String(i))],
+        { env: { FERRY_CODE: CODE } },
+      );
+      if (got.code === 0) inside++;
+    }
+    assert(inside >= 12, `${inside} of 13 receivers got in`);
+  } finally {
+    await attack.stop();
+    await sender.stop();
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(dst, { recursive: true });
+  }
 });
