@@ -109,6 +109,8 @@ export class Channel {
   #creditAt = Date.now();
   /** When the peer last moved a byte (or did work for us). */
   #earnedAt = Date.now();
+  /** Credit, in ms, that work which proved useless may still earn (see `unproven`). */
+  #unprovenLeft: number;
   /** Socket reads and writes in progress. */
   #pending = 0;
   /** One timer watches all of them (a timer per operation cost ~1% of a transfer). */
@@ -137,6 +139,7 @@ export class Channel {
     this.conn = conn;
     this.#idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#credit = this.#idleMs;
+    this.#unprovenLeft = this.#idleMs;
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */
@@ -144,6 +147,7 @@ export class Channel {
     this.#idleMs = ms;
     this.#spend();
     this.#credit = ms;
+    this.#unprovenLeft = ms;
     clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
     if (this.#pending > 0) this.#watch();
@@ -161,14 +165,27 @@ export class Channel {
 
   /**
    * Counts `bytes` of work toward the minimum rate that moved few bytes on the wire: file data
-   * before compression (a chunk of zeros travels as a few bytes), and a file read to digest it,
-   * by either side (SKIP and a resumed FILE after the sender's; HAVE and RESUME replies after
-   * the receiver's).
+   * before compression (a chunk of zeros travels as a few bytes), and the bytes of a file the
+   * peer digested when its digest proved equal to ours (those bytes need not travel).
    */
   progress(bytes: number): void {
     this.#spend();
     if (bytes > 0) this.#earnedAt = this.#creditAt;
     this.#credit = Math.min(this.#idleMs, this.#credit + bytes * (1000 / MIN_RATE));
+  }
+
+  /**
+   * Counts `bytes` of work the peer says it did that did not prove useful (a digest that turned
+   * out different): it earns credit as {@linkcode Channel.progress} does, but only from an
+   * allowance of one idle timeout per connection in all. A peer that makes us compare made-up
+   * digests over and over is cut within about twice the idle timeout, not held forever.
+   */
+  unproven(bytes: number): void {
+    const earned = Math.min(this.#unprovenLeft, bytes * (1000 / MIN_RATE));
+    this.#unprovenLeft -= earned;
+    this.#spend();
+    if (earned > 0) this.#earnedAt = this.#creditAt;
+    this.#credit = Math.min(this.#idleMs, this.#credit + earned);
   }
 
   /** Brings #credit up to now: time passes against it only while something waits on the peer. */

@@ -118,9 +118,8 @@ export class Planner {
   }
 
   /**
-   * Plans the next entry of the offer. For a HAVE or RESUME reply we still need our digest, to
-   * compare with the sender's when it comes: that reads the disk, so {@linkcode Planner.digest}
-   * adds it.
+   * Plans the next entry of the offer. A HAVE or RESUME reply reads nothing yet: our digest is
+   * taken only once the sender has committed to its own ({@linkcode Planner.digest}).
    */
   plan(entry: Entry): Plan {
     const plan: Plan = { entry, reply: SEND, target: "", started: false };
@@ -130,14 +129,16 @@ export class Planner {
   }
 
   /**
-   * Our digest for a HAVE (the file we have) or RESUME (the `.ferry-part`'s prefix) reply;
-   * returns the bytes read for it.
+   * Our digest for a HAVE (the file we have) or RESUME (the `.ferry-part`'s first `offset`
+   * bytes), to compare with the one the sender just sent; sets `plan.digest` and returns the
+   * bytes read, or undefined if that file is not the one we decided on any more (swapped,
+   * replaced, gone): then there is nothing to compare, and nothing is said of what is there.
    */
-  async digest(plan: Plan): Promise<number> {
+  async digest(plan: Plan, offset = plan.reply.offset): Promise<number | undefined> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
     const name = resume ? plan.entry.name + PART_SUFFIX : plan.entry.name;
-    const length = resume ? plan.reply.offset : plan.entry.size;
+    const length = resume ? offset : plan.entry.size;
     let read: number;
     try {
       // Opened inside the folder that was checked for it, never a link or a FIFO, and only the
@@ -145,12 +146,11 @@ export class Planner {
       const open = () => this.#root.within(name, (leaf) => openRegular(leaf, plan.identity));
       read = await hashPrefix(name, length, mine, open);
     } catch (err) {
-      if (!(err instanceof SwappedFolderError || err instanceof NotAFileError)) throw err;
-      // Not the file we decided on any more: refused, and nothing said of what is there now.
-      this.#unclaim(plan);
-      plan.reply = refuse(err instanceof SwappedFolderError ? WIRE.SYMLINK : WIRE.EXISTS);
-      return 0;
+      if (err instanceof SwappedFolderError || err instanceof NotAFileError) return undefined;
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
     }
+    if (read !== length) return undefined;
     // With --hash, the file's own digest goes on from the resumed prefix.
     if (resume) plan.prefixState = mine.save();
     plan.digest = finishDigest(mine);
@@ -160,14 +160,6 @@ export class Planner {
   /** Lets other connections write to the targets this one claimed. */
   release(): void {
     for (const claim of this.#myClaims) this.#claims.delete(claim);
-  }
-
-  /** Gives up the claim on one plan's target (it was refused after all). */
-  #unclaim(plan: Plan): void {
-    this.#claims.delete(plan.target);
-    // Rare (a file swapped under us): a scan of this connection's claims is fine.
-    this.#myClaims = this.#myClaims.filter((claim) => claim !== plan.target);
-    this.#accepted -= plan.entry.size;
   }
 
   #decide(entry: Entry, plan: Plan): Reply {

@@ -147,6 +147,7 @@ export async function receiveEntries(
     const fileHasher = options.hash ? await hasher() : null;
     const frames = new FileFrames(channel, plans, options, {
       root,
+      planner,
       hasher: fileHasher,
       results,
       id,
@@ -159,7 +160,9 @@ export async function receiveEntries(
     const { failed, exitCode } = tally(plans, (plan) => {
       report(reporter, id, plan, statusName(plan.status!));
     });
-    await channel.send(FRAME_DONE, encodeDone({ files: files - failed, bytes }));
+    // DONE counts the files written (identical ones were not) and their bytes.
+    const written = plans.filter((plan) => plan.status === RESULT_OK).length;
+    await channel.send(FRAME_DONE, encodeDone({ files: written, bytes }));
     return { exitCode, files, failed, bytes };
   } finally {
     planner.release();
@@ -216,15 +219,8 @@ async function answerOffer(channel: Channel, planner: Planner, maxFiles: number)
   const held: Entry[] = [];
   const answer = async (entries: readonly Entry[]) => {
     const replies: Reply[] = [];
-    for (const entry of entries) {
-      const plan = planner.plan(entry);
-      // Only HAVE and RESUME read the disk; everything else is decided without waiting.
-      if (plan.reply.action === REPLY_HAVE || plan.reply.action === REPLY_RESUME) {
-        // Reading the file counts toward the minimum rate, as bytes on the wire do.
-        channel.progress(await planner.digest(plan));
-      }
-      replies.push(plan.reply);
-    }
+    // Nothing here reads a file: HAVE and RESUME are compared once the sender sends its digest.
+    for (const entry of entries) replies.push(planner.plan(entry).reply);
     for (const batch of encodeReplies(replies)) await channel.send(FRAME_REPLY, batch);
     // Out now: the next OFFER frame may already be here, and the sender waits for these.
     await channel.flush();
@@ -282,6 +278,12 @@ class ResultBatch {
   }
 }
 
+/**
+ * Bytes a receiver reads, for digests that turn out different, before it has received any file
+ * data in the session (PROTOCOL.md section 9).
+ */
+export const COMPARE_ALLOWANCE = 16 * 1024 * 1024;
+
 /** Verdicts per RESULT frame, at most, before they are sent. */
 const RESULT_BATCH = 4096;
 
@@ -330,10 +332,17 @@ class FileFrames {
   #plans: Plan[];
   #options: ReceiveOptions;
   #root: SafeRoot;
+  #planner: Planner;
   #hasher: IHasher | null;
   #results: ResultBatch;
   #id: string;
   #current: Current | null = null;
+  /**
+   * Bytes we may still read to compare a digest that turns out different: a fixed allowance,
+   * plus twice the file bytes received. One that turns out equal costs nothing (its bytes need
+   * not travel). Once it is spent, digests are no longer compared (see #compare).
+   */
+  #compareBudget = COMPARE_ALLOWANCE;
   /** False once the file in progress is known bad: then its partial file is not kept. */
   #keepPart = true;
   /** Bytes all streams may still write: what --max-size leaves after the accepted files. */
@@ -344,8 +353,9 @@ class FileFrames {
     channel: Channel,
     plans: Plan[],
     options: ReceiveOptions,
-    { root, hasher, results, id }: {
+    { root, planner, hasher, results, id }: {
       root: SafeRoot;
+      planner: Planner;
       hasher: IHasher | null;
       results: ResultBatch;
       id: string;
@@ -355,6 +365,7 @@ class FileFrames {
     this.#plans = plans;
     this.#options = options;
     this.#root = root;
+    this.#planner = planner;
     this.#hasher = hasher;
     this.#results = results;
     this.#id = id;
@@ -380,7 +391,7 @@ class FileFrames {
         else if (frame.type === FRAME_SMALL_FILES) await this.#smallFiles(frame.payload);
         else if (frame.type === FRAME_FILE) await this.#file(frame.payload);
         else if (frame.type === FRAME_FILE_END) await this.#fileEnd(frame.payload);
-        else if (frame.type === FRAME_SKIP) this.#skip(frame.payload);
+        else if (frame.type === FRAME_SKIP) await this.#skip(frame.payload);
         else throw new ProtocolError(`Cannot continue: unexpected ${frameName(frame.type)}`);
       }
     } catch (err) {
@@ -419,6 +430,7 @@ class FileFrames {
     if (this.#current) throw new ProtocolError("Cannot start a file: the previous one did not end");
     const body = decompressPayload(payload, MAX_SMALL_FILES_BODY, "SMALL_FILES");
     this.#channel.progress(body.length);
+    this.#compareBudget += 2 * body.length;
     const { stdout, overwrite } = this.#options;
     const items = decodeSmallFiles(body);
     if (stdout) {
@@ -472,9 +484,7 @@ class FileFrames {
     if (this.#current) throw new ProtocolError("Cannot start a file: the previous one did not end");
     const start = decodeFileStart(payload);
     const plan = startable(this.#plans, start.index, start.offset);
-    // The sender read its first `offset` bytes to digest them.
-    this.#channel.progress(start.offset);
-    if (start.offset > 0 && !sameDigest(start.digest!, plan.digest!)) {
+    if (start.offset > 0 && !(await this.#compare(plan, start.digest!))) {
       plan.started = false;
       plan.restarted = true;
       await this.#channel.send(FRAME_RESTART, encodeRestart(start.index));
@@ -517,6 +527,7 @@ class FileFrames {
     if (!current) throw new ProtocolError("Cannot take DATA: no file is open");
     const data = decompressPayload(payload, CHUNK_SIZE, "DATA");
     this.#channel.progress(data.length);
+    this.#compareBudget += 2 * data.length;
     const entry = current.plan.entry;
     if (entry.kind === KIND_STREAM) {
       // Streams have no declared size: all of them together get what --max-size leaves over.
@@ -579,18 +590,37 @@ class FileFrames {
    * For a file we said HAVE to, the sender sends its digest instead of the file: identical if
    * it is ours, else the file exists (and differs). We only ever say same or different.
    */
-  #skip(payload: Uint8Array): void {
+  async #skip(payload: Uint8Array): Promise<void> {
     const skip = decodeSkip(payload);
     const plan = this.#plans[skip.index];
     if (!plan || plan.reply.action !== REPLY_HAVE || plan.status !== undefined) {
       throw new ProtocolError(`Cannot skip entry ${skip.index}: it was not offered as identical`);
     }
-    // The sender read the whole file to digest it.
-    this.#channel.progress(plan.entry.size);
-    const same = sameDigest(skip.digest, plan.digest!);
+    const same = await this.#compare(plan, skip.digest);
     // With --hash an identical file gets its line too: the digest is the one we just compared.
     const digest = same && this.#hasher ? plan.digest : undefined;
     this.#settle(skip.index, plan, same ? RESULT_IDENTICAL : WIRE.EXISTS, digest);
+  }
+
+  /**
+   * Reads our side of a HAVE or RESUME now that the sender has committed to its digest, and
+   * says whether the two are the same. The sender digested those bytes too: when they prove
+   * equal, that counts toward the minimum rate (they need not travel); when they differ, only
+   * within the channel's small allowance, and our read is charged to #compareBudget. With the
+   * budget spent, nothing is read: the answer is "different" (exists, or RESTART from 0).
+   */
+  async #compare(plan: Plan, theirs: Uint8Array): Promise<boolean> {
+    if (this.#compareBudget <= 0) return false;
+    const read = await this.#planner.digest(plan);
+    if (read === undefined) return false;
+    const claimed = plan.reply.action === REPLY_HAVE ? plan.entry.size : plan.reply.offset;
+    if (sameDigest(theirs, plan.digest!)) {
+      this.#channel.progress(claimed);
+      return true;
+    }
+    this.#channel.unproven(claimed);
+    this.#compareBudget -= read;
+    return false;
   }
 
   #settle(index: number, plan: Plan, status: number, digest?: Uint8Array | null, offset = 0) {

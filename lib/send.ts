@@ -126,8 +126,9 @@ export async function sendEntries(
   // 3. Stream the files the receiver wants, one after another, then say we are done.
   let bytes: number;
   try {
-    bytes = await sendWanted(channel, entries, replies, outcomes, { ...options, id });
-    await channel.send(FRAME_DONE, encodeDone({ files, bytes }));
+    const sent = await sendWanted(channel, entries, replies, outcomes, { ...options, id });
+    bytes = sent.bytes;
+    await channel.send(FRAME_DONE, encodeDone(sent));
     await reader;
   } catch (err) {
     if (readerError !== undefined) throw readerError;
@@ -142,7 +143,8 @@ export async function sendEntries(
 /**
  * Sends every entry the receiver wants, in offer order: small files whole and many to a frame,
  * others as FILE, DATA…, FILE_END; then, from 0, any resumed file the receiver said RESTART to.
- * Returns the file bytes sent (before compression, sealing).
+ * Returns what DONE says: the files sent (one sent again counts once) and their bytes (before
+ * compression and sealing; for a file sent again, its last sending).
  */
 async function sendWanted(
   channel: Channel,
@@ -150,7 +152,7 @@ async function sendWanted(
   replies: Reply[],
   outcomes: Outcomes,
   options: SendOptions & { id: string },
-): Promise<number> {
+): Promise<{ files: number; bytes: number }> {
   const { reporter, id } = options;
   const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
   // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
@@ -167,6 +169,7 @@ async function sendWanted(
   // One file, from `offset`: 0, or a resume that carries the digest of the bytes before it.
   const send = async (index: number, offset: number, prefix: Uint8Array) => {
     const entry = entries[index]!;
+    // (Its starting offset; its size is the count of distinct files sent.)
     resumed.set(index, offset);
     reporter.fileStart(id, entry.name, entry.size, offset);
     let sent: number;
@@ -230,7 +233,7 @@ async function sendWanted(
     await send(index, 0, NO_DIGEST);
   }
   await smallFiles.flush();
-  return bytes;
+  return { files: resumed.size, bytes };
 }
 
 /**
@@ -296,13 +299,8 @@ async function offer(
         await new Promise<void>((resolve) => (more = resolve));
         continue;
       }
-      for (const reply of decodeReplies(await channel.expect(FRAME_REPLY))) {
-        // HAVE and RESUME: the receiver read that much of its file to digest it.
-        const entry = entries[replies.length];
-        if (entry && reply.action === REPLY_HAVE) channel.progress(entry.size);
-        if (reply.action === REPLY_RESUME) channel.progress(reply.offset);
-        replies.push(reply);
-      }
+      // (A reply reads nothing on the receiver: it digests only once we send our digest.)
+      replies.push(...decodeReplies(await channel.expect(FRAME_REPLY)));
       if (replies.length > offered) {
         throw new ProtocolError(
           `Cannot continue: ${replies.length} replies for ${offered} entries offered`,

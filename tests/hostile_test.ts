@@ -26,6 +26,8 @@ import { createDigest, digestOf } from "../lib/checksum.ts";
 import {
   CODEC_RAW,
   CODEC_ZSTD,
+  decodeDone,
+  decodeOffer,
   decodeReplies,
   decodeRestart,
   decodeResults,
@@ -907,6 +909,184 @@ Deno.test("receiver refuses a raw DATA chunk over 1 MiB, as it refuses a compres
     await channel.send(FRAME_DATA, new Uint8Array([CODEC_RAW]), new Uint8Array(size));
     await expectError(channel, WIRE.PROTOCOL);
     assertEquals(await exists(join(ctx.dst, "big.bin")), false);
+  } finally {
+    await teardown(ctx);
+  }
+});
+
+for (const mode of ["SKIP", "resumed FILE"] as const) {
+  Deno.test(`a peer that sends a wrong digest in a ${mode} every 2.5 s is cut within about 2x --timeout, then 8/8 senders get in`, async () => {
+    const box = await tempDir();
+    const dst = join(box, "dst");
+    const src = await tempDir();
+    await Deno.mkdir(dst);
+    // Files the receiver has (HAVE), or has partly (RESUME): 1 MiB each, all 4 s of credit.
+    const size = 1 << 20;
+    for (let i = 0; i < 20; i++) {
+      const name = mode === "SKIP" ? `have${i}.bin` : `have${i}.bin.ferry-part`;
+      await Deno.writeFile(join(dst, name), new Uint8Array(size).fill(i));
+    }
+    for (let i = 0; i < 8; i++) await Deno.writeTextFile(join(src, `legit${i}.txt`), `file ${i}`);
+    const receiver = await startReceiver([
+      "--dir",
+      dst,
+      "--timeout",
+      "3",
+      "--max-connections",
+      "1",
+    ]);
+    try {
+      const channel = await hostile(receiver.port);
+      const entries = [...Array(20).keys()].map((i) => file(`have${i}.bin`, 2 * size));
+      if (mode === "SKIP") { for (const entry of entries) entry.size = size; }
+      const replies = await offer(channel, entries);
+      assertEquals(replies[0]!.action, mode === "SKIP" ? REPLY_HAVE : REPLY_RESUME);
+      const wrong = new Uint8Array(16).fill(0xee);
+      const started = Date.now();
+      let cut = false;
+      for (let i = 0; i < 20 && !cut; i++) {
+        try {
+          if (mode === "SKIP") {
+            await channel.send(FRAME_SKIP, encodeSkip({ index: i, digest: wrong }));
+          } else {
+            await channel.send(
+              FRAME_FILE,
+              encodeFileStart({ index: i, offset: size, digest: wrong }),
+            );
+            await channel.send(FRAME_FILE_END, encodeFileEnd({ size: 2 * size }));
+          }
+          await channel.flush();
+          await new Promise((resolve) => setTimeout(resolve, 2500));
+        } catch {
+          cut = true;
+        }
+      }
+      // The receiver closes: what we send next fails, or a read sees the end.
+      if (!cut) {
+        cut = await channel.recv().then(() => false, () => true);
+      }
+      const held = Date.now() - started;
+      channel.close();
+      assert(cut, `the peer held its slot for ${held} ms`);
+      // Its own 3 s, plus at most 3 s earned by digests that proved different, plus a margin.
+      assert(held < 9500, `cut only after ${held} ms`);
+      let inside = 0;
+      for (let i = 0; i < 8; i++) {
+        const sent = await send([`127.0.0.1:${receiver.port}`, join(src, `legit${i}.txt`)]);
+        if (sent.code === 0) inside++;
+      }
+      assertEquals(inside, 8);
+    } finally {
+      const done = await receiver.stop();
+      assertMatch(done.stderr, /peer (too slow|stopped responding)/);
+      await Deno.remove(box, { recursive: true });
+      await Deno.remove(src, { recursive: true });
+    }
+  });
+}
+
+/** Bytes the process has read through read calls so far (files and sockets alike). */
+function bytesRead(pid: number): number {
+  const io = Deno.readTextFileSync(`/proc/${pid}/io`);
+  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
+}
+
+Deno.test("a peer cannot make the receiver read its files for digests much past what it sends: 40 wrong SKIPs read at most ~17 MiB", async () => {
+  const ctx = await setup();
+  try {
+    const size = 1 << 20;
+    for (let i = 0; i < 40; i++) {
+      await Deno.writeFile(join(ctx.dst, `have${i}.bin`), new Uint8Array(size).fill(i));
+    }
+    const channel = await hostile(ctx.receiver.port);
+    const entries = [...Array(40).keys()].map((i) => file(`have${i}.bin`, size));
+    const before = bytesRead(ctx.receiver.process.pid);
+    assert((await offer(channel, entries)).every((r) => r.action === REPLY_HAVE));
+    const wrong = new Uint8Array(16).fill(0xee);
+    for (let i = 0; i < 40; i++) {
+      await channel.send(FRAME_SKIP, encodeSkip({ index: i, digest: wrong }));
+    }
+    const results = await finish(channel);
+    const read = bytesRead(ctx.receiver.process.pid) - before;
+    assertEquals(results.length, 40);
+    assert(results.every((r) => r.status === WIRE.EXISTS));
+    // 16 MiB of comparisons that prove different, and the one read that went past it.
+    assert(read < 18 * size, `the receiver read ${read} bytes`);
+    // Identical files are compared whatever was spent: they are useful, not charged.
+    const again = await hostile(ctx.receiver.port);
+    await offer(again, entries.slice(0, 20));
+    for (let i = 0; i < 20; i++) {
+      const digest = digestOf(await createDigest(), new Uint8Array(size).fill(i));
+      await again.send(FRAME_SKIP, encodeSkip({ index: i, digest }));
+    }
+    assert((await finish(again)).every((r) => r.status === RESULT_IDENTICAL));
+  } finally {
+    for (let i = 0; i < 40; i++) await Deno.remove(join(ctx.dst, `have${i}.bin`));
+    await teardown(ctx);
+  }
+});
+
+Deno.test("DONE counts as section 6 says: the sender's, files it sent; the receiver's, files it wrote", async () => {
+  // The sender's DONE, seen by a receiver that answers SEND, HAVE and REFUSE.
+  const src = await tempDir();
+  try {
+    for (const name of ["a.txt", "b.txt", "c.txt"]) await Deno.writeTextFile(join(src, name), name);
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const sent = send([`127.0.0.1:${listener.addr.port}`, src]);
+    const channel = new Channel(await listener.accept(), { timeoutMs: 10_000 });
+    await handshake(channel, { role: "receiver", w: W, caps: COMPRESS_CAPS, confirmFirst: false });
+    const offered: Entry[] = [];
+    let frame = await channel.recv();
+    for (; frame.type === FRAME_OFFER; frame = await channel.recv()) {
+      offered.push(...decodeOffer(frame.payload));
+    }
+    const replies = offered.map((entry): Reply =>
+      entry.kind === KIND_DIR || entry.name.endsWith("a.txt")
+        ? { action: REPLY_SEND, offset: 0, reason: 0 }
+        : entry.name.endsWith("b.txt")
+        ? { action: REPLY_HAVE, offset: 0, reason: 0 }
+        : { action: REPLY_REFUSE, offset: 0, reason: WIRE.EXISTS }
+    );
+    for (const batch of encodeReplies(replies)) await channel.send(FRAME_REPLY, batch);
+    await channel.flush();
+    for (frame = await channel.recv(); frame.type !== FRAME_DONE; frame = await channel.recv()) {
+      assert([FRAME_SMALL_FILES, FRAME_SKIP].includes(frame.type), `frame ${frame.type}`);
+    }
+    assertEquals(decodeDone(frame.payload), { files: 1, bytes: 5 });
+    const a = offered.findIndex((e) => e.name.endsWith("a.txt"));
+    const b = offered.findIndex((e) => e.name.endsWith("b.txt"));
+    for (
+      const batch of encodeResults([
+        { index: a, status: RESULT_OK },
+        { index: b, status: RESULT_IDENTICAL },
+      ])
+    ) await channel.send(FRAME_RESULT, batch);
+    await channel.send(FRAME_DONE, encodeDone({ files: 1, bytes: 5 }));
+    await channel.flush();
+    assertEquals((await sent).code, EXIT.REFUSED);
+    channel.close();
+  } finally {
+    await Deno.remove(src, { recursive: true });
+  }
+  // The receiver's DONE: one file written, one identical (not counted), one never sent.
+  const ctx = await setup();
+  try {
+    await Deno.writeTextFile(join(ctx.dst, "pin.txt"), "4821\n");
+    const channel = await hostile(ctx.receiver.port);
+    await offer(channel, [file("new.txt", 5), file("pin.txt", 5), file("never.txt", 5)]);
+    await channel.send(
+      FRAME_SMALL_FILES,
+      new Uint8Array([CODEC_RAW]),
+      encodeSmallFiles([{ index: 0, data: new TextEncoder().encode("fresh") }]),
+    );
+    const digest = digestOf(await createDigest(), new TextEncoder().encode("4821\n"));
+    await channel.send(FRAME_SKIP, encodeSkip({ index: 1, digest }));
+    await channel.send(FRAME_DONE, encodeDone({ files: 1, bytes: 5 }));
+    let frame = await channel.recv();
+    while (frame.type === FRAME_RESULT) frame = await channel.recv();
+    assertEquals(frame.type, FRAME_DONE);
+    assertEquals(decodeDone(frame.payload), { files: 1, bytes: 5 });
+    channel.close();
   } finally {
     await teardown(ctx);
   }
