@@ -251,10 +251,10 @@ export function escapeForTerminal(text: string): string {
  * Characters that show as nothing, or move text around: format characters (bidi overrides and
  * isolates, zero-width joiners, the soft hyphen, tag characters), line and paragraph separators,
  * and every default-ignorable code point (fillers such as U+3164). They make one name display as
- * another. Variation selectors are let through: emoji use them and they change no letter.
+ * another. Variation selectors too (U+FE00-FE0F, U+E0100-E01EF): after a plain letter they show
+ * as nothing, so `a\u{FE0F}.txt` looks like `a.txt`; an emoji name with one is refused with them.
  */
-const INVISIBLE =
-  /(?![\uFE00-\uFE0F\u{E0100}-\u{E01EF}])[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
 
 /** True if `text` holds a character that shows as nothing or reorders text (see INVISIBLE). */
 export function hasInvisibleChar(text: string): boolean {

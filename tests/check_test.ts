@@ -30,3 +30,19 @@ Deno.test("deno fmt --check, deno lint and deno check pass", async () => {
     assertEquals(result.code, 0, `deno ${args.join(" ")}:\n${result.output.slice(-3000)}`);
   }
 });
+
+Deno.test("no test prints SKIP and then returns, which would count it as passed", () => {
+  const offenders: string[] = [];
+  for (const item of Deno.readDirSync(`${ROOT}/tests`)) {
+    if (!item.name.endsWith(".ts")) continue;
+    const lines = Deno.readTextFileSync(`${ROOT}/tests/${item.name}`).split("\n");
+    lines.forEach((line, i) => {
+      // A SKIP line followed by a return: the test ends there and is counted as passed. Such a
+      // case is decided before the tests and given `ignore:`, with its reason printed.
+      if (/console\.log\(.*SKIP/.test(line) && /^\s*return\b/.test(lines[i + 1] ?? "")) {
+        offenders.push(`${item.name}:${i + 1}`);
+      }
+    });
+  }
+  assertEquals(offenders, []);
+});

@@ -46,3 +46,9 @@ Deno.test("passwordScalar(): NFC and NFD spellings of a code are the same code",
   const decomposed = "7-cafe\u0301-ribbon-castle";
   assertEquals(passwordScalar(composed), passwordScalar(decomposed));
 });
+
+Deno.test("normalizeCode() splits on ECMAScript white space, as PROTOCOL.md lists it, and on nothing else", () => {
+  assertEquals(normalizeCode("\ufeff7 a\u3000b\u000bc\u00a0d\u2028e\ufeff"), "7-a-b-c-d-e");
+  // U+0085 (next line) and U+200B (zero-width space) are not white space: they stay in the word.
+  assertEquals(normalizeCode("7-a\u0085b-c\u200bd"), "7-a\u0085b-c\u200bd");
+});
