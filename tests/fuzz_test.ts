@@ -9,10 +9,12 @@
  *   FILE resumed with its prefix digest, DONE), mutated, then sealed properly, so the mutations
  *   reach the decoders behind the AEAD.
  *
- * Mutations: bit flips, inserted and deleted bytes, truncation, splices of frames, dropped,
- * duplicated and reordered frames, changed types (RESTART, which only a receiver sends,
- * among them), and stalls past the receiver's --timeout between frames (the idle and
- * minimum-rate deadlines). Every case is bounded in time. Afterwards:
+ * Some sessions send digests that differ (the receiver answers exists and RESTART; the restarted
+ * FILE ends at once and comes again whole), and every offer has one name with a variation
+ * selector. Mutations: bit flips, inserted and deleted bytes, truncation, splices of frames,
+ * dropped, duplicated and reordered frames, changed types (RESTART, which only a receiver sends,
+ * among them), a raw chunk just past 1 MiB, and stalls past the receiver's --timeout between
+ * frames (the idle and minimum-rate deadlines). Every case is bounded in time. Afterwards:
  * the receiver never crashed (a listener that hit the wrong-guess limit exited 4 by design and
  * is restarted), nothing was written outside --dir, no symlink was created, and a good sender
  * still gets through.
@@ -64,6 +66,7 @@ import {
   FRAME_SMALL_FILES,
   KIND_DIR,
   KIND_FILE,
+  MAX_PLAIN_BODY,
   ROLE_SENDER,
 } from "../protocol.ts";
 import * as zlib from "node:zlib";
@@ -75,6 +78,8 @@ const CASE_TIMEOUT_MS = 8000;
 /** The receiver's --timeout, and a stall a little longer. */
 const RECEIVER_TIMEOUT_S = 2;
 const STALL_MS = 2300;
+/** The largest payload one record carries (its type byte takes the rest). */
+const MAX_FRAME_PAYLOAD = MAX_PLAIN_BODY - 1;
 
 /** xorshift32: reproducible from FERRY_FUZZ_SEED. */
 function rng(seed: number) {
@@ -113,8 +118,12 @@ function prepareCase(dst: string, n: number): void {
   Deno.writeFileSync(join(dir, "r.bin.ferry-part"), RESUME_BYTES.subarray(0, RESUME_AT));
 }
 
-/** The frames of a valid transfer of a small tree under `prefix`. */
-function validFrames(prefix: string, hasher: IHasher): Frame[] {
+/**
+ * The frames of a valid transfer of a small tree under `prefix`. With `wrongDigests`, the SKIP
+ * and the resumed FILE carry digests that differ from the receiver's (it answers exists, and
+ * RESTART), the restarted FILE ends at once, and the file comes again whole, as section 6 allows.
+ */
+function validFrames(prefix: string, hasher: IHasher, wrongDigests = false): Frame[] {
   const small = enc.encode("small file\n".repeat(9));
   const mid = new Uint8Array(3000).fill(7);
   const big = new Uint8Array(70_000).map((_, i) => (i * 31) & 255);
@@ -143,11 +152,30 @@ function validFrames(prefix: string, hasher: IHasher): Frame[] {
     },
     { kind: KIND_FILE, mode: 0o644, mtime: 0, size: HAVE_TEXT.length, name: `${prefix}/h.txt` },
     { kind: KIND_FILE, mode: 0o644, mtime: 0, size: RESUME_BYTES.length, name: `${prefix}/r.bin` },
+    // Refused by name (a variation selector after a letter), the session goes on.
+    { kind: KIND_FILE, mode: 0o644, mtime: 0, size: 1, name: `${prefix}/v\ufe0f.txt` },
   ];
+  const digest = (bytes: Uint8Array) =>
+    wrongDigests ? new Uint8Array(16).fill(0xee) : digestOf(hasher, bytes);
+  // A resume whose digest differs is answered RESTART: end it at once, then send it whole.
+  const resumed: Frame[] = wrongDigests
+    ? [
+      { type: FRAME_FILE_END, payload: encodeFileEnd({ size: 0 }) },
+      { type: FRAME_FILE, payload: encodeFileStart({ index: 5, offset: 0 }) },
+      { type: FRAME_DATA, payload: concat(new Uint8Array([CODEC_RAW]), RESUME_BYTES) },
+      { type: FRAME_FILE_END, payload: encodeFileEnd({ size: RESUME_BYTES.length }) },
+    ]
+    : [
+      {
+        type: FRAME_DATA,
+        payload: concat(new Uint8Array([CODEC_RAW]), RESUME_BYTES.subarray(RESUME_AT)),
+      },
+      { type: FRAME_FILE_END, payload: encodeFileEnd({ size: RESUME_BYTES.length }) },
+    ];
   const zipped = zlib.zstdCompressSync(big.subarray(0, 40_000));
   return [
     ...encodeOffer(entries).map((payload) => ({ type: FRAME_OFFER, payload })),
-    { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 6, totalBytes: 76_104 }) },
+    { type: FRAME_OFFER_END, payload: encodeOfferEnd({ count: 7, totalBytes: 76_105 }) },
     {
       type: FRAME_SMALL_FILES,
       payload: concat(
@@ -166,21 +194,17 @@ function validFrames(prefix: string, hasher: IHasher): Frame[] {
     },
     {
       type: FRAME_SKIP,
-      payload: encodeSkip({ index: 4, digest: digestOf(hasher, enc.encode(HAVE_TEXT)) }),
+      payload: encodeSkip({ index: 4, digest: digest(enc.encode(HAVE_TEXT)) }),
     },
     {
       type: FRAME_FILE,
       payload: encodeFileStart({
         index: 5,
         offset: RESUME_AT,
-        digest: digestOf(hasher, RESUME_BYTES.subarray(0, RESUME_AT)),
+        digest: digest(RESUME_BYTES.subarray(0, RESUME_AT)),
       }),
     },
-    {
-      type: FRAME_DATA,
-      payload: concat(new Uint8Array([CODEC_RAW]), RESUME_BYTES.subarray(RESUME_AT)),
-    },
-    { type: FRAME_FILE_END, payload: encodeFileEnd({ size: RESUME_BYTES.length }) },
+    ...resumed,
     { type: FRAME_DONE, payload: encodeDone({ files: 4, bytes: 75_099 }) },
   ];
 }
@@ -224,11 +248,21 @@ function mutateFrames(r: Rng, frames: Frame[]): Frame[] {
   for (let round = 0; round < rounds; round++) {
     const i = r.int(out.length);
     const j = r.int(out.length);
-    switch (r.int(6)) {
+    switch (r.int(7)) {
       case 0:
       case 1:
       case 2:
         out[i] = { type: out[i]!.type, payload: mutateBytes(r, out[i]!.payload, out[j]!.payload) };
+        break;
+      case 6: // a raw chunk just past 1 MiB, which DATA may never decode to
+        out[i] = {
+          type: out[i]!.type,
+          payload: concat(
+            new Uint8Array([CODEC_RAW]),
+            r.bytes(1 + r.int(62)),
+            new Uint8Array(1 << 20),
+          ),
+        };
         break;
       case 3: // drop a frame
         out.splice(i, 1);
@@ -284,7 +318,7 @@ async function rawCase(port: number, r: Rng): Promise<void> {
 
 /** A post-authentication case: real handshake, then mutated frames, properly sealed. */
 async function sealedCase(port: number, r: Rng, n: number, hasher: IHasher): Promise<void> {
-  const frames = mutateFrames(r, validFrames(`case-${n}`, hasher));
+  const frames = mutateFrames(r, validFrames(`case-${n}`, hasher, r.chance(0.3)));
   // Now and then a stall past the receiver's --timeout before one frame: its deadlines too.
   const stallAt = r.chance(0.005) ? r.int(frames.length) : -1;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -293,7 +327,8 @@ async function sealedCase(port: number, r: Rng, n: number, hasher: IHasher): Pro
     await handshake(channel, { role: "sender", w: W, caps: COMPRESS_CAPS, confirmFirst: true });
     const reading = drain(conn);
     for (const [i, frame] of frames.entries()) {
-      if (frame.payload.length > 1_048_000) continue;
+      // Past what one record can carry: the channel refuses to send it, as it should.
+      if (frame.payload.length > MAX_FRAME_PAYLOAD) continue;
       if (i === stallAt) {
         await channel.flush();
         await new Promise((resolve) => setTimeout(resolve, STALL_MS));
