@@ -38,9 +38,9 @@ import {
   errorFromWire,
   IntegrityError,
   ProtocolError,
-  WIRE,
   type WireCode,
 } from "./errors.ts";
+import { Deadline } from "./deadline.ts";
 import type { ByteStream } from "./transport.ts";
 
 /** Options for {@linkcode Channel}. */
@@ -61,11 +61,8 @@ export interface Frame {
 const AEAD = "chacha20-poly1305";
 /** How long a peer may stay silent, both ways, before we give up (`--timeout`). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-/**
- * The slowest a peer may keep us waiting, in bytes per second, on average over the idle
- * timeout: a peer that knows the code cannot hold a connection with a byte every few seconds.
- */
-export const MIN_RATE = 1024;
+export { MIN_RATE } from "./deadline.ts";
+
 /** How long an ERROR frame is given to reach the peer before the connection closes. */
 const ERROR_LINGER_MS = 2000;
 /** Pieces at least this large are written directly instead of being copied into the frame. */
@@ -97,24 +94,8 @@ class Direction {
 /** Framed channel over a byte stream. */
 export class Channel {
   readonly conn: ByteStream;
-  #idleMs: number;
-  /**
-   * How much longer, in ms, the peer may keep us waiting. It drains while a read or write waits
-   * on the peer; every byte the peer moves earns back 1000 / MIN_RATE ms, up to the idle
-   * timeout. Silence ends the connection after the idle timeout, as does a trickle slower
-   * than MIN_RATE, only later.
-   */
-  #credit: number;
-  /** When #credit was last brought up to date. */
-  #creditAt = Date.now();
-  /** When the peer last moved a byte (or did work for us). */
-  #earnedAt = Date.now();
-  /** Credit, in ms, that work which proved useless may still earn (see `unproven`). */
-  #unprovenLeft: number;
-  /** Socket reads and writes in progress. */
-  #pending = 0;
-  /** One timer watches all of them (a timer per operation cost ~1% of a transfer). */
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** The idle timeout and minimum rate over every read and write (lib/deadline.ts). */
+  #deadline: Deadline;
   #in = new Uint8Array(RECORD_HEADER_SIZE + MAX_RECORD_BODY + 64 * 1024);
   #start = 0;
   #end = 0;
@@ -127,8 +108,6 @@ export class Channel {
   #send?: Direction;
   #recv?: Direction;
   #closed = false;
-  /** Why the connection was closed under us by a timer, if it was. */
-  #expired?: string;
   /** The peer's protocol version, once its preamble has been accepted. */
   peerVersion?: number;
   /** Bytes read from and written to the socket so far. */
@@ -137,20 +116,12 @@ export class Channel {
 
   constructor(conn: ByteStream, options: ChannelOptions = {}) {
     this.conn = conn;
-    this.#idleMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.#credit = this.#idleMs;
-    this.#unprovenLeft = this.#idleMs;
+    this.#deadline = new Deadline(options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => this.close());
   }
 
   /** Changes the idle timeout (the transfer may use another than the handshake). */
   setIdleTimeout(ms: number): void {
-    this.#idleMs = ms;
-    this.#spend();
-    this.#credit = ms;
-    this.#unprovenLeft = ms;
-    clearTimeout(this.#watchdog);
-    this.#watchdog = undefined;
-    if (this.#pending > 0) this.#watch();
+    this.#deadline.setIdleTimeout(ms);
   }
 
   /** From now on every record is sealed with `sendKey` and opened with `recvKey`. */
@@ -163,90 +134,19 @@ export class Channel {
     return this.#send !== undefined;
   }
 
-  /**
-   * Counts `bytes` of work toward the minimum rate that moved few bytes on the wire: file data
-   * before compression (a chunk of zeros travels as a few bytes), and the bytes of a file the
-   * peer digested when its digest proved equal to ours (those bytes need not travel).
-   */
+  /** Counts `bytes` of work that moved few bytes on the wire ({@linkcode Deadline.progress}). */
   progress(bytes: number): void {
-    this.#spend();
-    if (bytes > 0) this.#earnedAt = this.#creditAt;
-    this.#credit = Math.min(this.#idleMs, this.#credit + bytes * (1000 / MIN_RATE));
+    this.#deadline.progress(bytes);
   }
 
-  /**
-   * Counts `bytes` of work the peer says it did that did not prove useful (a digest that turned
-   * out different): it earns credit as {@linkcode Channel.progress} does, but only from an
-   * allowance of one idle timeout per connection in all. A peer that makes us compare made-up
-   * digests over and over is cut within about twice the idle timeout, not held forever.
-   */
+  /** Counts work the peer claims that proved useless ({@linkcode Deadline.unproven}). */
   unproven(bytes: number): void {
-    const earned = Math.min(this.#unprovenLeft, bytes * (1000 / MIN_RATE));
-    this.#unprovenLeft -= earned;
-    this.#spend();
-    if (earned > 0) this.#earnedAt = this.#creditAt;
-    this.#credit = Math.min(this.#idleMs, this.#credit + earned);
+    this.#deadline.unproven(bytes);
   }
 
-  /** Brings #credit up to now: time passes against it only while something waits on the peer. */
-  #spend(now = Date.now()): void {
-    if (this.#pending > 0) this.#credit -= now - this.#creditAt;
-    this.#creditAt = now;
-  }
-
-  /**
-   * Runs one socket operation under the idle timeout and the minimum rate. Time counts only
-   * while an operation waits, and bytes moved either way count: a read may wait for minutes
-   * while our own writes stream a large file.
-   */
-  async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
-    this.#spend();
-    this.#pending++;
-    this.#watch();
-    try {
-      const result = await op();
-      // Reads and writes resolve to the bytes they moved (a read at EOF to null).
-      if (typeof result === "number") this.progress(result);
-      return result;
-    } catch (err) {
-      if (this.#expired !== undefined) throw new ConnectionError(this.#expired, WIRE.TIMEOUT);
-      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
-        throw new ConnectionError(`connection closed while ${what}`);
-      }
-      if (
-        err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-        err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.NotConnected
-      ) {
-        throw new ConnectionError(`connection lost while ${what}`, WIRE.CANCELLED, { cause: err });
-      }
-      throw err;
-    } finally {
-      this.#spend();
-      this.#pending--;
-    }
-  }
-
-  /** Arms the watchdog unless it is armed; it disarms itself when nothing is in progress. */
-  #watch(): void {
-    if (this.#watchdog !== undefined || this.#closed) return;
-    const arm = (ms: number) => {
-      this.#watchdog = setTimeout(check, ms);
-      // The operation it watches keeps the process alive; the timer alone must not.
-      Deno.unrefTimer(this.#watchdog);
-    };
-    const check = () => {
-      this.#watchdog = undefined;
-      if (this.#pending === 0 || this.#closed) return;
-      this.#spend();
-      if (this.#credit > 0) return arm(this.#credit);
-      const window = Math.round(this.#idleMs / 1000);
-      this.expire(
-        Date.now() - this.#earnedAt >= this.#idleMs
-          ? `peer stopped responding (no data for ${window} s)`
-          : `peer too slow (under ${MIN_RATE / 1024} KiB/s for ${window} s)`,
-      );
-    };
-    arm(Math.max(this.#credit, 1));
+  /** Runs one socket operation under the deadline. */
+  #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
+    return this.#deadline.guard(what, op);
   }
 
   /** Reads until at least `n` bytes are buffered; returns false on a clean EOF before any. */
@@ -496,16 +396,14 @@ export class Channel {
 
   /** Closes the connection because time ran out; pending and later reads and writes say `why`. */
   expire(why: string): void {
-    this.#expired ??= why;
-    this.close();
+    this.#deadline.expire(why);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#flushTimer);
-    clearTimeout(this.#watchdog);
-    this.#watchdog = undefined;
+    this.#deadline.stop();
     try {
       this.conn.close();
     } catch {
