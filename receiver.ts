@@ -13,14 +13,16 @@
 import { parseReceiverArgs, RECEIVER_HELP, type ReceiverOptions, runMain } from "./lib/cli.ts";
 import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { EXIT } from "./lib/errors.ts";
-import { reachPeer, waitForPeers } from "./lib/meet.ts";
+import { GuessBudget } from "./lib/budget.ts";
+import { connect, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
 import {
+  finished,
   legacySession,
-  outcomeExitCode,
   type PerConnection,
-  receiveSession,
+  receiveOn,
   serveConnections,
+  serveSession,
 } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import type { Link } from "./lib/transport.ts";
@@ -40,17 +42,20 @@ async function main(): Promise<number> {
   secret = options.code ?? "";
   if (options.wormhole !== undefined) return await receiveViaWormhole({ ...options, reporter });
 
-  // The code phrase: given to us, or made up here and shown to the user.
+  // The code phrase: given to us, or made up here and shown to the user. Whoever answers for
+  // it gets at most a few guesses in all, whichever way they come.
   const code = options.legacy ? "" : options.code ?? generateCode();
   secret = code;
   const w = options.legacy ? 0n : passwordScalar(code);
-  const serve = serveOne(options, reporter, code, w);
-  const meet = { ...options, role: "receiver" as const, code, warn: reporter.warn.bind(reporter) };
+  const budget = new GuessBudget();
+  const warn = reporter.warn.bind(reporter);
+  const meet = { ...options, role: "receiver" as const, code, w, budget, warn };
 
   // --connect: fetch from a listening sender (the server sends files too), at HOST or found.
+  // What comes back has proved the code: a pipe, sealed with the session's keys.
   if (options.connect) {
-    const found = { ...meet, ...options.connect };
-    return outcomeExitCode(await reachPeer(found, reporter, (link) => serve(link, "1")));
+    const pipe = await connect({ ...meet, ...options.connect }, reporter);
+    return finished(await receiveOn(pipe, receiving(options, reporter, "1")));
   }
 
   // Listen, like the tutorial: 0.0.0.0:5001 unless told otherwise; say so on the LAN, and wait
@@ -64,35 +69,48 @@ async function main(): Promise<number> {
   // Serve each sender on its own, at the same time: a broken or slow one never stalls the rest.
   return await serveConnections(
     waiting.links,
-    { once: options.once, maxConnections: options.maxConnections, reporter, peers: "senders" },
-    serve,
+    {
+      once: options.once,
+      maxConnections: options.maxConnections,
+      reporter,
+      peers: "senders",
+      budget,
+    },
+    serveOne(options, reporter, code, w),
   );
 }
 
-/** One connection, whoever opened it: the tutorial's wire, or handshake then receive. */
-function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w: bigint) {
-  const target = {
+/** What receiving needs, for connection `id`. */
+function receiving(options: ReceiverOptions, reporter: Reporter, id: string) {
+  return {
     // Names being written by any session of this receiver: a second one for a name is refused.
-    claims: new Set<string>(),
+    claims,
     dir: options.dir,
     overwrite: options.overwrite,
     maxSize: options.maxSize,
+    maxFiles: options.maxFiles,
     hash: options.hash,
+    timeoutMs: options.timeoutMs,
     ...(options.stdout ? { stdout: Deno.stdout } : {}),
+    reporter,
+    id,
   };
-  return async (link: Link, id: string, perConnection?: PerConnection) => {
-    // The side that waits reports each session's failure itself; one that dialled throws it.
-    const onError = perConnection && ((error: unknown) => reporter.sessionFailed(error, [code]));
-    const common = { ...target, reporter, id, ...(onError ? { onError } : {}) };
-    return options.legacy
-      ? await legacySession(link, { ...common, timeoutMs: options.timeoutMs })
-      : await receiveSession(link, {
-        ...common,
-        w,
-        timeoutMs: options.timeoutMs,
-        maxFiles: options.maxFiles,
-        ...perConnection,
-      });
+}
+const claims = new Set<string>();
+
+/** Each sender that comes: the tutorial's wire, or prove the code and then receive. */
+function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w: bigint) {
+  return async (link: Link, id: string, perConnection: PerConnection) => {
+    // The side that waits reports each session's failure itself.
+    const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
+    const each = { ...receiving(options, reporter, id), onError };
+    if (options.legacy) return await legacySession(link, each);
+    return await serveSession(
+      link,
+      "receiver",
+      { ...each, w, ...perConnection },
+      (pipe) => receiveOn(pipe, each),
+    );
   };
 }
 

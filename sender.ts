@@ -15,9 +15,10 @@ import { generateCode, passwordScalar } from "./lib/code_phrase.ts";
 import { EXIT } from "./lib/errors.ts";
 import { legacyEntry, sendLegacy } from "./lib/legacy.ts";
 import { Manifest } from "./lib/manifest.ts";
-import { reachPeer, waitForPeers } from "./lib/meet.ts";
+import { GuessBudget } from "./lib/budget.ts";
+import { connect, type MeetOptions, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import { sendSession, serveConnections } from "./lib/session.ts";
+import { finished, sendOn, serveConnections, serveSession } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import { dialTcp } from "./lib/transport.ts";
 import { sendViaWormhole } from "./lib/wormhole/transfer.ts";
@@ -44,22 +45,24 @@ async function main(): Promise<number> {
   });
   if (options.legacy) return await sendTutorialWay(options, manifest, reporter);
 
-  // The code phrase: given to us, or (when we listen) made up and shown to the user.
+  // The code phrase: given to us, or (when we listen) made up and shown to the user. Whoever
+  // answers for it gets at most a few guesses in all, whichever way they come.
   const code = options.code ?? generateCode();
   secret = code;
   const w = passwordScalar(code);
-  if (options.listen) return await serveReceivers(options, manifest, reporter, { code, w });
+  const budget = new GuessBudget();
+  const meet = { ...options, role: "sender" as const, code, w, budget, warn };
+  if (options.listen) return await serveReceivers(options, manifest, reporter, meet);
 
-  // Go to the receiver: at HOST like the tutorial, else found on the LAN or met at the relay.
+  // Connect to the receiver: at HOST like the tutorial, else found on the LAN or met at the
+  // relay. What comes back has proved the code: a pipe, sealed with the session's keys.
   if (options.readAsPath !== undefined) {
     reporter.info(`ferry: ${options.readAsPath} is a path here, so it is sent; no HOST given`);
   }
-  const outcome = await reachPeer(
-    { ...options, role: "sender", code, warn },
-    reporter,
-    (link) => sendSession(link, manifest, { ...options, w, reporter, id: "1" }),
-  );
-  return outcome.summary!.exitCode;
+  const pipe = await connect(meet, reporter);
+
+  // Send: offer everything at once, then stream the bytes.
+  return finished(await sendOn(pipe, manifest, { ...options, reporter, id: "1" }));
 }
 
 /** --listen: wait for receivers (on TCP, the LAN, a relay) and serve each that knows the code. */
@@ -67,19 +70,25 @@ async function serveReceivers(
   options: SenderOptions,
   manifest: Manifest,
   reporter: Reporter,
-  { code, w }: { code: string; w: bigint },
+  meet: MeetOptions & { w: bigint },
 ): Promise<number> {
-  const meet = { ...options, role: "sender" as const, code, warn: reporter.warn.bind(reporter) };
   const waiting = await waitForPeers(options.host, options.port, meet);
-  const generated = options.code === undefined ? code : undefined;
+  const generated = options.code === undefined ? meet.code : undefined;
   reporter.listening(options.host, waiting, generated, "receiver.ts --connect");
-  prepareSpake2(w);
-  const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
+  prepareSpake2(meet.w);
+  const onError = (error: unknown) => reporter.sessionFailed(error, [meet.code]);
   return await serveConnections(
     waiting.links,
-    { once: options.once, reporter, peers: "receivers" },
-    (link, id, perConnection) =>
-      sendSession(link, manifest, { ...options, w, reporter, id, ...perConnection, onError }),
+    { once: options.once, reporter, peers: "receivers", budget: meet.budget },
+    (link, id, perConnection) => {
+      const each = { ...options, reporter, id, onError };
+      return serveSession(
+        link,
+        "sender",
+        { ...each, w: meet.w, ...perConnection },
+        (pipe) => sendOn(pipe, manifest, each),
+      );
+    },
   );
 }
 

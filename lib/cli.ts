@@ -611,8 +611,13 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
     }
     return { ...settings, madeDir, once: true };
   }
+  if (settings.connect && settings.legacy) {
+    throw new UsageError(
+      "--legacy receives from the tutorial's sender.py, which connects to us; drop --connect",
+    );
+  }
   // Fetching from a listening sender needs its code; a listening receiver makes one up.
-  if (settings.connect && !settings.legacy && settings.code === undefined) {
+  if (settings.connect && settings.code === undefined) {
     throw noCodeError("sender");
   }
   // Standard output can take one file only.

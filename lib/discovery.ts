@@ -34,6 +34,13 @@ import {
 export const ANNOUNCE_INTERVAL_MS = 1000;
 /** Shortest pause between two answers to queries. */
 const ANSWER_INTERVAL_MS = 200;
+/**
+ * Announcers one search dials at most, and ports of one address: anyone on the LAN can copy our
+ * tag from a query and announce many ports; each costs a dial and maybe a guess (the guess
+ * budget bounds those), and a real waiting side announces one port.
+ */
+export const MAX_ANNOUNCERS = 16;
+const MAX_PORTS_PER_ADDRESS = 4;
 
 /** Where and how discovery runs; tests change the port. */
 export interface DiscoveryOptions {
@@ -151,6 +158,7 @@ export async function discover(options: DiscoveryOptions): Promise<LinkSource> {
   const socket = await openSocket(udpPort);
   const queue = new Queue<Link>(closeQuietly);
   const seen = new Set<string>();
+  const perAddress = new Map<string, number>();
   const query = encodeDiscovery({
     type: DISCOVERY_QUERY,
     role: options.role,
@@ -168,8 +176,10 @@ export async function discover(options: DiscoveryOptions): Promise<LinkSource> {
     if (found?.type !== DISCOVERY_ANNOUNCE || found.role !== options.role) return;
     if (!sameTag(found.tag, options.tag)) return;
     const where = formatHost(from.address, found.port);
-    if (seen.has(where)) return;
+    if (seen.has(where) || seen.size >= MAX_ANNOUNCERS) return;
+    if ((perAddress.get(from.address) ?? 0) >= MAX_PORTS_PER_ADDRESS) return;
     seen.add(where);
+    perAddress.set(from.address, (perAddress.get(from.address) ?? 0) + 1);
     queue.run(async () => {
       try {
         const conn = await dialTcp(from.address, found.port);
@@ -177,6 +187,7 @@ export async function discover(options: DiscoveryOptions): Promise<LinkSource> {
       } catch {
         // Gone already, or not reachable from here; it may announce again from elsewhere.
         seen.delete(where);
+        perAddress.set(from.address, perAddress.get(from.address)! - 1);
       }
     });
   });

@@ -21,8 +21,9 @@ import {
   ROLE_RECEIVER,
   ROLE_SENDER,
 } from "../protocol.ts";
+import type { GuessBudget, Way } from "./budget.ts";
 import type { Channel } from "./channel.ts";
-import { AuthError, ProtocolError, WIRE } from "./errors.ts";
+import { AuthError, ProtocolError } from "./errors.ts";
 import { concat, confirmMatches, finishSpake2, startSpake2 } from "./spake2.ts";
 
 /** SPAKE2 identities: they bind the roles, so a sender cannot be reflected back as receiver. */
@@ -38,53 +39,6 @@ const KEY_INFO_R2S = new TextEncoder().encode("ferry/1 receiver to sender");
  */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/**
- * Counts wrong guesses across connections. A guess is reserved before a peer's key share is
- * used, and released when its confirmation has been checked: guesses made at the same moment
- * can never add up to more than `max`, however many connections make them. While every guess
- * left is being tried, further handshakes wait their turn (one takes ~25 ms). Only a
- * confirmation that arrived and was wrong counts as a failure: the waiting side never shows its
- * own confirmation before checking the peer's, so a peer that hangs up early learned nothing.
- */
-export class AttemptLimiter {
-  readonly max: number;
-  #failures = 0;
-  #inFlight = 0;
-  #turns: (() => void)[] = [];
-  /** @param max Wrong guesses allowed before the listener refuses all further attempts. */
-  constructor(max = 10) {
-    this.max = max;
-  }
-  get failures(): number {
-    return this.#failures;
-  }
-  get exhausted(): boolean {
-    return this.#failures >= this.max;
-  }
-  /**
-   * Takes one guess for a handshake about to compute its key, waiting while all the guesses left
-   * are being tried. Throws AuthError once none are left.
-   */
-  async reserve(): Promise<void> {
-    while (!this.exhausted && this.#failures + this.#inFlight >= this.max) {
-      await new Promise<void>((resolve) => this.#turns.push(resolve));
-    }
-    if (this.exhausted) {
-      throw new AuthError(
-        "too many wrong codes; no longer accepting guesses",
-        WIRE.TOO_MANY_ATTEMPTS,
-      );
-    }
-    this.#inFlight++;
-  }
-  /** Gives back a reserved guess: `wrong` if the peer's confirmation did not match. */
-  release(wrong: boolean): void {
-    this.#inFlight--;
-    if (wrong) this.#failures++;
-    for (const wake of this.#turns.splice(0)) wake();
-  }
-}
-
 /** Options for {@linkcode handshake}. */
 export interface HandshakeOptions {
   /** Our role. The sender is SPAKE2's A, the receiver B, whoever listens. */
@@ -99,8 +53,15 @@ export interface HandshakeOptions {
    * so a guess that fails leaves the guesser nothing to test offline.
    */
   confirmFirst: boolean;
-  /** Shared wrong-guess counter (listeners only). */
-  limiter?: AttemptLimiter;
+  /**
+   * The code's wrong-guess budget, shared by every handshake of this run on either side. A
+   * guess is spent when the peer could test it and it was wrong: on the waiting side, a
+   * confirmation that did not match; on the coming side, ours shown to a peer that did not then
+   * prove the code.
+   */
+  budget?: GuessBudget;
+  /** Which way the peer came, for the budget's shares. @default {"direct"} */
+  way?: Way;
   /** Milliseconds the peer gets for the whole handshake, at most HANDSHAKE_TIMEOUT_MS. @default {10000} */
   timeoutMs?: number;
   /**
@@ -167,17 +128,20 @@ async function runHandshake(channel: Channel, options: HandshakeOptions): Promis
     throw new ProtocolError(`Cannot pair: both sides are ${options.role}s`);
   }
 
-  // A guess is taken now and given back below: spent if the confirmation was wrong, unspent
-  // if the peer went away before confirming.
-  await options.limiter?.reserve();
+  // A guess is taken now and given back below: spent if the peer could test it and it was
+  // wrong, unspent if the peer went away before it could.
+  const way = options.way ?? "direct";
+  await options.budget?.reserve(way);
+  const shown = { confirmation: false };
   let wrong = false;
   try {
-    return await confirmKeys(channel, options, spake, { myHello, peerHelloBytes, peerHello });
+    const hellos = { myHello, peerHelloBytes, peerHello };
+    return await confirmKeys(channel, options, spake, hellos, shown);
   } catch (err) {
-    wrong = err instanceof AuthError;
+    wrong = err instanceof AuthError || shown.confirmation;
     throw err;
   } finally {
-    options.limiter?.release(wrong);
+    options.budget?.release(way, wrong);
   }
 }
 
@@ -186,6 +150,7 @@ async function confirmKeys(
   options: HandshakeOptions,
   spake: Awaited<ReturnType<typeof startSpake2>>,
   hellos: { myHello: Uint8Array; peerHelloBytes: Uint8Array; peerHello: { caps: number } },
+  shown: { confirmation: boolean },
 ): Promise<Session> {
   const isSender = options.role === "sender";
   const { myHello, peerHelloBytes, peerHello } = hellos;
@@ -201,8 +166,13 @@ async function confirmKeys(
     aad: concat(CONFIRM_LABEL, senderHello, receiverHello),
   });
 
-  // The coming side confirms first; the waiting side checks before it shows its own.
-  if (options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);
+  // The coming side confirms first; the waiting side checks before it shows its own. From the
+  // moment ours is out, the peer can test its guess with it: until it proves the code, that
+  // guess counts as spent.
+  if (options.confirmFirst) {
+    shown.confirmation = true;
+    await channel.send(FRAME_CONFIRM, keys.myConfirm);
+  }
   const peerConfirm = await channel.expect(FRAME_CONFIRM);
   if (!confirmMatches(keys.peerConfirm, peerConfirm)) throw new AuthError();
   if (!options.confirmFirst) await channel.send(FRAME_CONFIRM, keys.myConfirm);

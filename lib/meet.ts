@@ -16,7 +16,11 @@ import {
 } from "../protocol.ts";
 import { discoveryTag, relayToken } from "./code_phrase.ts";
 import { announce, discover } from "./discovery.ts";
-import { AuthError, ConnectionError, UsageError } from "./errors.ts";
+import type { GuessBudget } from "./budget.ts";
+import { AuthError, ConnectionError, UsageError, WIRE } from "./errors.ts";
+import { QUIET_PEER_MS } from "./handshake.ts";
+import { Race } from "./race.ts";
+import { authenticate, type Pipe } from "./session.ts";
 import type { Reporter } from "./report.ts";
 import {
   pairAtRelay,
@@ -37,8 +41,12 @@ import {
   tcpLink,
 } from "./transport.ts";
 
-/** How long the dialling side tries the direct way before it also tries the relay. */
-export const RELAY_DELAY_MS = 2000;
+/**
+ * How long the coming side tries the direct ways before it also tries the relay (at once when
+ * nothing else is being tried): magic-wormhole waits a fixed delay; half a second costs a
+ * direct meeting nothing and a relayed one little.
+ */
+export const RELAY_DELAY_MS = 500;
 /** After a wrong code from one peer, how long to keep looking for another. */
 const AFTER_WRONG_CODE_MS = 3000;
 
@@ -56,6 +64,8 @@ export interface MeetOptions {
   udpPort?: number;
   /** Warnings for the user (a lost relay, a failed announcer). */
   warn: (text: string) => void;
+  /** The code's wrong-guess budget, shared by every way in. */
+  budget: GuessBudget;
 }
 
 const ROLE = { sender: ROLE_SENDER, receiver: ROLE_RECEIVER } as const;
@@ -108,6 +118,7 @@ export async function waitForPeers(
           token: relayToken(options.code),
           side: SIDE[options.role],
           warn: options.warn,
+          budget: options.budget,
         }),
       );
     } catch (err) {
@@ -166,6 +177,10 @@ export interface Candidates extends AsyncIterable<Link> {
   settle(): void;
   /** A candidate refused our code: keep looking only a little longer. */
   wrongCode(): void;
+  /** Nothing else is being tried: go to the relay now rather than after its delay. */
+  relayNow(): void;
+  /** The peer met at the relay was not ours: pair there once more (while looking). */
+  retryRelay(): void;
   /** Whether more candidates may still come. */
   readonly searching: boolean;
   /** Why nothing (more) was found, once iteration has ended. */
@@ -192,6 +207,8 @@ class Search implements Candidates {
   #relayTimer: ReturnType<typeof setTimeout> | undefined;
   #startRelay: () => void = () => {};
   #relayStarted = new Promise<void>((resolve) => this.#startRelay = resolve);
+  /** Wakes the relay producer for another pairing. */
+  #relayAgain: () => void = () => {};
 
   constructor(options: FindOptions) {
     this.#options = options;
@@ -217,6 +234,7 @@ class Search implements Candidates {
     clearTimeout(this.#deadline);
     clearTimeout(this.#relayTimer);
     this.#startRelay();
+    this.#relayAgain();
     for (const item of this.#pending) closeQuietly(item);
     this.#queue.close();
   }
@@ -224,6 +242,15 @@ class Search implements Candidates {
   wrongCode(): void {
     clearTimeout(this.#deadline);
     this.#deadline = setTimeout(() => this.settle(), AFTER_WRONG_CODE_MS);
+  }
+
+  relayNow(): void {
+    clearTimeout(this.#relayTimer);
+    this.#startRelay();
+  }
+
+  retryRelay(): void {
+    this.#relayAgain();
   }
 
   failure(): Error {
@@ -268,9 +295,10 @@ class Search implements Candidates {
   }
 
   /**
-   * One pairing at the relay, once its turn comes. A connection the relay hangs up on before
-   * pairing (made redundant by another sender with this code) is tried again until the peer is
-   * found or time runs out.
+   * Pairings at the relay, once its turn comes: one at a time, another only when the last one's
+   * peer was not ours ({@linkcode Search.retryRelay}). A connection the relay hangs up on before
+   * pairing (made redundant by another of our side with this code) is tried again until the
+   * peer is found or time runs out.
    */
   async #meetAtRelay(relay: RelayAddress): Promise<void> {
     await this.#relayStarted;
@@ -281,7 +309,7 @@ class Search implements Candidates {
         this.#pending.add(conn);
         this.#queue.push(await pairAtRelay(conn, relay, { token, side: SIDE[this.#options.role] }));
         this.#pending.delete(conn);
-        return;
+        await new Promise<void>((resolve) => this.#relayAgain = resolve);
       } catch (err) {
         // Closed by us: found elsewhere, or out of time (failure() says which).
         if (this.#queue.closed) return;
@@ -297,57 +325,75 @@ function peerOf(role: "sender" | "receiver"): "sender" | "receiver" {
   return role === "sender" ? "receiver" : "sender";
 }
 
-/** A session's outcome as {@linkcode tryCandidates} needs it. */
-export interface Tried<T> {
-  authenticated: boolean;
-  error?: unknown;
-  summary?: T;
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions extends FindOptions {
+  /** SPAKE2 password scalar of the code. */
+  w: bigint;
 }
 
 /**
- * The coming side, whole: looks for the waiting side ({@linkcode findPeer}), tells the user
- * how each candidate was reached, and runs `session` on it until one authenticates. Returns
- * that session's outcome; throws its error, or why no peer was found.
+ * The coming side, whole: looks for the waiting side every way it has ({@linkcode findPeer})
+ * and proves the code on each candidate as it comes, several at once ({@linkcode Race}). The
+ * first that proves it is returned as a pipe; the rest are closed. A candidate that turns out
+ * wrong is reported and passed over, within the code's guess budget: when a way in has used
+ * its share, it is given up, and so is the search when none is left.
  */
-export async function reachPeer<T extends Tried<unknown>>(
-  options: FindOptions,
-  reporter: Reporter,
-  session: (link: Link) => Promise<T>,
-): Promise<T> {
-  const warn = (text: string) => reporter.warn(text);
-  const outcome = await tryCandidates(findPeer(options), (link) => {
+export async function connect(options: ConnectOptions, reporter: Reporter): Promise<Pipe> {
+  const search = findPeer(options);
+  const budget = options.budget;
+  const auth = { w: options.w, timeoutMs: options.timeoutMs, waiting: false, budget };
+  let lastError: unknown;
+  const race: Race<Pipe> = new Race(async (link) => {
+    const pipe = await authenticate(link, options.role, {
+      ...auth,
+      // A peer that says nothing at an address the user gave is worth a word.
+      ...(link.path === "direct" ? { onQuiet: () => reporter.warn(quietPeer(link, options)) } : {}),
+    });
+    return { value: pipe, discard: () => pipe.channel.close() };
+  }, {
+    onLoss: (link, error) => {
+      lastError = error;
+      // A peer that checked our code and said "wrong" is not met again the same way; one that
+      // failed otherwise (silent, gone: someone squatting on the relay) may be.
+      if (error instanceof AuthError) search.wrongCode();
+      else if (link.path === "relay") search.retryRelay();
+      if (budget.exhausted) return race.cancel();
+      if (search.searching) reporter.warn(`${link.peer}: ${errorText(error)}; still looking`);
+    },
+    onIdle: () => search.relayNow(),
+  });
+  (async () => {
+    for await (const link of search) race.enter(link);
+    race.end();
+  })();
+  const pipe = await race.winner();
+  search.settle();
+  if (pipe) {
     // Said whenever it is news: found, relayed, or direct when a relay was possible.
-    reporter.connected(link, "1", link.path !== "direct" || options.relay !== undefined);
-    return session(link);
-  }, warn);
-  if (outcome.error !== undefined) throw outcome.error;
-  return outcome;
+    reporter.connected(pipe.link, "1", pipe.link.path !== "direct" || options.relay !== undefined);
+    return pipe;
+  }
+  // More than one peer with another code: someone guessing, more likely than a typo.
+  if (budget.failures > 1) throw guessing(budget, options);
+  throw lastError ?? search.failure();
 }
 
-/**
- * Runs `session` on each candidate until one authenticates. A candidate that refuses our code
- * or drops before the handshake completes is reported and passed over while others may come;
- * the first authenticated session's outcome is returned, whatever its end.
- */
-export async function tryCandidates<T extends Tried<unknown>>(
-  candidates: Candidates,
-  session: (link: Link) => Promise<T>,
-  warn: (text: string) => void,
-): Promise<T> {
-  let last: T | undefined;
-  for await (const link of candidates) {
-    const outcome = await session(link);
-    if (outcome.authenticated) {
-      candidates.settle();
-      return outcome;
-    }
-    last = outcome;
-    if (outcome.error instanceof AuthError) candidates.wrongCode();
-    if (candidates.searching) {
-      const why = outcome.error instanceof Error ? outcome.error.message : "failed";
-      warn(`${link.peer}: ${why}; still looking`);
-    }
-  }
-  if (last) return last;
-  throw candidates.failure();
+/** The words for a peer that said nothing at an address the user gave. */
+function quietPeer(link: Link, options: FindOptions): string {
+  return `${link.peer} has not answered in ${QUIET_PEER_MS / 1000} s; it may not be a ferry ` +
+    `${peerOf(options.role)} (is this the right port?)`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : "failed";
+}
+
+/** Too many peers answered with another code: someone may be guessing. Exit 4. */
+function guessing(budget: GuessBudget, options: FindOptions): AuthError {
+  return new AuthError(
+    `${budget.failures} peers that answered for this code did not know it: someone may be ` +
+      "guessing it on this network. Stopped before they could try more; give the " +
+      `${peerOf(options.role)}'s address (HOST), or start again with a new code`,
+    WIRE.TOO_MANY_ATTEMPTS,
+  );
 }

@@ -12,6 +12,7 @@
  */
 
 import { encodeRelayRequest, RELAY_MAX_LINE, RELAY_OK } from "../protocol.ts";
+import type { GuessBudget } from "./budget.ts";
 import { ConnectionError, UsageError } from "./errors.ts";
 import { writeAll } from "./io.ts";
 import {
@@ -110,19 +111,38 @@ export async function pairAtRelay(
   return { ...tcpLink(conn, "relay", name), closeWrite: () => Promise.resolve() };
 }
 
+/** Hang-ups before pairing in a row that are still taken as someone else's pairing. */
+const MAX_HANG_UPS = 20;
+
+/** What the waiting side says when the relay's share of wrong guesses is spent. */
+function guessedAtRelay(relay: RelayAddress, budget: GuessBudget): string {
+  return `${budget.failuresOn("relay")} wrong codes came through the ${relayName(relay)}: ` +
+    "someone who knows this code's first word may be guessing the rest there. No longer " +
+    "waiting at the relay; senders that reach this machine directly still can, with the same code";
+}
+
 /** Options for {@linkcode waitAtRelay}. */
 export interface WaitAtRelayOptions extends PairOptions {
   /** Told when the relay is lost and when it is back. */
   warn: (text: string) => void;
   /** Longest pause between reconnection attempts. @default {10000} */
   maxBackoffMs?: number;
+  /**
+   * The code's wrong-guess budget: after each wrong guess that came through the relay we wait
+   * a little longer before taking the next peer there, and once the relay's share is spent we
+   * stop waiting there (anyone who knows the code's public part can pair with us).
+   */
+  budget: GuessBudget;
 }
 
 /**
- * Keeps one connection waiting at the relay and yields each pairing as a link, re-arming at
- * once so that the next peer (or one arriving meanwhile) is served too. The first connection
- * must succeed (a relay that cannot be reached at start is reported at once: exit 3); later
- * losses are retried with a growing pause until close().
+ * Keeps one connection waiting at the relay and yields each pairing as a link, re-arming so that
+ * the next peer (or one arriving meanwhile) is served too: at once, or after the budget's pause
+ * when wrong guesses came this way; never again once the relay's share of guesses is spent (the
+ * other ways in stay open). The first connection must succeed (a relay that cannot be reached at
+ * start is reported at once: exit 3); later losses are retried with a growing pause until
+ * close(). A hang-up before pairing is no loss: another connection with our token (someone
+ * squatting on it) was paired instead, and we take our place again at once.
  */
 export async function waitAtRelay(
   relay: RelayAddress,
@@ -142,7 +162,13 @@ export async function waitAtRelay(
   queue.run(async () => {
     let backoff = 1000;
     let lost = false;
+    let hangUps = 0;
     while (!stopped) {
+      await pause(options.budget.backoffMs("relay"));
+      if (options.budget.exhaustedOn("relay")) {
+        if (!options.budget.exhausted) options.warn(guessedAtRelay(relay, options.budget));
+        break;
+      }
       try {
         current ??= await dialTcp(relay.host, relay.port);
         const link = await pairAtRelay(current, relay, options);
@@ -150,10 +176,15 @@ export async function waitAtRelay(
         if (lost) options.warn(`back at the ${relayName(relay)}`);
         lost = false;
         backoff = 1000;
+        hangUps = 0;
         queue.push(link);
       } catch (err) {
         current = undefined;
         if (stopped) break;
+        if (err instanceof RelayRefusedError && err.hungUp && ++hangUps <= MAX_HANG_UPS) {
+          await pause(100);
+          continue;
+        }
         if (!lost) {
           options.warn(`lost the ${relayName(relay)} (${(err as Error).message}); reconnecting`);
         }

@@ -311,3 +311,28 @@ Deno.test("receiver --legacy: --dir swapped for a link mid-transfer: the repair 
     await Deno.remove(outside, { recursive: true });
   }
 });
+
+Deno.test("receiver --legacy: a body trickled at 20 B/s is cut by the minimum rate, as ferry's own wire is", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--once", "--dir", dst, "--timeout", "2"]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: receiver.port });
+    await conn.write(new TextEncoder().encode("slow.bin<SEPARATOR>100000"));
+    const started = Date.now();
+    let cut = false;
+    // Ten bytes every half second: never silent for long, far below 1 KiB/s.
+    for (let i = 0; i < 60 && !cut; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      cut = await conn.write(new Uint8Array(10)).then(() => false, () => true);
+    }
+    conn.close();
+    const done = await receiver.finish();
+    const held = Date.now() - started;
+    assertEquals(done.code, 3, done.stderr);
+    assertMatch(done.stderr, /peer too slow \(under 1 KiB\/s for 2 s\)/);
+    // Its own 2 s and what its bytes earned (20 B/s buys ~20 ms a second), and a margin.
+    assert(held < 9000, `the trickle held on for ${held} ms`);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});

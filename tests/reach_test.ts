@@ -11,7 +11,9 @@ import {
   exists,
   jsonLines,
   listen,
+  readUntil,
   RECEIVER,
+  ROOT,
   run,
   type RunOptions,
   sameFile,
@@ -582,3 +584,165 @@ Deno.test({
     }
   },
 });
+
+/** Starts tests/tools/lan_impostor.ts in `netns`, waits until it announces. */
+async function startImpostor(netns: string, args: string[]) {
+  const tool = join(ROOT, "tests/tools/lan_impostor.ts");
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", netns, Deno.execPath(), "run", "-A", tool, ...args],
+    env: { FERRY_CODE: CODE, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.getReader();
+  await readUntil(reader, /ports announced/);
+  reader.releaseLock();
+  child.stderr.cancel().catch(() => {});
+  return {
+    /** Stops it; returns the guesses senders let it test. */
+    stop: async () => {
+      child.kill("SIGTERM");
+      const out = await withTimeout(child.output(), 10_000, "the impostor");
+      return Number(/guesses (\d+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? NaN);
+    },
+  };
+}
+
+lanTest(
+  "impostors announcing 16 ports on the LAN test at most 5 guesses, and the sender says someone may be guessing",
+  async () => {
+    await withLan(async (netns) => {
+      await withDirs(async (src) => {
+        await Deno.writeTextFile(join(src, "a.txt"), "a");
+        const impostor = await startImpostor(netns, ["--ports", "16", "--mode", "guess"]);
+        let guesses = NaN;
+        try {
+          const sent = await send([join(src, "a.txt"), "--timeout", "10"], {
+            netns,
+            timeoutMs: 60_000,
+          });
+          assertEquals(sent.code, 4, sent.stderr);
+          assertMatch(sent.stderr, /someone may be guessing/);
+          assertMatch(sent.stderr, /address \(HOST\)/);
+        } finally {
+          guesses = await impostor.stop();
+        }
+        // Before: one guess per announced port (16 here, 300 in the review).
+        assert(guesses >= 1 && guesses <= 5, `the impostor tested ${guesses} guesses`);
+      });
+    });
+  },
+);
+
+lanTest("silent impostors announced ahead of the real receiver hold up no sender", async () => {
+  await withLan(async (netns) => {
+    await withDirs(async (src, dst) => {
+      await Deno.writeTextFile(join(src, "a.txt"), "a");
+      await Deno.writeTextFile(join(src, "b.txt"), "b");
+      const impostor = await startImpostor(netns, ["--ports", "2", "--mode", "silent"]);
+      const receiver = await listen(RECEIVER, ["--port", "0", "--dir", dst], {
+        netns,
+        env: { FERRY_CODE: CODE },
+      });
+      try {
+        for (const name of ["a.txt", "b.txt"]) {
+          const started = Date.now();
+          const sent = await send([join(src, name)], { netns, timeoutMs: 60_000 });
+          const took = Date.now() - started;
+          assertEquals(sent.code, 0, sent.stderr);
+          // Before: each silent impostor held the sender for a whole handshake (10 s).
+          assert(took < 8000, `${name} took ${took} ms`);
+          assertEquals(await Deno.readTextFile(join(dst, name)), name[0]);
+        }
+      } finally {
+        await receiver.stop();
+        await impostor.stop();
+      }
+    });
+  });
+});
+
+relayTest(
+  "11 wrong codes through the relay do not end a receiver: it stops waiting there and stays reachable directly",
+  async () => {
+    await withRelay(async (relay) => {
+      await withDirs(async (src, dst) => {
+        await Deno.writeTextFile(join(src, "a.txt"), "a");
+        const receiver = await startReceiver(["--dir", dst, "--relay", relay.address]);
+        try {
+          // Anyone who knows the code's public part can pair with the receiver at the relay.
+          const wrong = CODE.split("-").slice(0, 2).join("-") + "-not-it";
+          for (let i = 0; i < 11; i++) {
+            const guess = await send(
+              [join(src, "a.txt"), "--relay", relay.address, "--no-discover", "--timeout", "2"],
+              { env: { FERRY_CODE: wrong } },
+            );
+            assert([3, 4].includes(guess.code), guess.stderr);
+          }
+          // Still there, and a sender that has its address gets through.
+          const right = await send([`127.0.0.1:${receiver.port}`, join(src, "a.txt")]);
+          assertEquals(right.code, 0, right.stderr);
+          assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "a");
+        } finally {
+          const done = await receiver.stop();
+          assertMatch(done.stderr, /5 wrong codes came through the relay/);
+          assertMatch(done.stderr, /no longer waiting at the relay; senders that reach this/i);
+          assert(!/too many wrong codes; no longer accepting/.test(done.stderr), done.stderr);
+        }
+      });
+    });
+  },
+);
+
+/** Pairs with the waiting receiver at `relay` as a sender, and then says nothing. */
+async function silentPairing(relay: Relay): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
+  await conn.write(encodeRelayRequest(relayToken(CODE), RELAY_SIDE_SENDER));
+  const ok = new Uint8Array(3);
+  let got = 0;
+  while (got < 3) {
+    const n = await conn.read(ok.subarray(got));
+    if (n === null) throw new Error("the relay hung up");
+    got += n;
+  }
+  assertEquals(new TextDecoder().decode(ok), "ok\n");
+  return conn;
+}
+
+relayTest(
+  "4 silent pairings at the relay cannot keep a --max-connections 4 receiver full: 9/9 direct senders get in",
+  async () => {
+    await withRelay(async (relay) => {
+      await withDirs(async (src, dst) => {
+        for (let i = 0; i < 9; i++) await Deno.writeTextFile(join(src, `f${i}.txt`), `${i}`);
+        const receiver = await startReceiver([
+          "--dir",
+          dst,
+          "--relay",
+          relay.address,
+          "--max-connections",
+          "4",
+        ]);
+        const squatters: Deno.TcpConn[] = [];
+        try {
+          for (let i = 0; i < 4; i++) squatters.push(await silentPairing(relay));
+          let inside = 0;
+          for (let i = 0; i < 9; i++) {
+            const sent = await send([`127.0.0.1:${receiver.port}`, join(src, `f${i}.txt`)]);
+            if (sent.code === 0) inside++;
+          }
+          assertEquals(inside, 9);
+        } finally {
+          for (const conn of squatters) {
+            try {
+              conn.close();
+            } catch {
+              // Closed by the receiver: evicted.
+            }
+          }
+          await receiver.stop();
+        }
+      });
+    });
+  },
+);
