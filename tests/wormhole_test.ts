@@ -126,6 +126,8 @@ async function withServers(fn: (servers: Servers) => Promise<void>): Promise<voi
 
 /** A running `wormhole` CLI. */
 interface Cli {
+  /** The process, to stop it mid-transfer. */
+  child: Deno.ChildProcess;
   /** Waits (bounded) for stderr to match; returns the match. */
   waitFor(pattern: RegExp): Promise<RegExpExecArray>;
   finish(): Promise<Finished>;
@@ -158,6 +160,7 @@ function wormhole(args: string[], cwd: string, stdin?: string): Cli {
   let exited = false;
   child.status.then(() => exited = true);
   return {
+    child,
     waitFor: (pattern) =>
       withTimeout(
         (async () => {
@@ -543,4 +546,90 @@ Deno.test("transit records survive short writes, and a replayed or altered recor
   await assertRejects(() => receiving2.receive(), IntegrityError, "authentication");
   client2.close();
   receiving2.close();
+});
+
+/** Waits (bounded) until `path` holds more than `bytes`. */
+async function untilGrown(path: string, bytes: number): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const info = await Deno.stat(path).catch(() => null);
+    if (info && info.size > bytes) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${path} did not grow past ${bytes} bytes`);
+}
+
+test("a `wormhole send` that stalls mid-file is cut within --timeout: receiver.ts --wormhole exits 3", async () => {
+  await withServers(async (servers) => {
+    await withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "big.bin"), 256 * 1024 * 1024, 61);
+      const { cli, code } = await wormholeSend(servers, ["big.bin"], src);
+      const receiving = ferryReceive(servers, code, ["--dir", dst, "--timeout", "3"]);
+      await untilGrown(join(dst, "big.bin.ferry-part"), 1024 * 1024);
+      // The peer freezes: no byte, no close. Before, ferry waited forever.
+      cli.child.kill("SIGSTOP");
+      const stopped = Date.now();
+      try {
+        const received = await withTimeout(receiving, 20_000, "receiver.ts --wormhole");
+        const took = Date.now() - stopped;
+        assertEquals(received.code, 3, received.stderr);
+        assertMatch(received.stderr, /peer (stopped responding|too slow)/);
+        assert(took < 9000, `cut after ${took} ms`);
+      } finally {
+        cli.child.kill("SIGKILL");
+        await cli.child.status;
+      }
+    });
+  });
+});
+
+test("a `wormhole receive` that stalls mid-file is cut within --timeout: sender.ts --wormhole exits 3", async () => {
+  await withServers(async (servers) => {
+    await withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "big.bin"), 256 * 1024 * 1024, 62);
+      const { sender, code } = await ferrySend(servers, [join(src, "big.bin"), "--timeout", "3"]);
+      const cli = wormhole(
+        [...servers.wormhole, "receive", "--accept-file"],
+        dst,
+        `${code}\n`,
+      );
+      await cli.waitFor(/Receiving/);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      cli.child.kill("SIGSTOP");
+      const stopped = Date.now();
+      try {
+        const sent = await sender.finish(20_000);
+        const took = Date.now() - stopped;
+        assertEquals(sent.code, 3, sent.stderr);
+        assertMatch(sent.stderr, /peer (stopped responding|too slow)/);
+        assert(took < 9000, `cut after ${took} ms`);
+      } finally {
+        cli.child.kill("SIGKILL");
+        await cli.child.status;
+      }
+    });
+  });
+});
+
+Deno.test("transit hints are bounded: 8 relay hints of 16 addresses and 8 direct ones make at most 3 relays and 8 direct dials", async () => {
+  const { parseHints } = await import("../lib/wormhole/transit.ts");
+  const many = (n: number, at: (i: number) => string) =>
+    [...Array(n).keys()].map((i) => ({ type: "direct-tcp-v1", hostname: at(i), port: 4000 + i }));
+  const message = {
+    "hints-v1": [
+      ...[...Array(8).keys()].map((j) => ({
+        type: "relay-v1",
+        hints: many(16, (i) => `10.9.${j}.${i}`),
+      })),
+      ...many(8, (i) => `10.8.0.${i}`),
+    ],
+  };
+  const { direct, relays } = parseHints(message);
+  assert(relays.length <= 3, `${relays.length} relays`);
+  assert(direct.length <= 8, `${direct.length} direct`);
+  // Addresses nobody could mean are never dialled; loopback and names are.
+  const odd = parseHints({
+    "hints-v1": ["0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "ff02::1", "::1", "peer.lan"]
+      .map((hostname) => ({ type: "direct-tcp-v1", hostname, port: 4001 })),
+  });
+  assertEquals(odd.direct.map((a) => a.hostname), ["::1", "peer.lan"]);
 });

@@ -18,6 +18,8 @@
 
 import { ConnectionError, IntegrityError, ProtocolError } from "../errors.ts";
 import { readFull, writeAll } from "../io.ts";
+import { guardLink } from "../deadline.ts";
+import { Race } from "../race.ts";
 import { pairAtRelay, type RelayAddress } from "../relay.ts";
 import {
   acceptTcp,
@@ -29,12 +31,15 @@ import {
 } from "../transport.ts";
 import { deriveKey, NONCE_BYTES, secretBox, secretBoxOpen } from "./crypto.ts";
 
-/** Seconds' worth of delay before relays are tried when direct hints exist. */
-const RELAY_DELAY_MS = 2000;
+/** How long relays wait while direct hints are still being tried (at once when none are left). */
+const RELAY_DELAY_MS = 500;
 /** Largest record we accept: the Python client sends 16 KiB, we send 64 KiB. */
 export const MAX_RECORD = 4 * 1024 * 1024;
-/** Hints we try at most, however many the peer lists. */
+/** Hints we read at most, however many the peer lists. */
 const MAX_HINTS = 16;
+/** Direct addresses we dial at most, and relays we try at most (ours first). */
+const MAX_DIRECT = 8;
+const MAX_RELAYS = 3;
 
 /** A TCP address from a hint. */
 interface Address {
@@ -102,59 +107,109 @@ export class Transit {
 
   /**
    * Connects using the peer's transit message: dials its direct hints and accepts on our
-   * listener at once, tries the relays a little later, and returns the first connection whose
-   * handshake proves the key. Every other attempt is closed.
+   * listener at once, tries the relays half a second later (at once when nothing else is left
+   * to try), and returns the first connection whose handshake proves the key ({@linkcode
+   * Race}). Every other attempt is closed. The pipe's reads and writes are under the timeout
+   * and minimum rate, as ferry's own are.
    */
   async connect(theirs: unknown): Promise<RecordPipe> {
     const { direct, relays } = parseHints(theirs);
     if (this.#options.relay) {
       relays.unshift({ hostname: this.#options.relay.host, port: this.#options.relay.port });
     }
-    const race = new Race(this.#options.role);
-    const tryLink = (opening: Promise<Link>) =>
-      opening.then((link) => race.handshake(link, this.#handshakes())).catch(() => {});
+    const lines = this.#handshakes();
+    let dialling = direct.length;
+    const race: Race<Link> = new Race((link) => this.#prove(link, lines, race), {
+      onIdle: () => dialling === 0 && startRelays(),
+    });
+    let relaysStarted = false;
+    const startRelays = () => {
+      if (relaysStarted || race.settled) return;
+      relaysStarted = true;
+      for (const relay of unique(relays).slice(0, MAX_RELAYS)) this.#viaRelay(relay, race);
+    };
     for (const hint of direct) {
-      tryLink(dialTcp(hint.hostname, hint.port).then((c) => tcpLink(c, "direct")));
+      dialTcp(hint.hostname, hint.port)
+        .then((conn) => race.enter(tcpLink(conn, "direct")), () => {})
+        .finally(() => {
+          // Every direct hint is dialled (or failed) and nothing is being proved: the relay
+          // need not wait.
+          if (--dialling === 0 && race.pending === 0) startRelays();
+        });
     }
-    if (this.#listener) {
-      const listener = this.#listener;
-      (async () => {
-        for await (const link of acceptTcp(listener)) {
-          if (race.settled) closeQuietly(link);
-          else tryLink(Promise.resolve(link));
-        }
-      })().catch(() => {});
-    }
-    const relayTimer = setTimeout(() => {
-      for (const relay of unique(relays)) {
-        const address = { host: relay.hostname, port: relay.port };
-        const token = Buffer.from(deriveKey(this.#options.key, "transit_relay_token")).toString(
-          "hex",
-        );
-        tryLink(
-          dialTcp(relay.hostname, relay.port).then((conn) =>
-            pairAtRelay(conn, address, { token, side: this.#side })
-          ),
+    if (this.#listener) this.#acceptInto(this.#listener, race);
+    const relayTimer = setTimeout(startRelays, direct.length > 0 ? RELAY_DELAY_MS : 0);
+    const deadline = setTimeout(() => race.cancel(), this.#options.timeoutMs);
+    try {
+      const link = await race.winner();
+      if (link === undefined) {
+        throw new ConnectionError(
+          "could not connect to the other side, directly or through a relay (try --relay)",
         );
       }
-    }, direct.length > 0 ? RELAY_DELAY_MS : 0);
-    try {
-      const link = await race.winner(this.#options.timeoutMs);
-      const mine = this.#options.role === "sender"
-        ? "transit_record_sender_key"
-        : "transit_record_receiver_key";
-      const peer = this.#options.role === "sender"
-        ? "transit_record_receiver_key"
-        : "transit_record_sender_key";
-      return new RecordPipe(
-        link,
-        deriveKey(this.#options.key, mine),
-        deriveKey(this.#options.key, peer),
-      );
+      if (this.#options.role === "sender") await writeAll(link, encoder.encode("go\n"));
+      return this.#pipe(guardLink(link, this.#options.timeoutMs));
     } finally {
       clearTimeout(relayTimer);
+      clearTimeout(deadline);
       this.close();
     }
+  }
+
+  /** The record pipe over the winning link, with this side's keys. */
+  #pipe(link: Link): RecordPipe {
+    const [mine, peer] = this.#options.role === "sender"
+      ? ["transit_record_sender_key", "transit_record_receiver_key"]
+      : ["transit_record_receiver_key", "transit_record_sender_key"];
+    return new RecordPipe(
+      link,
+      deriveKey(this.#options.key, mine),
+      deriveKey(this.#options.key, peer),
+    );
+  }
+
+  /** Every connection to our listener joins the race. */
+  #acceptInto(listener: Deno.TcpListener, race: Race<Link>): void {
+    (async () => {
+      for await (const link of acceptTcp(listener)) race.enter(link);
+    })().catch(() => {});
+  }
+
+  /** One pairing at `relay` joins the race. */
+  #viaRelay(relay: Address, race: Race<Link>): void {
+    const address = { host: relay.hostname, port: relay.port };
+    const token = Buffer.from(deriveKey(this.#options.key, "transit_relay_token")).toString("hex");
+    dialTcp(relay.hostname, relay.port)
+      .then((conn) => pairAtRelay(conn, address, { token, side: this.#side }))
+      .then((link) => race.enter(link), () => {});
+  }
+
+  /**
+   * Transit's handshake on one link: each side sends its line and checks the other's. The
+   * sender picks the winner (and says "go" on it); a receiver's link is proved once the sender
+   * said "go" on it.
+   */
+  async #prove(
+    link: Link,
+    lines: { send: Uint8Array; expect: Uint8Array },
+    race: Race<Link>,
+  ): Promise<{ value: Link; discard(): void }> {
+    await writeAll(link, lines.send);
+    const got = new Uint8Array(lines.expect.length);
+    if (await readFull(link, got) !== got.length || !Buffer.from(got).equals(lines.expect)) {
+      throw new ProtocolError("transit handshake mismatch");
+    }
+    if (this.#options.role === "sender" && race.settled) {
+      await writeAll(link, encoder.encode("nevermind\n"));
+      throw new ConnectionError("another connection won");
+    }
+    if (this.#options.role === "receiver") {
+      const go = new Uint8Array(3);
+      if (await readFull(link, go) !== 3 || new TextDecoder().decode(go) !== "go\n") {
+        throw new ConnectionError("the sender chose another connection");
+      }
+    }
+    return { value: link, discard: () => closeQuietly(link) };
   }
 
   /** Stops listening. */
@@ -177,76 +232,8 @@ export class Transit {
   }
 }
 
-/** The attempts of one connect(): the first proven connection wins, the rest are closed. */
-class Race {
-  settled = false;
-  #role: "sender" | "receiver";
-  #won: ((link: Link) => void) | undefined;
-  #links = new Set<Link>();
-
-  constructor(role: "sender" | "receiver") {
-    this.#role = role;
-  }
-
-  async handshake(link: Link, lines: { send: Uint8Array; expect: Uint8Array }): Promise<void> {
-    if (this.settled) return closeQuietly(link);
-    this.#links.add(link);
-    try {
-      await writeAll(link, lines.send);
-      const got = new Uint8Array(lines.expect.length);
-      if (await readFull(link, got) !== got.length || !Buffer.from(got).equals(lines.expect)) {
-        throw new ProtocolError("transit handshake mismatch");
-      }
-      if (this.#role === "sender") {
-        if (this.settled) {
-          await writeAll(link, encoder.encode("nevermind\n"));
-          throw new ConnectionError("another connection won");
-        }
-        this.#win(link);
-        await writeAll(link, encoder.encode("go\n"));
-      } else {
-        const go = new Uint8Array(3);
-        if (
-          await readFull(link, go) !== 3 || new TextDecoder().decode(go) !== "go\n" || this.settled
-        ) {
-          throw new ConnectionError("the sender chose another connection");
-        }
-        this.#win(link);
-      }
-    } catch {
-      this.#links.delete(link);
-      closeQuietly(link);
-    }
-  }
-
-  #win(link: Link): void {
-    this.settled = true;
-    this.#links.delete(link);
-    for (const other of this.#links) closeQuietly(other);
-    this.#won?.(link);
-  }
-
-  winner(timeoutMs: number): Promise<Link> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.settled = true;
-        for (const other of this.#links) closeQuietly(other);
-        reject(
-          new ConnectionError(
-            "could not connect to the other side, directly or through a relay (try --relay)",
-          ),
-        );
-      }, timeoutMs);
-      this.#won = (link) => {
-        clearTimeout(timer);
-        resolve(link);
-      };
-    });
-  }
-}
-
 /** The peer's direct and relay addresses, bounded in number and checked for shape. */
-function parseHints(message: unknown): { direct: Address[]; relays: Address[] } {
+export function parseHints(message: unknown): { direct: Address[]; relays: Address[] } {
   const direct: Address[] = [];
   const relays: Address[] = [];
   const hints = (message as Record<string, unknown> | undefined)?.["hints-v1"];
@@ -266,12 +253,21 @@ function parseHints(message: unknown): { direct: Address[]; relays: Address[] } 
       }
     }
   }
-  return { direct, relays };
+  // However many the peer lists: a few addresses, each once (ours are added to the relays).
+  return {
+    direct: unique(direct).slice(0, MAX_DIRECT),
+    relays: unique(relays).slice(0, MAX_RELAYS),
+  };
 }
 
+/**
+ * One hint's address, if a peer could mean it: a host name or a unicast address, never the
+ * unspecified address, a multicast or broadcast one.
+ */
 function parseAddress(hint: unknown): Address | undefined {
   const { hostname, port } = (hint ?? {}) as { hostname?: unknown; port?: unknown };
   if (typeof hostname !== "string" || !/^[A-Za-z0-9.:_-]{1,253}$/.test(hostname)) return undefined;
+  if (/^(0\.|22[4-9]\.|2[3-5]\d\.)|^::$|^ff[0-9a-f]{2}:/i.test(hostname)) return undefined;
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
     return undefined;
   }
