@@ -48,8 +48,6 @@ export interface DiscoveryOptions {
   tag: Uint8Array;
   /** ANNOUNCE: our role. Looking: the role we look for. */
   role: number;
-  /** UDP port. @default {DISCOVERY_PORT} */
-  udpPort?: number;
 }
 
 /** Opens the shared UDP socket: bound to the discovery port, in the group on every interface. */
@@ -115,7 +113,7 @@ export interface Announcer {
  * if the UDP socket cannot be opened (the caller warns and goes on without discovery).
  */
 export async function announce(port: number, options: DiscoveryOptions): Promise<Announcer> {
-  const udpPort = options.udpPort ?? DISCOVERY_PORT;
+  const udpPort = DISCOVERY_PORT;
   const socket = await openSocket(udpPort);
   const packet = encodeDiscovery({
     type: DISCOVERY_ANNOUNCE,
@@ -154,7 +152,7 @@ function sameTag(a: Uint8Array, b: Uint8Array): boolean {
  * dialled is passed over (another may answer).
  */
 export async function discover(options: DiscoveryOptions): Promise<LinkSource> {
-  const udpPort = options.udpPort ?? DISCOVERY_PORT;
+  const udpPort = DISCOVERY_PORT;
   const socket = await openSocket(udpPort);
   const queue = new Queue<Link>(closeQuietly);
   const seen = new Set<string>();

@@ -7,13 +7,7 @@
  * @module
  */
 
-import {
-  DISCOVERY_PORT,
-  RELAY_SIDE_RECEIVER,
-  RELAY_SIDE_SENDER,
-  ROLE_RECEIVER,
-  ROLE_SENDER,
-} from "../protocol.ts";
+import { RELAY_SIDE_RECEIVER, RELAY_SIDE_SENDER, ROLE_RECEIVER, ROLE_SENDER } from "../protocol.ts";
 import { discoveryTag, relayToken } from "./code_phrase.ts";
 import { announce, discover } from "./discovery.ts";
 import type { GuessBudget } from "./budget.ts";
@@ -60,8 +54,6 @@ export interface MeetOptions {
   discover: boolean;
   /** A transit relay to meet at, if any. */
   relay?: RelayAddress;
-  /** UDP port for discovery (tests). @default {DISCOVERY_PORT} */
-  udpPort?: number;
   /** Warnings for the user (a lost relay, a failed announcer). */
   warn: (text: string) => void;
   /** The code's wrong-guess budget, shared by every way in. */
@@ -159,7 +151,6 @@ function discoveryOptions(options: MeetOptions, role: "sender" | "receiver") {
   return {
     tag: discoveryTag(options.code),
     role: ROLE[role],
-    udpPort: options.udpPort ?? DISCOVERY_PORT,
   };
 }
 
@@ -344,12 +335,23 @@ export async function connect(options: ConnectOptions, reporter: Reporter): Prom
   const auth = { w: options.w, timeoutMs: options.timeoutMs, waiting: false, budget };
   let lastError: unknown;
   const race: Race<Pipe> = new Race(async (link) => {
-    const pipe = await authenticate(link, options.role, {
-      ...auth,
-      // A peer that says nothing at an address the user gave is worth a word.
-      ...(link.path === "direct" ? { onQuiet: () => reporter.warn(quietPeer(link, options)) } : {}),
-    });
-    return { value: pipe, discard: () => pipe.channel.close() };
+    // A peer met at the relay that says nothing may be squatting on our token there: pair
+    // once more meanwhile, and let the two race.
+    const squatter = link.path === "relay"
+      ? setTimeout(() => search.retryRelay(), QUIET_PEER_MS)
+      : undefined;
+    try {
+      const pipe = await authenticate(link, options.role, {
+        ...auth,
+        // A peer that says nothing at an address the user gave is worth a word.
+        ...(link.path === "direct"
+          ? { onQuiet: () => reporter.warn(quietPeer(link, options)) }
+          : {}),
+      });
+      return { value: pipe, discard: () => pipe.channel.close() };
+    } finally {
+      clearTimeout(squatter);
+    }
   }, {
     onLoss: (link, error) => {
       lastError = error;

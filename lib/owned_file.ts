@@ -39,13 +39,11 @@ export class OwnedFile {
   /** How many are open now: an interrupted process says whether it left partial files. */
   static open = 0;
   readonly fd: number;
-  readonly path: string;
   position: number;
   #closed = false;
 
-  private constructor(fd: number, path: string, position: number) {
+  private constructor(fd: number, position: number) {
     this.fd = fd;
-    this.path = path;
     this.position = position;
     OwnedFile.open++;
   }
@@ -58,7 +56,7 @@ export class OwnedFile {
     const fd = call(() =>
       fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, mode)
     );
-    return new OwnedFile(fd, path, 0);
+    return new OwnedFile(fd, 0);
   }
 
   /**
@@ -74,7 +72,7 @@ export class OwnedFile {
       fs.closeSync(fd);
       throw new NotAFileError(path);
     }
-    return new OwnedFile(fd, path, offset);
+    return new OwnedFile(fd, offset);
   }
 
   /** Writes all of `bytes` at the current position, without blocking the event loop. */

@@ -162,20 +162,27 @@ export class Planner {
     for (const claim of this.#myClaims) this.#claims.delete(claim);
   }
 
-  #decide(entry: Entry, plan: Plan): Reply {
-    const name = entry.name;
-    if (nameProblem(name) !== undefined) return refuse(WIRE.BAD_NAME);
-    if (this.#names.has(name)) return refuse(WIRE.DUPLICATE);
+  /** Why `name` cannot be taken whatever is on disk: unsafe, offered twice, below a file. */
+  #nameRefusal(name: string): WireCode | undefined {
+    if (nameProblem(name) !== undefined) return WIRE.BAD_NAME;
+    if (this.#names.has(name)) return WIRE.DUPLICATE;
     this.#names.add(name);
-    if (insideAFile(name, this.#fileNames)) return refuse(WIRE.BAD_NAME);
+    if (insideAFile(name, this.#fileNames)) return WIRE.BAD_NAME;
     // NAME.ferry-part is where NAME is written first: of NAME and NAME.ferry-part, the later is refused.
     if (name.endsWith(PART_SUFFIX)) {
       const base = name.slice(0, -PART_SUFFIX.length);
       this.#partBases.add(base);
-      if (this.#names.has(base)) return refuse(WIRE.DUPLICATE);
+      if (this.#names.has(base)) return WIRE.DUPLICATE;
     } else if (this.#partBases.size > 0 && this.#partBases.has(name)) {
-      return refuse(WIRE.DUPLICATE);
+      return WIRE.DUPLICATE;
     }
+    return undefined;
+  }
+
+  #decide(entry: Entry, plan: Plan): Reply {
+    const name = entry.name;
+    const refusal = this.#nameRefusal(name);
+    if (refusal !== undefined) return refuse(refusal);
     if (this.toStdout) {
       // --stdout takes exactly one file and no folders.
       return entry.kind === KIND_DIR || this.stdoutFiles !== 1 ? refuse(WIRE.ONE_FILE_ONLY) : SEND;

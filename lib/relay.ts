@@ -148,60 +148,95 @@ export async function waitAtRelay(
   relay: RelayAddress,
   options: WaitAtRelayOptions,
 ): Promise<LinkSource> {
-  let current: Deno.TcpConn | undefined = await dialTcp(relay.host, relay.port);
-  let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let wake: (() => void) | undefined;
-  const queue = new Queue<Link>(closeQuietly);
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      wake = resolve;
-      timer = setTimeout(resolve, ms);
-    });
+  const waiter = new RelayWaiter(relay, options, await dialTcp(relay.host, relay.port));
+  waiter.start();
+  return waiter;
+}
 
-  queue.run(async () => {
-    let backoff = 1000;
-    let lost = false;
-    let hangUps = 0;
-    while (!stopped) {
-      await pause(options.budget.backoffMs("relay"));
-      if (options.budget.exhaustedOn("relay")) {
-        if (!options.budget.exhausted) options.warn(guessedAtRelay(relay, options.budget));
-        break;
-      }
-      try {
-        current ??= await dialTcp(relay.host, relay.port);
-        const link = await pairAtRelay(current, relay, options);
-        current = undefined;
-        if (lost) options.warn(`back at the ${relayName(relay)}`);
-        lost = false;
-        backoff = 1000;
-        hangUps = 0;
-        queue.push(link);
-      } catch (err) {
-        current = undefined;
-        if (stopped) break;
-        if (err instanceof RelayRefusedError && err.hungUp && ++hangUps <= MAX_HANG_UPS) {
-          await pause(100);
-          continue;
+/** The waiting side's place at the relay, taken again after each pairing (see waitAtRelay). */
+class RelayWaiter implements LinkSource {
+  #relay: RelayAddress;
+  #options: WaitAtRelayOptions;
+  #current: Deno.TcpConn | undefined;
+  #queue = new Queue<Link>(closeQuietly);
+  #stopped = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | undefined;
+  /** The relay was lost (said once, until it is back); the pause before the next try. */
+  #lost = false;
+  #backoff = 1000;
+  /** Hang-ups before pairing in a row. */
+  #hangUps = 0;
+
+  constructor(relay: RelayAddress, options: WaitAtRelayOptions, first: Deno.TcpConn) {
+    this.#relay = relay;
+    this.#options = options;
+    this.#current = first;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Link> {
+    return this.#queue[Symbol.asyncIterator]();
+  }
+
+  start(): void {
+    this.#queue.run(async () => {
+      const budget = this.#options.budget;
+      while (!this.#stopped) {
+        await this.#pause(budget.backoffMs("relay"));
+        if (budget.exhaustedOn("relay")) {
+          if (!budget.exhausted) this.#options.warn(guessedAtRelay(this.#relay, budget));
+          return;
         }
-        if (!lost) {
-          options.warn(`lost the ${relayName(relay)} (${(err as Error).message}); reconnecting`);
+        try {
+          await this.#pairOnce();
+        } catch (err) {
+          this.#current = undefined;
+          if (this.#stopped) return;
+          await this.#retryAfter(err);
         }
-        lost = true;
-        await pause(backoff);
-        backoff = Math.min(backoff * 2, options.maxBackoffMs ?? 10_000);
       }
+    });
+  }
+
+  close(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#wake?.();
+    if (this.#current) closeQuietly(this.#current);
+    this.#queue.close();
+  }
+
+  /** Waits at the relay until a peer pairs with us; hands the link on. */
+  async #pairOnce(): Promise<void> {
+    const relay = this.#relay;
+    this.#current ??= await dialTcp(relay.host, relay.port);
+    const link = await pairAtRelay(this.#current, relay, this.#options);
+    this.#current = undefined;
+    if (this.#lost) this.#options.warn(`back at the ${relayName(relay)}`);
+    this.#lost = false;
+    this.#backoff = 1000;
+    this.#hangUps = 0;
+    this.#queue.push(link);
+  }
+
+  /** After a failure: at once for a hang-up (someone else's pairing), else a growing pause. */
+  async #retryAfter(err: unknown): Promise<void> {
+    if (err instanceof RelayRefusedError && err.hungUp && ++this.#hangUps <= MAX_HANG_UPS) {
+      return await this.#pause(100);
     }
-  });
-  return {
-    [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
-    close: () => {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
-      if (current) closeQuietly(current);
-      queue.close();
-    },
-  };
+    if (!this.#lost) {
+      const why = (err as Error).message;
+      this.#options.warn(`lost the ${relayName(this.#relay)} (${why}); reconnecting`);
+    }
+    this.#lost = true;
+    await this.#pause(this.#backoff);
+    this.#backoff = Math.min(this.#backoff * 2, this.#options.maxBackoffMs ?? 10_000);
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      this.#timer = setTimeout(resolve, ms);
+    });
+  }
 }

@@ -77,8 +77,6 @@ export interface SendOptions {
   id?: string;
   /** Idle timeout once the transfer runs. @default {30000} */
   timeoutMs?: number;
-  /** Where stdin (`-`) is read from. @default {Deno.stdin} */
-  stdin?: Reader;
   /** `--hash`: digest every file as it is read, for the file-done events. @default {false} */
   hash?: boolean;
 }
@@ -153,87 +151,140 @@ async function sendWanted(
   outcomes: Outcomes,
   options: SendOptions & { id: string },
 ): Promise<{ files: number; bytes: number }> {
-  const { reporter, id } = options;
-  const compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
+  const files = new FileSender(channel, entries, outcomes, options);
   // Digests compare bytes that do not travel (a resumed prefix, a file the receiver has); the
   // bytes that travel are authenticated record by record. Only --hash digests every file.
-  const hasher = lazyHasher();
-  const fileHasher = options.hash ? await hasher() : null;
-  const buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
-  const smallFiles = new SmallFileBatch(channel, fileHasher, compressor);
-  const { localFailures, digests, resumed } = outcomes;
-  let bytes = 0;
-
-  // Bytes shown for each file sent from an offset above 0, in case it has to go again.
-  const shown = new Map<number, number>();
-  // One file, from `offset`: 0, or a resume that carries the digest of the bytes before it.
-  const send = async (index: number, offset: number, prefix: Uint8Array) => {
-    const entry = entries[index]!;
-    // (Its starting offset; its size is the count of distinct files sent.)
-    resumed.set(index, offset);
-    reporter.fileStart(id, entry.name, entry.size, offset);
-    let sent: number;
-    if (offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX) {
-      // Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file.
-      const small = await smallFiles.add(index, entry);
-      sent = small.size;
-      if (small.digest) digests.set(index, small.digest);
-      reporter.progress(id, sent);
-    } else {
-      await smallFiles.flush();
-      if (offset > 0) outcomes.resuming(index);
-      await channel.send(FRAME_FILE, encodeFileStart({ index, offset, digest: prefix }));
-      const progress = (n: number) => reporter.progress(id, n);
-      const stdin = options.stdin ?? Deno.stdin;
-      sent = await streamFile(
-        channel,
-        entry,
-        offset,
-        buffers,
-        fileHasher,
-        compressor,
-        progress,
-        stdin,
-      );
-      if (fileHasher) digests.set(index, finishDigest(fileHasher));
-      if (entry.kind === KIND_STREAM) entry.size = sent;
-      await channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
-    }
-    bytes += sent - offset;
-    if (offset > 0) shown.set(index, sent);
-    if (entry.kind !== KIND_STREAM && sent !== entry.size) {
-      localFailures.set(index, `file changed while sending (${sent} of ${entry.size} bytes)`);
-    }
-  };
-
+  await files.start();
   for (let index = 0; index < entries.length; index++) {
     const entry = entries[index]!;
     const reply = replies[index]!;
     if (entry.kind === KIND_DIR || reply.action === REPLY_REFUSE) continue;
-    if (reply.action === REPLY_HAVE) {
-      const digest = await sendDigest(channel, index, entry, hasher);
-      if (fileHasher && digest) digests.set(index, digest);
-      continue;
-    }
-    fileHasher?.init();
-    const start = reply.action === REPLY_RESUME
-      ? await resumeFrom(entry, reply, hasher)
-      : { offset: 0, digest: NO_DIGEST };
-    channel.progress(start.offset);
-    await send(index, start.offset, start.digest);
+    if (reply.action === REPLY_HAVE) await files.skip(index);
+    else await files.send(index, reply);
   }
-  await smallFiles.flush();
+  await files.flush();
   // A resumed file whose first bytes are not the receiver's comes again, whole. (Once: a file
   // sent from 0 is never restarted.)
-  for (const index of await outcomes.restarts(channel)) {
-    reporter.fileRestart(id, entries[index]!.name, shown.get(index)!, resumed.get(index)!);
-    bytes -= shown.get(index)! - resumed.get(index)!;
-    localFailures.delete(index);
-    fileHasher?.init();
-    await send(index, 0, NO_DIGEST);
+  for (const index of await outcomes.restarts(channel)) await files.again(index);
+  await files.flush();
+  return { files: outcomes.resumed.size, bytes: files.bytes };
+}
+
+/** The files of one transfer on their way out, and what that needs between them. */
+class FileSender {
+  /** File bytes sent, before compression (for a file sent again, its last sending). */
+  bytes = 0;
+  #channel: Channel;
+  #entries: SourceEntry[];
+  #outcomes: Outcomes;
+  #options: SendOptions & { id: string };
+  #compressor: ChunkCompressor;
+  #hasher = lazyHasher();
+  /** With --hash: every file is digested as it goes. */
+  #fileHasher: IHasher | null = null;
+  #buffers = [new Uint8Array(CHUNK_SIZE), new Uint8Array(CHUNK_SIZE)];
+  #smallFiles!: SmallFileBatch;
+  /** Bytes shown for each file sent from an offset above 0, in case it has to go again. */
+  #shown = new Map<number, number>();
+
+  constructor(
+    channel: Channel,
+    entries: SourceEntry[],
+    outcomes: Outcomes,
+    options: SendOptions & { id: string },
+  ) {
+    this.#channel = channel;
+    this.#entries = entries;
+    this.#outcomes = outcomes;
+    this.#options = options;
+    this.#compressor = new ChunkCompressor(options.compress ?? "auto", options.peerCaps);
   }
-  await smallFiles.flush();
-  return { files: resumed.size, bytes };
+
+  async start(): Promise<void> {
+    this.#fileHasher = this.#options.hash ? await this.#hasher() : null;
+    this.#smallFiles = new SmallFileBatch(this.#channel, this.#fileHasher, this.#compressor);
+  }
+
+  /** HAVE: our digest instead of the file. */
+  async skip(index: number): Promise<void> {
+    const digest = await sendDigest(this.#channel, index, this.#entries[index]!, this.#hasher);
+    if (this.#fileHasher && digest) this.#outcomes.digests.set(index, digest);
+  }
+
+  /** SEND or RESUME: the file, from 0 or from the receiver's offset with our prefix's digest. */
+  async send(index: number, reply: Reply): Promise<void> {
+    this.#fileHasher?.init();
+    const start = reply.action === REPLY_RESUME
+      ? await resumeFrom(this.#entries[index]!, reply, this.#hasher)
+      : { offset: 0, digest: NO_DIGEST };
+    this.#channel.progress(start.offset);
+    await this.#one(index, start.offset, start.digest);
+  }
+
+  /** A resumed file the receiver said RESTART to: once more, whole. */
+  async again(index: number): Promise<void> {
+    const { reporter, id } = this.#options;
+    const shown = this.#shown.get(index)!, from = this.#outcomes.resumed.get(index)!;
+    reporter.fileRestart(id, this.#entries[index]!.name, shown, from);
+    this.bytes -= shown - from;
+    this.#outcomes.localFailures.delete(index);
+    this.#fileHasher?.init();
+    await this.#one(index, 0, NO_DIGEST);
+  }
+
+  flush(): Promise<void> {
+    return this.#smallFiles.flush();
+  }
+
+  /** One file, from `offset`: 0, or a resume that carries the digest of the bytes before it. */
+  async #one(index: number, offset: number, prefix: Uint8Array): Promise<void> {
+    const entry = this.#entries[index]!;
+    const { reporter, id } = this.#options;
+    // Where it started (its count is the count of distinct files sent).
+    this.#outcomes.resumed.set(index, offset);
+    reporter.fileStart(id, entry.name, entry.size, offset);
+    const sent = offset === 0 && entry.kind === KIND_FILE && entry.size <= SMALL_FILE_MAX
+      ? await this.#small(index, entry)
+      : await this.#stream(index, entry, offset, prefix);
+    this.bytes += sent - offset;
+    if (offset > 0) this.#shown.set(index, sent);
+    if (entry.kind !== KIND_STREAM && sent !== entry.size) {
+      this.#outcomes.localFailures.set(
+        index,
+        `file changed while sending (${sent} of ${entry.size} bytes)`,
+      );
+    }
+  }
+
+  /** Small files travel whole, many to a frame: no FILE, DATA, FILE_END triple per file. */
+  async #small(index: number, entry: SourceEntry): Promise<number> {
+    const small = await this.#smallFiles.add(index, entry);
+    if (small.digest) this.#outcomes.digests.set(index, small.digest);
+    this.#options.reporter.progress(this.#options.id, small.size);
+    return small.size;
+  }
+
+  /** FILE, its DATA chunks, FILE_END. */
+  async #stream(index: number, entry: SourceEntry, offset: number, prefix: Uint8Array) {
+    await this.#smallFiles.flush();
+    if (offset > 0) this.#outcomes.resuming(index);
+    await this.#channel.send(FRAME_FILE, encodeFileStart({ index, offset, digest: prefix }));
+    const { reporter, id } = this.#options;
+    const sent = await streamFile(
+      this.#channel,
+      entry,
+      offset,
+      this.#buffers,
+      this.#fileHasher,
+      this.#compressor,
+      (n) => reporter.progress(id, n),
+      Deno.stdin,
+    );
+    if (this.#fileHasher) this.#outcomes.digests.set(index, finishDigest(this.#fileHasher));
+    if (entry.kind === KIND_STREAM) entry.size = sent;
+    await this.#channel.send(FRAME_FILE_END, encodeFileEnd({ size: sent }));
+    return sent;
+  }
 }
 
 /**

@@ -13,7 +13,6 @@ import { COMPRESS_CAPS, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, FerryError, WIRE, WIRE_MESSAGES } from "./errors.ts";
 import { encodeError, encodePlainRecord, encodePreamble, FRAME_ERROR } from "../protocol.ts";
 import { EmptyConnectionError, type LegacyReceiveOptions, receiveLegacy } from "./legacy.ts";
-import type { Reader } from "./io.ts";
 import type { GuessBudget } from "./budget.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { guardLink } from "./deadline.ts";
@@ -138,7 +137,7 @@ export async function legacySession(
 export function sendOn(
   pipe: Pipe,
   manifest: Iterable<SourceEntry>,
-  options: TransferOptions & { compress: CompressMode; hash?: boolean; stdin?: Reader },
+  options: TransferOptions & { compress: CompressMode; hash?: boolean },
 ): Promise<SessionOutcome<SendSummary>> {
   return transferOn(pipe, "sender", options, async (channel) => {
     const summary = await sendEntries(channel, manifest, { ...options, peerCaps: pipe.peerCaps });

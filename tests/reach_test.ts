@@ -746,3 +746,35 @@ relayTest(
     });
   },
 );
+
+relayTest(
+  "someone squatting on the receiver's token at the relay holds up no sender, and the receiver takes its place again at once",
+  async () => {
+    await withRelay(async (relay) => {
+      await withDirs(async (src, dst) => {
+        await Deno.writeTextFile(join(src, "a.txt"), "a");
+        // Waiting as the receiver's side, with the token anyone can work out from the public
+        // part, before the receiver itself: the relay pairs the first sender with it.
+        const squatter = await Deno.connect({ hostname: "127.0.0.1", port: relay.port });
+        await squatter.write(encodeRelayRequest(relayToken(CODE), RELAY_SIDE_RECEIVER));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const receiver = await startReceiver(["--dir", dst, "--relay", relay.address]);
+        try {
+          const started = Date.now();
+          const sent = await send(
+            [join(src, "a.txt"), "--relay", relay.address, "--no-discover", "--timeout", "20"],
+          );
+          const took = Date.now() - started;
+          assertEquals(sent.code, 0, sent.stderr);
+          // Before: a silent pairing held the sender for a whole handshake, and then it gave up.
+          assert(took < 9000, `took ${took} ms`);
+          assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "a");
+        } finally {
+          squatter.close();
+          const done = await receiver.stop();
+          assert(!/lost the relay/.test(done.stderr), done.stderr);
+        }
+      });
+    });
+  },
+);
