@@ -19,7 +19,18 @@ import {
   DISCOVERY_PORT,
   DISCOVERY_QUERY,
   encodeDiscovery,
+  ROLE_RECEIVER,
+  ROLE_SENDER,
 } from "../protocol.ts";
+import { discoveryTag } from "./code_phrase.ts";
+import {
+  type Finder,
+  type Listening,
+  type MeetOptions,
+  nothingButStop,
+  type Waited,
+  type Way,
+} from "./way.ts";
 import {
   closeQuietly,
   dialTcp,
@@ -203,4 +214,41 @@ export async function discover(options: DiscoveryOptions): Promise<LinkSource> {
       queue.close();
     },
   };
+}
+
+/**
+ * The LAN as a way in. The waiting side announces the port it listens on (not from a loopback
+ * address: nobody there could dial it); the coming side, when it has no HOST, looks for it.
+ */
+export const LAN: Way = {
+  async wait(options: MeetOptions, listening: Listening): Promise<Waited | undefined> {
+    if (!options.discover || isLoopback(listening.host)) return undefined;
+    const tag = discoveryTag(options.code);
+    try {
+      const announcer = await announce(listening.port, { tag, role: ROLE[options.role] });
+      return { links: nothingButStop(() => announcer.stop()), said: "announced on the LAN" };
+    } catch (err) {
+      options.warn(
+        `cannot announce on the LAN (${(err as Error).message}); give peers the address`,
+      );
+      return undefined;
+    }
+  },
+  find(options: MeetOptions, address?: unknown): Finder | undefined {
+    if (!options.discover || address !== undefined) return undefined;
+    const role = options.role === "sender" ? ROLE_RECEIVER : ROLE_SENDER;
+    return {
+      where: "on the LAN",
+      path: "lan",
+      slow: false,
+      hint: ", on this network (or pass its address, or --relay)",
+      start: () => discover({ tag: discoveryTag(options.code), role }),
+    };
+  },
+};
+
+const ROLE = { sender: ROLE_SENDER, receiver: ROLE_RECEIVER } as const;
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1";
 }

@@ -7,33 +7,27 @@
  * @module
  */
 
-import { RELAY_SIDE_RECEIVER, RELAY_SIDE_SENDER, ROLE_RECEIVER, ROLE_SENDER } from "../protocol.ts";
-import { discoveryTag, relayToken } from "./code_phrase.ts";
-import { announce, discover } from "./discovery.ts";
 import type { GuessBudget } from "./budget.ts";
+import { LAN } from "./discovery.ts";
 import { AuthError, ConnectionError, UsageError, WIRE } from "./errors.ts";
 import { QUIET_PEER_MS } from "./handshake.ts";
 import { Race } from "./race.ts";
-import { authenticate, type Pipe } from "./session.ts";
+import { RELAY } from "./relay.ts";
 import type { Reporter } from "./report.ts";
-import {
-  pairAtRelay,
-  type RelayAddress,
-  relayName,
-  RelayRefusedError,
-  waitAtRelay,
-} from "./relay.ts";
+import { authenticate, type Pipe } from "./session.ts";
 import {
   acceptTcp,
   closeQuietly,
   dialTcp,
   type Link,
+  type LinkPath,
   type LinkSource,
   mergeSources,
   outwardAddress,
   Queue,
   tcpLink,
 } from "./transport.ts";
+import type { Finder, MeetOptions, Way } from "./way.ts";
 
 /**
  * How long the coming side tries the direct ways before it also tries the relay (at once when
@@ -44,24 +38,13 @@ export const RELAY_DELAY_MS = 500;
 /** After a wrong code from one peer, how long to keep looking for another. */
 const AFTER_WRONG_CODE_MS = 3000;
 
-/** Where to meet, for both sides. */
-export interface MeetOptions {
-  /** "sender" or "receiver": our role. */
-  role: "sender" | "receiver";
-  /** The code phrase; only its public part is used here. */
-  code: string;
-  /** Use LAN discovery. */
-  discover: boolean;
-  /** A transit relay to meet at, if any. */
-  relay?: RelayAddress;
-  /** Warnings for the user (a lost relay, a failed announcer). */
-  warn: (text: string) => void;
-  /** The code's wrong-guess budget, shared by every way in. */
-  budget: GuessBudget;
-}
+export type { MeetOptions } from "./way.ts";
 
-const ROLE = { sender: ROLE_SENDER, receiver: ROLE_RECEIVER } as const;
-const SIDE = { sender: RELAY_SIDE_SENDER, receiver: RELAY_SIDE_RECEIVER } as const;
+/**
+ * Every way in besides the tutorial's own (listen, dial HOST). A new way is a module that
+ * exports a Way (lib/way.ts), and one entry here.
+ */
+const WAYS: Way[] = [LAN, RELAY];
 
 /** What the waiting side waits on. */
 export interface Waiting {
@@ -79,8 +62,9 @@ export interface Waiting {
 }
 
 /**
- * Starts waiting: TCP on `host:port`, announced on the LAN unless `host` is a loopback address
- * (nobody there could dial it) or discovery is off, and at the relay if there is one.
+ * Starts waiting: TCP on `host:port`, like the tutorial, and every other way in that this run
+ * uses (announced on the LAN, waiting at a relay): what arrives by any of them comes as one
+ * source of links.
  */
 export async function waitForPeers(
   host: string,
@@ -91,28 +75,12 @@ export async function waitForPeers(
   const sources: LinkSource[] = [acceptTcp(listener, options.warn)];
   const bound = (listener.addr as Deno.NetAddr).port;
   const also: string[] = [];
-  if (options.discover && !isLoopback(host)) {
+  for (const way of WAYS) {
     try {
-      const announcer = await announce(bound, discoveryOptions(options, options.role));
-      sources.push({ close: () => announcer.stop(), async *[Symbol.asyncIterator]() {} });
-      also.push("announced on the LAN");
-    } catch (err) {
-      options.warn(
-        `cannot announce on the LAN (${(err as Error).message}); give peers the address`,
-      );
-    }
-  }
-  if (options.relay) {
-    also.push(`waiting at the ${relayName(options.relay)}`);
-    try {
-      sources.push(
-        await waitAtRelay(options.relay, {
-          token: relayToken(options.code),
-          side: SIDE[options.role],
-          warn: options.warn,
-          budget: options.budget,
-        }),
-      );
+      const waited = await way.wait(options, { host, port: bound });
+      if (waited === undefined) continue;
+      sources.push(waited.links);
+      also.push(waited.said);
     } catch (err) {
       for (const source of sources) source.close();
       throw err;
@@ -143,17 +111,6 @@ function listenTcp(host: string, port: number): Deno.TcpListener {
   }
 }
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host.startsWith("127.") || host === "::1";
-}
-
-function discoveryOptions(options: MeetOptions, role: "sender" | "receiver") {
-  return {
-    tag: discoveryTag(options.code),
-    role: ROLE[role],
-  };
-}
-
 /** Options for {@linkcode findPeer}. */
 export interface FindOptions extends MeetOptions {
   /** The peer's address, when the user gave one: dialled first. */
@@ -168,10 +125,10 @@ export interface Candidates extends AsyncIterable<Link> {
   settle(): void;
   /** A candidate refused our code: keep looking only a little longer. */
   wrongCode(): void;
-  /** Nothing else is being tried: go to the relay now rather than after its delay. */
-  relayNow(): void;
-  /** The peer met at the relay was not ours: pair there once more (while looking). */
-  retryRelay(): void;
+  /** Nothing else is being tried: start the slow ways (the relay) now, not after their delay. */
+  slowNow(): void;
+  /** The last peer a way brought (`path`) failed other than by a wrong code: bring another. */
+  again(path: LinkPath): void;
   /** Whether more candidates may still come. */
   readonly searching: boolean;
   /** Why nothing (more) was found, once iteration has ended. */
@@ -179,9 +136,9 @@ export interface Candidates extends AsyncIterable<Link> {
 }
 
 /**
- * Looks for the waiting side: dials `address` if given, else listens on the LAN; after
- * {@linkcode RELAY_DELAY_MS} (at once when there is no other way, or the direct way failed)
- * also waits at the relay. Yields each link as it is made.
+ * Looks for the waiting side: dials `address` if given, and looks every way this run uses (on
+ * the LAN without an address); the slow ways (the relay) after {@linkcode RELAY_DELAY_MS}, or at
+ * once when nothing else is being tried. Yields each link as it is made.
  */
 export function findPeer(options: FindOptions): Candidates {
   return new Search(options);
@@ -191,26 +148,31 @@ export function findPeer(options: FindOptions): Candidates {
 class Search implements Candidates {
   #options: FindOptions;
   #queue = new Queue<Link>(closeQuietly);
-  /** What a stop must close: the LAN search, connections waiting at the relay. */
+  #finders: Finder[] = [];
+  /** What a stop must close: the sources the ways opened. */
   #pending = new Set<{ close(): void }>();
   #lastError: Error | undefined;
   #deadline: ReturnType<typeof setTimeout>;
-  #relayTimer: ReturnType<typeof setTimeout> | undefined;
-  #startRelay: () => void = () => {};
-  #relayStarted = new Promise<void>((resolve) => this.#startRelay = resolve);
-  /** Wakes the relay producer for another pairing. */
-  #relayAgain: () => void = () => {};
+  #slowTimer: ReturnType<typeof setTimeout> | undefined;
+  #startSlow: () => void = () => {};
+  #slowTurn = new Promise<void>((resolve) => this.#startSlow = resolve);
 
   constructor(options: FindOptions) {
     this.#options = options;
     this.#deadline = setTimeout(() => this.settle(), options.timeoutMs);
     if (options.address) this.#queue.run(() => this.#dial(options.address!));
-    else if (options.discover) this.#queue.run(() => this.#lookOnLan());
-    if (options.relay) {
-      if (!options.address && !options.discover) this.#startRelay();
-      else this.#relayTimer = setTimeout(this.#startRelay, RELAY_DELAY_MS);
-      this.#queue.run(() => this.#meetAtRelay(options.relay!));
+    for (const way of WAYS) {
+      const finder = way.find(options, options.address);
+      if (finder === undefined) continue;
+      this.#finders.push(finder);
+      this.#queue.run(async () => {
+        if (finder.slow) await this.#slowTurn;
+        await this.#look(finder);
+      });
     }
+    // Nothing quick to try: the slow ways need not wait.
+    if (!options.address && this.#finders.every((finder) => finder.slow)) this.#startSlow();
+    else this.#slowTimer = setTimeout(this.#startSlow, RELAY_DELAY_MS);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Link> {
@@ -223,9 +185,8 @@ class Search implements Candidates {
 
   settle(): void {
     clearTimeout(this.#deadline);
-    clearTimeout(this.#relayTimer);
-    this.#startRelay();
-    this.#relayAgain();
+    clearTimeout(this.#slowTimer);
+    this.#startSlow();
     for (const item of this.#pending) closeQuietly(item);
     this.#queue.close();
   }
@@ -235,80 +196,52 @@ class Search implements Candidates {
     this.#deadline = setTimeout(() => this.settle(), AFTER_WRONG_CODE_MS);
   }
 
-  relayNow(): void {
-    clearTimeout(this.#relayTimer);
-    this.#startRelay();
+  slowNow(): void {
+    clearTimeout(this.#slowTimer);
+    this.#startSlow();
   }
 
-  retryRelay(): void {
-    this.#relayAgain();
+  again(path: LinkPath): void {
+    for (const finder of this.#finders) if (finder.path === path) finder.again?.();
   }
 
   failure(): Error {
     if (this.#lastError) return this.#lastError;
     const options = this.#options;
-    const onLan = options.discover && !options.address;
-    const ways = [
-      onLan ? "on the LAN" : "",
-      options.relay ? `at the ${relayName(options.relay)}` : "",
-    ]
-      .filter((way) => way !== "").join(" or ");
+    const ways = this.#finders.map((finder) => finder.where).join(" or ");
+    const hint = this.#finders.find((finder) => finder.hint)?.hint ?? "";
     return new ConnectionError(
       `no ${peerOf(options.role)} with this code appeared ${ways || "anywhere"} within ` +
         `${Math.round(options.timeoutMs / 1000)} s; check that it is running with the same code` +
-        (onLan ? ", on this network (or pass its address, or --relay)" : ""),
+        hint,
     );
   }
 
-  /** The address the user gave; if it fails, the relay need not wait its turn. */
+  /** The address the user gave; if it fails, the slow ways need not wait their turn. */
   async #dial({ host, port }: { host: string; port: number }): Promise<void> {
     try {
       this.#queue.push(tcpLink(await dialTcp(host, port), "direct"));
     } catch (err) {
       this.#lastError = err as Error;
-      this.#startRelay();
+      this.#startSlow();
     }
   }
 
-  /** Every waiting side with our tag that announces itself on the LAN. */
-  async #lookOnLan(): Promise<void> {
-    let source: LinkSource;
+  /** Every link one way finds, until the search ends. */
+  async #look(finder: Finder): Promise<void> {
+    if (this.#queue.closed) return;
+    let source: LinkSource & { error?: Error };
     try {
-      source = await discover(discoveryOptions(this.#options, peerOf(this.#options.role)));
+      source = await finder.start();
     } catch (err) {
-      this.#options.warn(`cannot look on the LAN (${(err as Error).message})`);
-      this.#startRelay();
+      this.#options.warn(`cannot look ${finder.where} (${(err as Error).message})`);
+      this.#startSlow();
       return;
     }
     this.#pending.add(source);
     if (this.#queue.closed) source.close();
     for await (const link of source) this.#queue.push(link);
-  }
-
-  /**
-   * Pairings at the relay, once its turn comes: one at a time, another only when the last one's
-   * peer was not ours ({@linkcode Search.retryRelay}). A connection the relay hangs up on before
-   * pairing (made redundant by another of our side with this code) is tried again until the
-   * peer is found or time runs out.
-   */
-  async #meetAtRelay(relay: RelayAddress): Promise<void> {
-    await this.#relayStarted;
-    const token = relayToken(this.#options.code);
-    while (!this.#queue.closed) {
-      try {
-        const conn = await dialTcp(relay.host, relay.port);
-        this.#pending.add(conn);
-        this.#queue.push(await pairAtRelay(conn, relay, { token, side: SIDE[this.#options.role] }));
-        this.#pending.delete(conn);
-        await new Promise<void>((resolve) => this.#relayAgain = resolve);
-      } catch (err) {
-        // Closed by us: found elsewhere, or out of time (failure() says which).
-        if (this.#queue.closed) return;
-        this.#lastError = err as Error;
-        if (!(err instanceof RelayRefusedError && err.hungUp)) return;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
+    if (source.error && !this.#queue.closed) this.#lastError = source.error;
   }
 }
 
@@ -338,7 +271,7 @@ export async function connect(options: ConnectOptions, reporter: Reporter): Prom
     // A peer met at the relay that says nothing may be squatting on our token there: pair
     // once more meanwhile, and let the two race.
     const squatter = link.path === "relay"
-      ? setTimeout(() => search.retryRelay(), QUIET_PEER_MS)
+      ? setTimeout(() => search.again("relay"), QUIET_PEER_MS)
       : undefined;
     try {
       const pipe = await authenticate(link, options.role, {
@@ -358,11 +291,11 @@ export async function connect(options: ConnectOptions, reporter: Reporter): Prom
       // A peer that checked our code and said "wrong" is not met again the same way; one that
       // failed otherwise (silent, gone: someone squatting on the relay) may be.
       if (error instanceof AuthError) search.wrongCode();
-      else if (link.path === "relay") search.retryRelay();
+      else search.again(link.path);
       if (budget.exhausted) return race.cancel();
       if (search.searching) reporter.warn(`${link.peer}: ${errorText(error)}; still looking`);
     },
-    onIdle: () => search.relayNow(),
+    onIdle: () => search.slowNow(),
   });
   (async () => {
     for await (const link of search) race.enter(link);

@@ -11,7 +11,15 @@
  * @module
  */
 
-import { encodeRelayRequest, RELAY_MAX_LINE, RELAY_OK } from "../protocol.ts";
+import {
+  encodeRelayRequest,
+  RELAY_MAX_LINE,
+  RELAY_OK,
+  RELAY_SIDE_RECEIVER,
+  RELAY_SIDE_SENDER,
+} from "../protocol.ts";
+import { relayToken } from "./code_phrase.ts";
+import type { Finder, MeetOptions, Waited, Way } from "./way.ts";
 import type { GuessBudget } from "./budget.ts";
 import { ConnectionError, UsageError } from "./errors.ts";
 import { writeAll } from "./io.ts";
@@ -240,3 +248,97 @@ class RelayWaiter implements LinkSource {
     });
   }
 }
+
+/**
+ * The coming side's pairings at the relay: one at a time, another only when the last one's peer
+ * was not ours ({@linkcode RelayMeeting.again}). A connection the relay hangs up on before
+ * pairing (made redundant by another of our side with this code) is tried again until the peer
+ * is found or the search ends; any other failure ends it, and is kept as `error`.
+ */
+class RelayMeeting implements LinkSource {
+  error?: Error;
+  #relay: RelayAddress;
+  #options: PairOptions;
+  #queue = new Queue<Link>(closeQuietly);
+  #conn: Deno.TcpConn | undefined;
+  #next: () => void = () => {};
+
+  constructor(relay: RelayAddress, options: PairOptions) {
+    this.#relay = relay;
+    this.#options = options;
+    this.#queue.run(() => this.#pairings());
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Link> {
+    return this.#queue[Symbol.asyncIterator]();
+  }
+
+  /** Pair once more. */
+  again(): void {
+    this.#next();
+  }
+
+  close(): void {
+    this.#next();
+    if (this.#conn) closeQuietly(this.#conn);
+    this.#queue.close();
+  }
+
+  async #pairings(): Promise<void> {
+    const relay = this.#relay;
+    while (!this.#queue.closed) {
+      try {
+        this.#conn = await dialTcp(relay.host, relay.port);
+        const link = await pairAtRelay(this.#conn, relay, this.#options);
+        this.#conn = undefined;
+        this.#queue.push(link);
+        await new Promise<void>((resolve) => this.#next = resolve);
+      } catch (err) {
+        // Closed by us: found elsewhere, or out of time.
+        if (this.#queue.closed) return;
+        this.error = err as Error;
+        if (!(err instanceof RelayRefusedError && err.hungUp)) return;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+}
+
+const SIDE = { sender: RELAY_SIDE_SENDER, receiver: RELAY_SIDE_RECEIVER } as const;
+
+/**
+ * A transit relay as a way in (`--relay`). Both sides meet there by a token from the code's
+ * public part; the waiting side keeps its place there, the coming side goes there after the
+ * direct ways have had a moment.
+ */
+export const RELAY: Way = {
+  async wait(options: MeetOptions): Promise<Waited | undefined> {
+    if (!options.relay) return undefined;
+    const token = relayToken(options.code);
+    const links = await waitAtRelay(options.relay, {
+      token,
+      side: SIDE[options.role],
+      warn: options.warn,
+      budget: options.budget,
+    });
+    return { links, said: `waiting at the ${relayName(options.relay)}` };
+  },
+  find(options: MeetOptions): Finder | undefined {
+    const relay = options.relay;
+    if (!relay) return undefined;
+    let meeting: RelayMeeting | undefined;
+    return {
+      where: `at the ${relayName(relay)}`,
+      path: "relay",
+      slow: true,
+      start: () => {
+        meeting = new RelayMeeting(relay, {
+          token: relayToken(options.code),
+          side: SIDE[options.role],
+        });
+        return Promise.resolve(meeting);
+      },
+      again: () => meeting?.again(),
+    };
+  },
+};

@@ -12,6 +12,7 @@ import { acceptOffer } from "../lib/wormhole/sinks.ts";
 import { Reporter } from "../lib/report.ts";
 import { RefusedError, WIRE } from "../lib/errors.ts";
 import { MAX_DEPTH } from "../protocol.ts";
+import { concat } from "../lib/spake2.ts";
 
 /** A stored zip of `files` (name to bytes), as one buffer. */
 function zipOf(files: [string, Uint8Array][]): Uint8Array {
@@ -26,13 +27,7 @@ function zipOf(files: [string, Uint8Array][]): Uint8Array {
     entry.push(data, true);
   }
   zip.end();
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 /** The offer a wormhole sender makes for `zip`, a folder named `dirname`. */
