@@ -5,6 +5,7 @@
  * ratio of medians and as the median of round-by-round ratios.
  *
  *     BENCH_RUNS=7 deno run -A bench/ab.ts REV_A [REV_B]    # B defaults to the working tree
+ *     BENCH_ONLY=start-up BENCH_RUNS=25 deno run -A bench/ab.ts REV_A REV_B
  *
  * @module
  */
@@ -20,6 +21,7 @@ import {
   makeRandom,
   type Measure,
   MiB,
+  ONLY,
   pairedRatio,
   ROOT,
   RUNS,
@@ -78,7 +80,8 @@ try {
   await makeSmallFiles(small);
   const one = join(WORK, "one.txt");
   await Deno.writeTextFile(one, "x");
-  const cases: [string, string][] = [["1 GiB", big], ["10,000 x 4 KiB", small], ["start-up", one]];
+  const cases = ([["1 GiB", big], ["10,000 x 4 KiB", small], ["start-up", one]] as const)
+    .filter(([name]) => name.includes(ONLY));
   console.log(`A = ${revA}, B = ${revB ?? "working tree"}, ${RUNS} rounds each, code ${CODE}`);
   const results: Record<string, unknown> = {};
   for (const [name, path] of cases) {
