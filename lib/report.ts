@@ -1,18 +1,23 @@
 /**
- * What the user sees: tqdm-like progress bars on stderr (only on a TTY), one JSON event per line
- * on stdout with `--json`, and nothing but errors with `--quiet`.
+ * What the user sees, in one of four modes: tqdm-like progress bars on stderr on a terminal
+ * (lib/report_bars.ts), one JSON event per line on stdout with `--json` (lib/report_json.ts),
+ * plain lines on stderr otherwise, and nothing but errors with `--quiet`. The {@linkcode
+ * Reporter} keeps one set of counts per transfer, which every mode reads, and hands each event to
+ * the mode in use.
  *
- * Why over 400 lines: the events, the bars and the closing lines all read one set of counts per
- * transfer; the drawing itself is in lib/bar.ts already.
+ * Why over 400 lines: the counts every mode reads, and the words of every line a person reads,
+ * are kept in one place; the modes' own machinery is in lib/report_bars.ts and lib/report_json.ts.
  *
  * @module
  */
 
 import { DEFAULT_PORT } from "../protocol.ts";
-import { DEFAULT_COLUMNS, displayWidth, formatBytes, renderBar } from "./bar.ts";
+import { formatBytes, renderBar } from "./bar.ts";
 import { DIGEST_NAME, digestHex } from "./checksum.ts";
 import { escapeForTerminal, exitCodeOf, formatError } from "./errors.ts";
 import { writeOut } from "./io.ts";
+import { BarScreen, writeErr } from "./report_bars.ts";
+import { JsonEvents } from "./report_json.ts";
 import { formatHost, type Link } from "./transport.ts";
 
 /** Options for {@linkcode Reporter}. */
@@ -80,12 +85,6 @@ function filesThrough(t: Transfer): number {
   return Math.min(t.files, t.doneFiles + t.through.size);
 }
 
-const encoder = new TextEncoder();
-/** JSON progress events per transfer per second, at most. */
-const JSON_PROGRESS_PER_SECOND = 4;
-/** Bar redraws per second, at most. */
-const BAR_REDRAWS_PER_SECOND = 10;
-
 /** A file's name for its bar, escaped, marked when it resumed. */
 function nameLabel(line: Line): string {
   return escapeForTerminal(line.name) + (line.resumed > 0 ? " (resumed)" : "");
@@ -128,21 +127,23 @@ export class Reporter {
   readonly tty: boolean;
   readonly hashLines: "stdout" | "stderr";
   #transfers = new Map<string, Transfer>();
-  /** Display widths of the bar lines drawn last, top to bottom. */
-  #drawnWidths: number[] = [];
-  /** A redraw that was too soon, waiting for its time. */
-  #redraw: ReturnType<typeof setTimeout> | undefined;
   /** Who is at the other end of each connection, to tell their bars apart. */
   #peers = new Map<string, string>();
-  #lastDraw = 0;
-  #lastJsonProgress = new Map<string, number>();
+  /** The terminal mode's bars, when stderr is a terminal (and neither --json nor --quiet). */
+  #screen: BarScreen | undefined;
+  /** The --json mode's events. */
+  #events: JsonEvents | undefined;
 
   constructor(options: ReporterOptions = {}) {
     this.json = options.json ?? false;
     this.quiet = options.quiet ?? false;
     this.tty = !this.json && !this.quiet && (options.tty ?? Deno.stderr.isTerminal());
     this.hashLines = options.hashLines ?? "stdout";
-    if (this.tty) drawing.add(this);
+    if (this.json) this.#events = new JsonEvents();
+    if (this.tty) {
+      this.#screen = new BarScreen((columns) => this.#allBars(columns));
+      drawing.add(this);
+    }
   }
 
   /**
@@ -150,17 +151,15 @@ export class Reporter {
    * whether there were any.
    */
   clearBars(): boolean {
-    const drawn = this.#drawnWidths.length > 0;
-    clearTimeout(this.#redraw);
-    this.#clearBars();
+    const drawn = this.#screen?.drawn ?? false;
+    this.#screen?.stop();
     this.#transfers.clear();
     return drawn;
   }
 
   /** Emits a JSON event line (only with --json). Field names are part of the CLI contract. */
   event(name: string, fields: Record<string, unknown> = {}): void {
-    if (!this.json) return;
-    writeOut(JSON.stringify({ event: name, ...fields }) + "\n");
+    this.#events?.event(name, fields);
   }
 
   /**
@@ -291,20 +290,13 @@ export class Reporter {
     t.current.bytes += delta;
     t.totalBytes += delta;
     if (t.current.bytes >= t.current.size) t.through.add(t.current.name);
-    if (this.json) {
-      const now = performance.now();
-      if (now - (this.#lastJsonProgress.get(id) ?? 0) >= 1000 / JSON_PROGRESS_PER_SECOND) {
-        this.#lastJsonProgress.set(id, now);
-        this.event("progress", {
-          conn: id,
-          name: t.current.name,
-          bytes: t.current.bytes,
-          size: t.current.size,
-          total_bytes: t.totalBytes,
-          total_size: t.totalSize,
-        });
-      }
-    }
+    this.#events?.progress(id, {
+      name: t.current.name,
+      bytes: t.current.bytes,
+      size: t.current.size,
+      total_bytes: t.totalBytes,
+      total_size: t.totalSize,
+    });
     this.#draw(false);
   }
 
@@ -339,11 +331,11 @@ export class Reporter {
         ...(digest ? { hash: `${DIGEST_NAME}:${digestHex(digest)}` } : {}),
       });
     } else if (fields.digest) {
-      this.#clearBars();
+      this.#screen?.clear();
       const path = fields.hashPath ?? fields.name;
       const line = `${digestHex(fields.digest)}  ${escapeForTerminal(path)}\n`;
       if (this.hashLines === "stdout") writeOut(line);
-      else this.#write(line);
+      else writeErr(line);
     }
     if (fields.status === "refused" || fields.status === "failed") {
       this.warn(`${fields.name}: ${fields.status}${fields.reason ? ` (${fields.reason})` : ""}`);
@@ -353,7 +345,7 @@ export class Reporter {
 
   /** A transfer that failed before its end: its bars go (its error line says why). */
   abandon(id: string): void {
-    this.#lastJsonProgress.delete(id);
+    this.#events?.forget(id);
     this.#peers.delete(id);
     if (this.#transfers.delete(id)) this.#draw(true);
   }
@@ -370,13 +362,10 @@ export class Reporter {
     const t = this.#transfers.get(id);
     const seconds = t ? (performance.now() - t.started) / 1000 : 0;
     // This transfer's last bar stays on the screen, above the bars still running.
-    if (this.tty && t) {
-      this.#clearBars();
-      this.#write(this.#barLines(t, this.#columns()).map((line) => `${line}\n`).join(""));
-    }
+    if (t) this.#screen?.keep((columns) => this.#barLines(t, columns));
     this.#transfers.delete(id);
     this.#peers.delete(id);
-    this.#lastJsonProgress.delete(id);
+    this.#events?.forget(id);
     const resumed = t?.resumed ?? 0;
     this.event("done", {
       conn: id,
@@ -391,43 +380,10 @@ export class Reporter {
     this.info(`ferry: ${summaryWords(fields, t, seconds, resumed)}`);
   }
 
-  #write(text: string): void {
-    Deno.stderr.writeSync(encoder.encode(text));
-  }
-
-  /** A line of text: the bars step aside (cleared, then drawn again below it). */
+  /** A line of text on stderr: the bars, if any, step aside for it. */
   #say(text: string): void {
-    const bars = this.#drawnWidths.length > 0;
-    this.#clearBars();
-    this.#write(`${text}\n`);
-    if (bars) this.#draw(true);
-  }
-
-  /** The terminal's width now (it may have been resized since the last draw). */
-  #columns(): number {
-    try {
-      return Deno.consoleSize().columns || DEFAULT_COLUMNS;
-    } catch {
-      return DEFAULT_COLUMNS;
-    }
-  }
-
-  /**
-   * Moves the cursor up over the bars drawn last, and clears them. A terminal that re-wraps its
-   * lines when it narrows (tmux, most terminal emulators) may have made more rows of them.
-   */
-  #clearBars(): void {
-    const undo = this.#unDraw();
-    if (undo) this.#write(undo);
-  }
-
-  /** What {@linkcode #clearBars} writes: nothing when no bars are drawn. */
-  #unDraw(columns?: number): string {
-    if (!this.tty || this.#drawnWidths.length === 0) return "";
-    columns ??= this.#columns();
-    const rows = this.#drawnWidths.reduce((n, w) => n + Math.max(1, Math.ceil(w / columns)), 0);
-    this.#drawnWidths = [];
-    return `\x1b[${rows}F\x1b[J`;
+    if (this.#screen) this.#screen.say(text);
+    else writeErr(`${text}\n`);
   }
 
   /** The bar lines of one transfer: the current file (when there are several), then the total. */
@@ -449,32 +405,14 @@ export class Reporter {
   }
 
   #draw(force: boolean): void {
-    if (!this.tty) return;
-    const now = performance.now();
-    const wait = this.#lastDraw + 1000 / BAR_REDRAWS_PER_SECOND - now;
-    if (!force && wait > 0) {
-      // Too soon: draw once the time comes, or a burst followed by a pause (stdin that stops
-      // for a while) would leave its bar showing what it was before the burst.
-      if (this.#redraw === undefined) {
-        this.#redraw = setTimeout(() => {
-          this.#redraw = undefined;
-          this.#draw(false);
-        }, wait);
-        Deno.unrefTimer(this.#redraw);
-      }
-      return;
-    }
-    clearTimeout(this.#redraw);
-    this.#redraw = undefined;
-    this.#lastDraw = now;
-    const columns = this.#columns();
-    // With several transfers at once, each total bar says whose it is.
+    this.#screen?.draw(force);
+  }
+
+  /** Every transfer's bars; with several at once, each total bar says whose it is. */
+  #allBars(columns: number): string[] {
     const many = this.#transfers.size > 1;
-    const lines = [...this.#transfers].flatMap(([id, t]) =>
+    return [...this.#transfers].flatMap(([id, t]) =>
       this.#barLines(t, columns, many ? this.#peers.get(id) : undefined)
     );
-    // One write: the old bars cleared and the new ones drawn, without a visible blank between.
-    this.#write(this.#unDraw(columns) + lines.map((line) => `${line}\n`).join(""));
-    this.#drawnWidths = lines.map((line) => displayWidth(line));
   }
 }
