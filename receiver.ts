@@ -16,16 +16,9 @@ import { EXIT } from "./lib/errors.ts";
 import { GuessBudget } from "./lib/budget.ts";
 import { connect, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import {
-  finished,
-  legacySession,
-  type PerConnection,
-  receiveOn,
-  serveConnections,
-  serveSession,
-} from "./lib/session.ts";
+import { accept, serveConnections } from "./lib/serve.ts";
+import { finished, legacySession, receiveOn } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
-import type { Link } from "./lib/transport.ts";
 import { receiveViaWormhole } from "./lib/wormhole/transfer.ts";
 
 let secret = "";
@@ -66,18 +59,36 @@ async function main(): Promise<number> {
   reporter.listening(options.host, waiting, generated, "sender.ts", into);
   if (!options.legacy) prepareSpake2(w);
 
-  // Serve each sender on its own, at the same time: a broken or slow one never stalls the rest.
-  return await serveConnections(
-    waiting.links,
-    {
-      once: options.once,
-      maxConnections: options.maxConnections,
-      reporter,
-      peers: "senders",
-      budget,
-    },
-    serveOne(options, reporter, code, w),
-  );
+  // The side that waits says each sender's failure itself, without the code.
+  const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
+  const serving = {
+    once: options.once,
+    maxConnections: options.maxConnections,
+    reporter,
+    peers: "senders",
+    budget,
+  };
+  if (options.legacy) {
+    return await serveConnections(
+      waiting.links,
+      serving,
+      (link, id) => legacySession(link, { ...receiving(options, reporter, id), onError }),
+    );
+  }
+
+  // Serve each sender that proves the code on its own, at the same time: a broken or slow one
+  // never stalls the rest.
+  const senders = accept(waiting.links, {
+    ...serving,
+    role: "receiver",
+    w,
+    timeoutMs: options.timeoutMs,
+    onError,
+  });
+  for await (const sender of senders) {
+    sender.serve(receiveOn(sender.pipe, { ...receiving(options, reporter, sender.id), onError }));
+  }
+  return await senders.finished;
 }
 
 /** What receiving needs, for connection `id`. */
@@ -97,21 +108,5 @@ function receiving(options: ReceiverOptions, reporter: Reporter, id: string) {
   };
 }
 const claims = new Set<string>();
-
-/** Each sender that comes: the tutorial's wire, or prove the code and then receive. */
-function serveOne(options: ReceiverOptions, reporter: Reporter, code: string, w: bigint) {
-  return async (link: Link, id: string, perConnection: PerConnection) => {
-    // The side that waits reports each session's failure itself.
-    const onError = (error: unknown) => reporter.sessionFailed(error, [code]);
-    const each = { ...receiving(options, reporter, id), onError };
-    if (options.legacy) return await legacySession(link, each);
-    return await serveSession(
-      link,
-      "receiver",
-      { ...each, w, ...perConnection },
-      (pipe) => receiveOn(pipe, each),
-    );
-  };
-}
 
 if (import.meta.main) runMain(main, () => [secret], RECEIVER_HELP);

@@ -18,7 +18,8 @@ import { Manifest } from "./lib/manifest.ts";
 import { GuessBudget } from "./lib/budget.ts";
 import { connect, type MeetOptions, waitForPeers } from "./lib/meet.ts";
 import { Reporter } from "./lib/report.ts";
-import { finished, sendOn, serveConnections, serveSession } from "./lib/session.ts";
+import { accept } from "./lib/serve.ts";
+import { finished, sendOn } from "./lib/session.ts";
 import { prepareSpake2 } from "./lib/spake2.ts";
 import { dialTcp } from "./lib/transport.ts";
 import { sendViaWormhole } from "./lib/wormhole/transfer.ts";
@@ -76,20 +77,24 @@ async function serveReceivers(
   const generated = options.code === undefined ? meet.code : undefined;
   reporter.listening(options.host, waiting, generated, "receiver.ts --connect");
   prepareSpake2(meet.w);
+  // Serve each receiver that proves the code on its own, at the same time.
   const onError = (error: unknown) => reporter.sessionFailed(error, [meet.code]);
-  return await serveConnections(
-    waiting.links,
-    { once: options.once, reporter, peers: "receivers", budget: meet.budget },
-    (link, id, perConnection) => {
-      const each = { ...options, reporter, id, onError };
-      return serveSession(
-        link,
-        "sender",
-        { ...each, w: meet.w, ...perConnection },
-        (pipe) => sendOn(pipe, manifest, each),
-      );
-    },
-  );
+  const receivers = accept(waiting.links, {
+    once: options.once,
+    reporter,
+    peers: "receivers",
+    budget: meet.budget,
+    role: "sender",
+    w: meet.w,
+    timeoutMs: options.timeoutMs,
+    onError,
+  });
+  for await (const receiver of receivers) {
+    receiver.serve(
+      sendOn(receiver.pipe, manifest, { ...options, reporter, id: receiver.id, onError }),
+    );
+  }
+  return await receivers.finished;
 }
 
 /** --legacy: the tutorial's wire. Connect, send "name<SEPARATOR>size", then the bytes. */

@@ -17,7 +17,7 @@ import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
-import { DEFAULT_MAX_CONNECTIONS } from "./session.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "./serve.ts";
 import { parseRelay } from "./relay.ts";
 import { OwnedFile } from "./owned_file.ts";
 import { clearAllBars } from "./report.ts";
