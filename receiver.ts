@@ -56,7 +56,8 @@ async function main(): Promise<number> {
   const waiting = await waitForPeers(options.host, options.port, meet);
   const generated = options.code === undefined && !options.legacy ? code : undefined;
   const into = options.stdout || options.madeDir ? undefined : Deno.realPathSync(options.dir);
-  reporter.listening(options.host, waiting, generated, "sender.ts", into);
+  const peers = options.legacy ? "sender.ts --legacy" : "sender.ts";
+  reporter.listening(options.host, waiting, generated, peers, into);
   if (!options.legacy) prepareSpake2(w);
 
   // The side that waits says each sender's failure itself, without the code.

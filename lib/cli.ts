@@ -10,7 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
@@ -594,10 +594,18 @@ export function parseReceiverArgs(args: string[]): ReceiverOptions | null {
       { permission: { name: "write", path: dir } as const, for: `writing into ${dir}` },
     ]),
   ]);
-  // A --dir that does not exist yet is made (as `mkdir -p` would); anything else there is not.
+  // A --dir that does not exist yet is made, its last folder only: a typo further up is said,
+  // not made into a tree. Anything else there is not a folder.
   let madeDir = false;
   if (!stdout && !existsHere(dir)) {
-    Deno.mkdirSync(dir, { recursive: true });
+    try {
+      Deno.mkdirSync(dir);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      throw new UsageError(
+        `--dir ${dir}: ${dirname(dir)} does not exist (a typo? ferry makes only the last folder)`,
+      );
+    }
     madeDir = true;
   }
   if (!stdout && !isFolder(dir)) throw new UsageError(`--dir ${dir} is not a folder`);
@@ -699,8 +707,13 @@ export async function runMain(
     // No bar stays behind, frozen at some percent above the message. (Without bars, the
     // terminal's "^C" is on the line: the message starts on the next.)
     const cleared = clearAllBars();
-    // Files being written stay as NAME.ferry-part; say so only if there are some.
-    const kept = OwnedFile.open > 0 ? "; partial files are kept as NAME.ferry-part to resume" : "";
+    // Files being written stay as NAME.ferry-part; say so only if there are some, and promise a
+    // resume only where there can be one (magic-wormhole's transfers start again from 0).
+    const kept = OwnedFile.resumable > 0
+      ? "; partial files are kept as NAME.ferry-part to resume"
+      : OwnedFile.open > 0
+      ? "; the next transfer starts again from the beginning"
+      : "";
     Deno.stderr.writeSync(
       new TextEncoder().encode(`${cleared ? "" : "\n"}ferry: interrupted${kept}\n`),
     );

@@ -54,6 +54,8 @@ export interface Waiting {
   links: LinkSource;
   /** How else peers can reach us, for the user: "announced on the LAN", "waiting at relay …". */
   also: string[];
+  /** Flags the other side needs to come those ways too: `--relay tcp:…`. */
+  tell: string[];
   /**
    * The address to give peers: the one we listen on, or our outward one for 0.0.0.0; undefined
    * when we have none to give (no route out: peers find us on the LAN, or at the relay).
@@ -75,12 +77,14 @@ export async function waitForPeers(
   const sources: LinkSource[] = [acceptTcp(listener, options.warn)];
   const bound = (listener.addr as Deno.NetAddr).port;
   const also: string[] = [];
+  const tell: string[] = [];
   for (const way of WAYS) {
     try {
       const waited = await way.wait(options, { host, port: bound });
       if (waited === undefined) continue;
       sources.push(waited.links);
       also.push(waited.said);
+      if (waited.tell) tell.push(waited.tell);
     } catch (err) {
       for (const source of sources) source.close();
       throw err;
@@ -88,7 +92,7 @@ export async function waitForPeers(
   }
   const wildcard = host === "0.0.0.0" || host === "::";
   const reachAt = wildcard ? await outwardAddress() : host;
-  return { port: bound, links: mergeSources(sources), also, reachAt };
+  return { port: bound, links: mergeSources(sources), also, tell, reachAt };
 }
 
 /** Deno.listen, with its failures said in words and with the flag that changes them. */

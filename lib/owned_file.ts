@@ -38,25 +38,31 @@ function call<T>(fn: () => T): T {
 export class OwnedFile {
   /** How many are open now: an interrupted process says whether it left partial files. */
   static open = 0;
+  /** How many of those a later run can resume (magic-wormhole's transfers cannot). */
+  static resumable = 0;
   readonly fd: number;
   position: number;
   #closed = false;
+  #resumable: boolean;
 
-  private constructor(fd: number, position: number) {
+  private constructor(fd: number, position: number, resumable = true) {
     this.fd = fd;
     this.position = position;
+    this.#resumable = resumable;
     OwnedFile.open++;
+    if (resumable) OwnedFile.resumable++;
   }
 
   /**
    * Creates `path`, which must not exist in any form (O_EXCL: a symlink there, even a dangling
    * one, fails too). `mode` is masked by the umask, as for any new file: it is the final mode.
+   * Not `resumable`: no later run can take it up (an interrupted process says so).
    */
-  static create(path: string, mode: number): OwnedFile {
+  static create(path: string, mode: number, resumable = true): OwnedFile {
     const fd = call(() =>
       fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, mode)
     );
-    return new OwnedFile(fd, 0);
+    return new OwnedFile(fd, 0, resumable);
   }
 
   /**
@@ -120,7 +126,10 @@ export class OwnedFile {
   }
 
   close(): void {
-    if (!this.#closed) OwnedFile.open--;
+    if (!this.#closed) {
+      OwnedFile.open--;
+      if (this.#resumable) OwnedFile.resumable--;
+    }
     this.#closed = true;
     try {
       fs.closeSync(this.fd);

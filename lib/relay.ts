@@ -321,7 +321,12 @@ export const RELAY: Way = {
       warn: options.warn,
       budget: options.budget,
     });
-    return { links, said: `waiting at the ${relayName(options.relay)}` };
+    const { host, port } = options.relay;
+    return {
+      links,
+      said: `waiting at the ${relayName(options.relay)}`,
+      tell: `--relay tcp:${formatHost(host, port)}`,
+    };
   },
   find(options: MeetOptions): Finder | undefined {
     const relay = options.relay;

@@ -170,12 +170,12 @@ export class Reporter {
    */
   listening(
     host: string,
-    waiting: { port: number; also: string[]; reachAt: string | undefined },
+    waiting: { port: number; also: string[]; tell: string[]; reachAt: string | undefined },
     generatedCode: string | undefined,
-    peers: "sender.ts" | "receiver.ts --connect",
+    peers: "sender.ts" | "sender.ts --legacy" | "receiver.ts --connect",
     into?: string,
   ): void {
-    const { port, also, reachAt } = waiting;
+    const { port, also, tell, reachAt } = waiting;
     this.event("listening", { host, port });
     const address = formatHost(host, port);
     // A receiver says where the files go (unless it just said it made the folder).
@@ -191,11 +191,15 @@ export class Reporter {
     const where = reachAt === undefined
       ? ""
       : ` ${port === DEFAULT_PORT ? bare : formatHost(reachAt, port)}`;
-    const code = generatedCode ?? "<the code>";
-    const what = peers === "sender.ts" ? " FILE..." : "";
+    // The tutorial's wire has no code; the other ways in need their flags.
+    const code = peers === "sender.ts --legacy"
+      ? ""
+      : `FERRY_CODE=${generatedCode ?? "<the code>"} `;
+    const what = peers === "receiver.ts --connect" ? "" : " FILE...";
+    const flags = tell.map((flag) => ` ${flag}`).join("");
     const here = reachAt?.startsWith("127.") || reachAt === "::1";
     const on = here ? "in another terminal" : "on the other computer";
-    this.info(`ferry: ${on}, run: FERRY_CODE=${code} ./${peers}${where}${what}`);
+    this.info(`ferry: ${on}, run: ${code}./${peers}${where}${flags}${what}`);
   }
 
   /**

@@ -38,6 +38,8 @@ export interface Waited {
   links: LinkSource;
   /** "announced on the LAN", "waiting at the relay 10.0.0.9:4001". */
   said: string;
+  /** What the other side must be told to come this way: `--relay tcp:10.0.0.9:4001`. */
+  tell?: string;
 }
 
 /** Links to the waiting side that one way finds on the coming side. */

@@ -272,13 +272,23 @@ Deno.test("ferry sender with a missing path exits 2", async () => {
   assertMatch(out.stderr, /ferry: no such file or folder: \/definitely\/not\/here/);
 });
 
-Deno.test("ferry receiver makes a --dir that is not there, and refuses one that is a file", () =>
+Deno.test("ferry receiver makes a --dir that is not there (its last folder only), and refuses one that is a file", () =>
   withDirs(async (src, dst) => {
     await Deno.writeTextFile(join(src, "file"), "x");
     const out = await run(RECEIVER, ["--dir", join(src, "file"), "--port", "0"]);
     assertEquals(out.code, 2);
     assertEquals(out.stderr, `ferry: --dir ${join(src, "file")} is not a folder\n`);
+    // A typo in a parent is not made into a tree: the missing folder is named, nothing is made.
+    const typo = await run(RECEIVER, ["--dir", join(dst, "downlaods/new"), "--port", "0"]);
+    assertEquals(typo.code, 2, typo.stderr);
+    assertEquals(
+      typo.stderr,
+      `ferry: --dir ${join(dst, "downlaods/new")}: ${join(dst, "downlaods")} does not exist ` +
+        "(a typo? ferry makes only the last folder)\n",
+    );
+    assertEquals([...Deno.readDirSync(dst)], []);
     // Not there yet: made, and said so, like README's first command on a fresh clone.
+    await Deno.mkdir(join(dst, "downloads"));
     const fresh = join(dst, "downloads/new");
     const receiver = await startReceiver(["--once", "--dir", fresh]);
     assertMatch(receiver.banner, /ferry: made the folder \S*downloads\/new/);

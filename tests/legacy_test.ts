@@ -336,3 +336,18 @@ Deno.test("receiver --legacy: a body trickled at 20 B/s is cut by the minimum ra
     await Deno.remove(dst, { recursive: true });
   }
 });
+
+Deno.test("receiver --legacy suggests the tutorial's wire to the other side: no code, --legacy", async () => {
+  const dst = await tempDir();
+  try {
+    const receiver = await startReceiver(["--legacy", "--dir", dst]);
+    await receiver.stop();
+    assertMatch(
+      receiver.banner,
+      /in another terminal, run: \.\/sender\.ts --legacy 127\.0\.0\.1:\d+ FILE\.\.\./,
+    );
+    assert(!receiver.banner.includes("FERRY_CODE"), receiver.banner);
+  } finally {
+    await Deno.remove(dst, { recursive: true });
+  }
+});

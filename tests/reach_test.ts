@@ -308,6 +308,13 @@ relayTest(
         await Deno.mkdir(join(src, "d"));
         await Deno.writeTextFile(join(src, "d", "b.txt"), "bee");
         const receiver = await startReceiver(["--dir", dst, "--once", "--relay", relay.address]);
+        // What it tells the other side includes the relay.
+        assertMatch(
+          receiver.banner,
+          new RegExp(
+            `run: FERRY_CODE=<the code> \\./sender\\.ts \\S+ --relay ${relay.address} FILE`,
+          ),
+        );
         const sent = await send([
           join(src, "a.bin"),
           join(src, "d"),

@@ -633,3 +633,45 @@ Deno.test("transit hints are bounded: 8 relay hints of 16 addresses and 8 direct
   });
   assertEquals(odd.direct.map((a) => a.hostname), ["::1", "peer.lan"]);
 });
+
+test("receiver.ts --wormhole interrupted promises no resume, and the next try replaces its partial file", async () => {
+  await withServers(async (servers) => {
+    await withDirs(async (src, dst) => {
+      await writeRandomFile(join(src, "big.bin"), 256 * 1024 * 1024, 63);
+      const first = await wormholeSend(servers, ["big.bin"], src);
+      // Started by hand: without a terminal it says nothing until the end, so there is no line
+      // to wait for; the partial file says when it is under way.
+      const receiver = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", RECEIVER, "--wormhole", ...servers.ferry, "--dir", dst],
+        env: { FERRY_CODE: first.code, NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      try {
+        await untilGrown(join(dst, "big.bin.ferry-part"), 1024 * 1024);
+        receiver.kill("SIGINT");
+        const stopped = await withTimeout(receiver.output(), 20_000, "the interrupted receiver");
+        const stderr = new TextDecoder().decode(stopped.stderr);
+        assertEquals(stopped.code, 130, stderr);
+        // magic-wormhole has no offset to resume from: ferry does not promise one.
+        assert(!/to resume/.test(stderr), stderr);
+        assertMatch(stderr, /the next transfer starts again from the beginning/);
+      } finally {
+        try {
+          first.cli.child.kill("SIGKILL");
+        } catch {
+          // It gave up already, its receiver gone.
+        }
+        await first.cli.child.status;
+      }
+      // The same file again: before, ferry refused it (big.bin.ferry-part is in the way).
+      const second = await wormholeSend(servers, ["big.bin"], src);
+      const received = await ferryReceive(servers, second.code, ["--dir", dst]);
+      assertEquals(received.code, 0, received.stderr);
+      assert(await sameFile(join(src, "big.bin"), join(dst, "big.bin")));
+      assertEquals(await exists(join(dst, "big.bin.ferry-part")), false);
+      await second.cli.finish();
+    });
+  });
+});

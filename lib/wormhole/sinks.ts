@@ -9,7 +9,7 @@
 import { ProtocolError, RefusedError, WIRE } from "../errors.ts";
 import { writeAll } from "../io.ts";
 import { OwnedFile } from "../owned_file.ts";
-import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
+import { moveIntoPlace, PART_SUFFIX, removePart, removeQuietly, type Target } from "../place.ts";
 import type { Reporter } from "../report.ts";
 import { nameProblem, SafeRoot } from "../safe_path.ts";
 import { Unzipper } from "./zip.ts";
@@ -95,7 +95,12 @@ function fileSink(target: Target, size: number, overwrite: boolean): Sink {
   }
   let out: OwnedFile;
   try {
-    out = target.root.within(name + PART_SUFFIX, (part) => OwnedFile.create(part, 0o666));
+    // magic-wormhole has no offset to resume from: a NAME.ferry-part of ours left by an
+    // interrupted run is replaced (unlink removes a link itself, never what it points to).
+    out = target.root.within(name + PART_SUFFIX, (part) => {
+      removeQuietly(part);
+      return OwnedFile.create(part, 0o666, false);
+    });
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new RefusedError(`${name}${PART_SUFFIX} is in the way`, WIRE.EXISTS);

@@ -12,7 +12,7 @@ import { IntegrityError, RefusedError, WIRE } from "../errors.ts";
 import { KIND_DIR, KIND_FILE, MAX_DEPTH } from "../../protocol.ts";
 import type { SourceEntry } from "../manifest.ts";
 import { OwnedFile } from "../owned_file.ts";
-import { moveIntoPlace, PART_SUFFIX, removePart, type Target } from "../place.ts";
+import { moveIntoPlace, PART_SUFFIX, removePart, removeQuietly, type Target } from "../place.ts";
 import { nameProblem, SafeRoot } from "../safe_path.ts";
 
 /** Zip's stored sizes are 32-bit; fflate writes no zip64. */
@@ -214,7 +214,10 @@ export class Unzipper {
     }
     if (isDir) return;
     const target = { root: this.#root, name: path };
-    const out = this.#root.within(path + PART_SUFFIX, (part) => OwnedFile.create(part, 0o644));
+    const out = this.#root.within(path + PART_SUFFIX, (part) => {
+      removeQuietly(part);
+      return OwnedFile.create(part, 0o644, false);
+    });
     this.#open.set(out, target);
     (file as unknown as { ondata: (err: Error | null, data: Uint8Array, final: boolean) => void })
       .ondata = (err, data, final) => {
