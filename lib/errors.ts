@@ -50,7 +50,7 @@ export const WIRE_MESSAGES: Record<WireCode, string> = {
   [WIRE.TIMEOUT]: "timed out",
   [WIRE.BUSY]: "receiver is busy (too many connections); try again later",
   [WIRE.INTEGRITY]: "integrity check failed",
-  [WIRE.EXISTS]: "already exists on the receiver (the receiver can pass --overwrite)",
+  [WIRE.EXISTS]: "already exists on the receiver, which can pass --overwrite",
   [WIRE.BAD_NAME]: "unsafe file name",
   [WIRE.TOO_LARGE]: "too large for the receiver's limits (--max-size, --max-files)",
   [WIRE.NO_SPACE]: "receiver has no space left",
@@ -197,7 +197,12 @@ export function errorFromWire(code: number, detail: string): FerryError {
 function localErrorFor(code: number, detail: string): FerryError {
   const known = (WIRE_MESSAGES as Record<number, string>)[code];
   const text = known ?? `peer reported error ${code}`;
-  const message = detail && detail !== known ? `${text}: ${detail}` : text;
+  // The peer's words, after ours unless they already say the same ("no space left for x").
+  const message = !detail || detail === known
+    ? text
+    : detail.startsWith(text)
+    ? detail
+    : `${text}: ${detail}`;
   if (isRefusal(code)) return new RefusedError(message, code as WireCode);
   switch (code) {
     case WIRE.WRONG_CODE:

@@ -109,9 +109,9 @@ function summaryWords(
     const rate = seconds > 0 && fields.bytes > 0
       ? `, ${formatBytes(fields.bytes / seconds)}/s`
       : "";
-    parts.push(
-      `${plural(moved, "file")}, ${formatBytes(fields.bytes)} in ${seconds.toFixed(1)} s${rate}`,
-    );
+    // Under a tenth of a second, "0.0 s" would say nothing: milliseconds then.
+    const took = seconds < 0.1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`;
+    parts.push(`${plural(moved, "file")}, ${formatBytes(fields.bytes)} in ${took}${rate}`);
   }
   if (resumed > 0) parts.push(`${formatBytes(resumed)} resumed`);
   if (identical > 0) parts.push(`${identical} already there (identical)`);
@@ -209,8 +209,15 @@ export class Reporter {
   connected(link: Link, id: string, say = link.path !== "direct"): void {
     this.event("connected", { conn: id, peer: link.peer, path: link.path });
     this.#peers.set(id, link.peer);
-    const how = { direct: "directly", lan: "found on the LAN", relay: "through the relay" };
-    if (say) this.info(`ferry: connected to ${link.peer} (${how[link.path]})`);
+    if (!say) return;
+    // A relayed link's peer is the relay ("relay 10.0.0.9:4001"): connected through it.
+    this.info(
+      link.path === "relay"
+        ? `ferry: connected through the ${link.peer}`
+        : `ferry: connected to ${link.peer} (${
+          link.path === "lan" ? "found on the LAN" : "directly"
+        })`,
+    );
   }
 
   /** The code to pass on (magic-wormhole's way): what the other person runs. Always shown. */

@@ -426,3 +426,23 @@ Deno.test("--json piped into `head -1`: the transfer goes on without its events,
     assertEquals((await listTree(join(dst, "many"))).size, 300);
   });
 });
+
+Deno.test("the words a person reads: a refusal without nested brackets, a quick transfer timed in ms", () =>
+  withDirs(async (src, dst) => {
+    await Deno.writeTextFile(join(src, "here.txt"), "new");
+    await Deno.writeTextFile(join(src, "fresh.txt"), "fresh");
+    await Deno.writeTextFile(join(dst, "here.txt"), "old!");
+    const { sent, received } = await sendOnce(
+      [join(src, "here.txt"), join(src, "fresh.txt")],
+      ["--dir", dst],
+    );
+    assertEquals(sent.code, 6, sent.stderr);
+    assertMatch(
+      sent.stderr,
+      /here\.txt: refused \(already exists on the receiver, which can pass --overwrite\)\n/,
+    );
+    assert(!/\(.*\(/.test(sent.stderr), sent.stderr);
+    // Under a tenth of a second: milliseconds, not "0.0 s".
+    assertMatch(received.stderr, /ferry: 2 files, 5 B in \d+ ms, .*1 refused/);
+    assert(!/in 0\.0 s/.test(sent.stderr + received.stderr), sent.stderr + received.stderr);
+  }));
