@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-write --allow-sys=statfs --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-write --allow-sys=statfs,networkInterfaces --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
 /**
  * receiver.ts: receive files from ferry senders. The tutorial's receiver.py, grown up: it
  * listens on 0.0.0.0:5001 (and says so on the LAN, and waits at a relay if given one), serves

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
+#!/usr/bin/env -S deno run --v8-flags=--expose-gc --allow-net --allow-read --allow-sys=networkInterfaces --allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG,NO_COLOR
 /**
  * sender.ts: send files to a ferry receiver. The tutorial's sender.py, grown up: it connects
  * (to HOST, or to a receiver it finds on the LAN or meets at a relay), proves it knows the code

@@ -412,8 +412,8 @@ USAGE:
   ./receiver.ts --wormhole [CODE] [OPTIONS]
 
   ./receiver.ts runs it with the permissions it needs, as does: deno run
-  --allow-net --allow-read --allow-write --allow-sys=statfs
-  --allow-env=FERRY_CODE receiver.ts
+  --allow-net --allow-read --allow-write
+  --allow-sys=statfs,networkInterfaces --allow-env=FERRY_CODE receiver.ts
 
 OPTIONS:
 ${optionsHelp(RECEIVER_FLAGS)}

@@ -23,8 +23,8 @@ import {
   type LinkPath,
   type LinkSource,
   mergeSources,
-  outwardAddress,
   Queue,
+  reachableAddresses,
   tcpLink,
 } from "./transport.ts";
 import type { Finder, MeetOptions, Way } from "./way.ts";
@@ -57,10 +57,13 @@ export interface Waiting {
   /** Flags the other side needs to come those ways too: `--relay tcp:…`. */
   tell: string[];
   /**
-   * The address to give peers: the one we listen on, or our outward one for 0.0.0.0; undefined
-   * when we have none to give (no route out: peers find us on the LAN, or at the relay).
+   * The address to give peers: the one we listen on, or, listening on every address, the first
+   * of {@linkcode reachableAddresses}; undefined when we have none to give (peers find us on the
+   * LAN, or at the relay).
    */
   reachAt: string | undefined;
+  /** The machine's other addresses a peer could use (listening on every address). */
+  otherAddresses: string[];
 }
 
 /**
@@ -91,8 +94,8 @@ export async function waitForPeers(
     }
   }
   const wildcard = host === "0.0.0.0" || host === "::";
-  const reachAt = wildcard ? await outwardAddress() : host;
-  return { port: bound, links: mergeSources(sources), also, tell, reachAt };
+  const [reachAt, ...otherAddresses] = wildcard ? await reachableAddresses() : [host];
+  return { port: bound, links: mergeSources(sources), also, tell, reachAt, otherAddresses };
 }
 
 /** Deno.listen, with its failures said in words and with the flag that changes them. */

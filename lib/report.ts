@@ -170,7 +170,13 @@ export class Reporter {
    */
   listening(
     host: string,
-    waiting: { port: number; also: string[]; tell: string[]; reachAt: string | undefined },
+    waiting: {
+      port: number;
+      also: string[];
+      tell: string[];
+      reachAt: string | undefined;
+      otherAddresses?: string[];
+    },
     generatedCode: string | undefined,
     peers: "sender.ts" | "sender.ts --legacy" | "receiver.ts --connect",
     into?: string,
@@ -200,6 +206,8 @@ export class Reporter {
     const here = reachAt?.startsWith("127.") || reachAt === "::1";
     const on = here ? "in another terminal" : "on the other computer";
     this.info(`ferry: ${on}, run: ${code}./${peers}${where}${flags}${what}`);
+    const others = waiting.otherAddresses ?? [];
+    if (others.length > 0) this.info(`ferry: this machine is also at ${others.join(", ")}`);
   }
 
   /**

@@ -60,6 +60,34 @@ export async function outwardAddress(): Promise<string | undefined> {
   return outward && outward !== "0.0.0.0" && !outward.startsWith("127.") ? outward : undefined;
 }
 
+/**
+ * Every address other machines may reach us at, those of a LAN (private ranges) first: this
+ * machine's own interface addresses when Deno lets us list them (`--allow-sys=networkInterfaces`,
+ * which the shebangs ask for; only asked whether granted, never prompted), else the source address
+ * of the default route ({@linkcode outwardAddress}), else none. Loopback and link-local addresses
+ * are left out: no other machine can use them.
+ */
+export async function reachableAddresses(): Promise<string[]> {
+  const may = Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" });
+  if (may.state !== "granted") {
+    const outward = await outwardAddress();
+    return outward ? [outward] : [];
+  }
+  const found = new Set<string>();
+  for (const { address } of Deno.networkInterfaces()) {
+    if (address === "::1" || address.startsWith("127.") || /^fe[89ab]/i.test(address)) continue;
+    if (address === "0.0.0.0" || address === "::") continue;
+    found.add(address);
+  }
+  const rank = (address: string) =>
+    /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(address)
+      ? 0
+      : address.includes(":")
+      ? 2
+      : 1;
+  return [...found].sort((a, b) => rank(a) - rank(b));
+}
+
 /** `host:port`, with brackets around IPv6. */
 export function formatHost(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;

@@ -27,11 +27,21 @@ export const TARGETS = [
 const ENV = "--allow-env=FERRY_CODE,FERRY_RELAY,FERRY_DEBUG";
 /** What each executable may do: the receiver writes, the sender only reads. */
 export const BINARIES = [
-  { name: "ferry-send", script: "sender.ts", permissions: ["--allow-net", "--allow-read", ENV] },
+  {
+    name: "ferry-send",
+    script: "sender.ts",
+    permissions: ["--allow-net", "--allow-read", "--allow-sys=networkInterfaces", ENV],
+  },
   {
     name: "ferry-receive",
     script: "receiver.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", "--allow-sys=statfs", ENV],
+    permissions: [
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-sys=statfs,networkInterfaces",
+      ENV,
+    ],
   },
 ];
 

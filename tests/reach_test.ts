@@ -20,6 +20,7 @@ import {
   send,
   SENDER,
   startReceiver,
+  startUntil,
   tempDir,
   withDirs,
   withTimeout,
@@ -785,3 +786,45 @@ relayTest(
     });
   },
 );
+
+Deno.test({
+  name:
+    "a receiver on every address names the one a peer can use, and a sender on another host gets through with it",
+  ignore: !HAVE_NETNS,
+  fn: async () => {
+    const id = `${Deno.pid % 10000}${Math.floor(Math.random() * 100)}`;
+    const [a, b] = [`ferry-addr-a-${id}`, `ferry-addr-b-${id}`];
+    const net = `10.79.${Math.floor(Math.random() * 200) + 1}`;
+    for (const ns of [a, b]) ip("netns", "add", ns);
+    try {
+      const [here, there] = [`ad${id}`.slice(0, 15), `bd${id}`.slice(0, 15)];
+      ip("link", "add", here, "type", "veth", "peer", "name", there);
+      ip("link", "set", here, "netns", a);
+      ip("link", "set", there, "netns", b);
+      ip("-n", a, "addr", "add", `${net}.1/24`, "dev", here);
+      ip("-n", b, "addr", "add", `${net}.2/24`, "dev", there);
+      for (const [ns, dev] of [[a, here], [b, there]] as const) {
+        ip("-n", ns, "link", "set", "lo", "up");
+        ip("-n", ns, "link", "set", dev, "up");
+      }
+      await withDirs(async (src, dst) => {
+        await Deno.writeTextFile(join(src, "a.txt"), "by address");
+        // Before: "listening on 0.0.0.0:PORT" and a hint with no address at all.
+        const receiver = await startUntil(
+          RECEIVER,
+          ["--port", "0", "--dir", dst, "--once", "--no-discover"],
+          /on the other computer, run: FERRY_CODE=<the code> \.\/sender\.ts (\S+) FILE/,
+          { netns: a, env: { FERRY_CODE: CODE } },
+        );
+        const address = receiver.match[1]!;
+        assertMatch(address, new RegExp(`^${net.replaceAll(".", "\\.")}\\.1:\\d+$`));
+        const sent = await send([address, join(src, "a.txt")], { netns: b });
+        const received = await receiver.finish();
+        assertEquals([sent.code, received.code], [0, 0], sent.stderr + received.stderr);
+        assertEquals(await Deno.readTextFile(join(dst, "a.txt")), "by address");
+      });
+    } finally {
+      for (const ns of [a, b]) ip("netns", "del", ns);
+    }
+  },
+});

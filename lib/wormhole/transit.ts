@@ -26,7 +26,7 @@ import {
   closeQuietly,
   dialTcp,
   type Link,
-  outwardAddress,
+  reachableAddresses,
   tcpLink,
 } from "../transport.ts";
 import { deriveKey, NONCE_BYTES, secretBox, secretBoxOpen } from "./crypto.ts";
@@ -282,10 +282,9 @@ function unique(addresses: Address[]): Address[] {
   });
 }
 
-/** Our addresses for direct hints: the outward one, and loopback for two ends on one machine. */
+/** Our addresses for direct hints: those a peer could use, and loopback for one machine. */
 async function localAddresses(): Promise<string[]> {
-  const outward = await outwardAddress();
-  return outward ? [outward, "127.0.0.1"] : ["127.0.0.1"];
+  return [...(await reachableAddresses()).slice(0, 4), "127.0.0.1"];
 }
 
 /** Bytes the record pipe asks the connection for at once: many records a read. */
