@@ -10,7 +10,7 @@ import { join } from "node:path";
 export const ROOT = new URL("..", import.meta.url).pathname;
 export const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 3);
 export const ONLY = Deno.env.get("BENCH_ONLY") ?? "";
-export const CODE = "1-bench-mark-code";
+export const CODE = "1-bench-code-zoo";
 export const BASE = await Deno.stat("/dev/shm").then(() => "/dev/shm").catch(() =>
   Deno.makeTempDir()
 );

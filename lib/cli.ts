@@ -15,6 +15,7 @@ import { DEFAULT_PORT } from "../protocol.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "./channel.ts";
 import { COMPRESS_MODES, type CompressMode } from "./compress.ts";
 import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import { codeTypo } from "./code_phrase.ts";
 import { flushOutput, writeOut } from "./io.ts";
 import { DEFAULT_MAX_FILES } from "./plan.ts";
 import { DEFAULT_MAX_CONNECTIONS } from "./serve.ts";
@@ -482,6 +483,16 @@ function parse<T extends Record<string, Flag>>(args: string[], flags: T) {
   }
   if (values.help) return { settings: null, positionals: [] };
   const settings = readFlags(values, flags);
+  // A mistyped word would cost one of the code's few guesses and then read as "wrong code":
+  // said now, before anything goes on the network. (magic-wormhole's codes are not checked.)
+  const code = (settings as { code?: string }).code;
+  const typo = code === undefined || values.wormhole !== undefined ? undefined : codeTypo(code);
+  if (typo) {
+    throw new UsageError(
+      `the code's word "${typo.word}" is not in ferry's word list; did you mean ` +
+        `"${typo.nearest}"? Check the code: a wrong one costs one of its few guesses`,
+    );
+  }
   if (values.legacy) {
     // Settings from the environment do not apply; there is no code to make a tag from.
     Object.assign(settings, { discover: false });

@@ -101,3 +101,52 @@ export function relayToken(code: string): string {
   const bytes = new Uint8Array(hkdfSync("sha256", publicPart(code), "", "ferry/2 relay token", 32));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * A code of ferry's own shape (a number and three words) in which every word but one is in the
+ * word list, and that one is a near miss of a word in it (two edits at most, a swap of two
+ * letters counting as one): most likely a typo, and a mistyped code costs one of the few guesses
+ * a code allows. Returns the word and the nearest one in the list; undefined for every other
+ * code (magic-wormhole's, a phrase of one's own).
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * assertEquals(codeTypo("7-absurd-solutoin-castle"), { word: "solutoin", nearest: "solution" });
+ * assertEquals(codeTypo("7-absurd-ribbon-castle"), undefined);
+ * ```
+ */
+export function codeTypo(code: string): { word: string; nearest: string } | undefined {
+  const parts = normalizeCode(code).split("-");
+  if (parts.length !== 1 + CODE_WORDS || !/^\d+$/.test(parts[0]!)) return undefined;
+  const unknown = parts.slice(1).filter((word) => !WORDS.has(word));
+  if (unknown.length !== 1) return undefined;
+  const word = unknown[0]!;
+  let nearest: string | undefined;
+  let best = 3;
+  for (const candidate of wordlist) {
+    if (Math.abs(candidate.length - word.length) >= best) continue;
+    const distance = editDistance(word, candidate);
+    if (distance < best) [nearest, best] = [candidate, distance];
+  }
+  return nearest === undefined ? undefined : { word, nearest };
+}
+
+const WORDS = new Set(wordlist);
+
+/** Edits from `a` to `b`: insertions, deletions, substitutions, and swaps of neighbours. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      }
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}

@@ -446,3 +446,23 @@ Deno.test("the words a person reads: a refusal without nested brackets, a quick 
     assertMatch(received.stderr, /ferry: 2 files, 5 B in \d+ ms, .*1 refused/);
     assert(!/in 0\.0 s/.test(sent.stderr + received.stderr), sent.stderr + received.stderr);
   }));
+
+Deno.test("a typo in one of the code's words is said before any network use, with the nearest word", () =>
+  withDirs(async (src) => {
+    await Deno.writeTextFile(join(src, "a.txt"), "a");
+    // Port 1 is closed: reaching the network would be exit 3, not a usage error.
+    const typo = await send(["127.0.0.1:1", join(src, "a.txt")], {
+      env: { FERRY_CODE: "7-absurd-solutoin-castle" },
+    });
+    assertEquals(typo.code, 2, typo.stderr);
+    assertMatch(
+      typo.stderr,
+      /the code's word "solutoin" is not in ferry's word list; did you mean "solution"\?/,
+    );
+    assert(!typo.stderr.includes("7-absurd-solutoin-castle"), typo.stderr);
+    // A code in another shape (magic-wormhole's, one of your own) is taken as it is.
+    for (const code of ["4-purple-sausages", "my own phrase here"]) {
+      const other = await send(["127.0.0.1:1", join(src, "a.txt")], { env: { FERRY_CODE: code } });
+      assertEquals(other.code, 3, other.stderr);
+    }
+  }));

@@ -14,7 +14,8 @@ export const ROOT = new URL("..", import.meta.url).pathname;
 export const SENDER = join(ROOT, "sender.ts");
 export const RECEIVER = join(ROOT, "receiver.ts");
 /** The code phrase most tests use; passed through the environment, never argv. */
-export const CODE = "42-test-ferry-code";
+/** A code of ferry's own shape, every word in its list (so no typo check stops it). */
+export const CODE = "42-absurd-ribbon-castle";
 
 /**
  * The permissions (and V8 flags) each script asks for in its shebang line: the tests run the

@@ -292,7 +292,7 @@ Deno.test("the code phrase never appears in --json events, errors or output", as
     assertEquals(bad.code, 4);
     assertNotMatch(
       bad.stdout + bad.stderr + badReceived.stdout + badReceived.stderr,
-      /99-secret-guess-phrase|42-test/,
+      /99-secret-guess-phrase|42-absurd-ribbon/,
     );
     const error = jsonLines(bad.stdout).find((e) => e.event === "error")!;
     assertEquals(error, { event: "error", message: "wrong code", exit_code: 4 });

@@ -170,7 +170,7 @@ Deno.test("ferry sender with a wrong code: exit 4, no file; receiver --once keep
     await Deno.writeTextFile(join(src, "secret.txt"), "top secret");
     const receiver = await startReceiver(["--once", "--dir", dst]);
     const sent = await send([`127.0.0.1:${receiver.port}`, join(src, "secret.txt")], {
-      env: { FERRY_CODE: "1-wrong-code-here" },
+      env: { FERRY_CODE: "1-wrong-code-zebra" },
     });
     assertEquals(sent.code, 4, sent.stderr);
     assertMatch(sent.stderr, /^ferry: wrong code$/m);

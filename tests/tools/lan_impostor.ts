@@ -5,7 +5,7 @@
  * with a wrong guess (`--mode guess`), counting the guesses a sender let it test. It stops after
  * `--seconds`, or on SIGTERM, and prints `guesses N`.
  *
- *     FERRY_CODE=42-test-x deno run -A tests/tools/lan_impostor.ts --ports 8 --mode guess
+ *     FERRY_CODE=42-absurd-ribbon-castle deno run -A tests/tools/lan_impostor.ts --ports 8 --mode guess
  */
 
 import { parseArgs } from "node:util";
