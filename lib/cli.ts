@@ -542,7 +542,13 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   let paths = positionals;
   if (!listen && positionals.length >= 2) {
     if (existsHere(positionals[0]!)) where.readAsPath = positionals[0]!;
-    else {
+    else if (looksLikeAFile(positionals[0]!)) {
+      // `sender.ts reprot.pdf notes.txt`: a typo, not a computer called reprot.pdf.
+      throw new UsageError(
+        `no such file or folder: ${positionals[0]} (to send to a computer of that name, ` +
+          "give HOST:PORT)",
+      );
+    } else {
       where.address = parseAddress(positionals[0]!, port);
       paths = positionals.slice(1);
     }
@@ -557,6 +563,17 @@ export function parseSenderArgs(args: string[]): SenderOptions | null {
   // Standard input can be read once: one receiver.
   return { ...settings, ...where, paths, once: settings.once || stdinCount > 0 };
 }
+
+/**
+ * A name no computer has but files do: no port, and a slash or one of the usual endings of a
+ * file (`docs/report`, `report.pdf`). A host name with such an ending can still be given as
+ * HOST:PORT.
+ */
+function looksLikeAFile(text: string): boolean {
+  return !text.includes(":") && (text.includes("/") || FILE_ENDINGS.test(text));
+}
+const FILE_ENDINGS =
+  /\.(pdf|txt|md|csv|json|xml|html?|docx?|xlsx?|pptx?|odt|ods|zip|tar|gz|tgz|xz|bz2|7z|rar|iso|img|jpe?g|png|gif|webp|heic|svg|mp3|wav|flac|ogg|mp4|mkv|mov|avi|log|bin|dat|sql|py|ts|js|go|rs|c|h)$/i;
 
 /** True if `path` is a folder here (following links: --dir may be one). */
 function isFolder(path: string): boolean {

@@ -466,3 +466,18 @@ Deno.test("a typo in one of the code's words is said before any network use, wit
       assertEquals(other.code, 3, other.stderr);
     }
   }));
+
+Deno.test("a typo in the first path reads as a missing file, not as a computer of that name", () =>
+  withDirs(async (src) => {
+    await Deno.writeTextFile(join(src, "notes.txt"), "n");
+    const out = await send([join(src, "reprot.pdf"), join(src, "notes.txt")]);
+    assertEquals(out.code, 2, out.stderr);
+    assertMatch(
+      out.stderr,
+      /ferry: no such file or folder: \S*reprot\.pdf \(to send to a computer/,
+    );
+    assert(!/could not connect|lookup/.test(out.stderr), out.stderr);
+    // A HOST:PORT with such a name is still taken as one (here: nothing listens there).
+    const host = await send(["127.0.0.1:1", join(src, "notes.txt")]);
+    assertEquals(host.code, 3, host.stderr);
+  }));
