@@ -35,6 +35,7 @@ import {
   closeQuietly,
   dialTcp,
   formatHost,
+  isLoopback,
   type Link,
   type LinkSource,
   Queue,
@@ -248,7 +249,3 @@ export const LAN: Way = {
 };
 
 const ROLE = { sender: ROLE_SENDER, receiver: ROLE_RECEIVER } as const;
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host.startsWith("127.") || host === "::1";
-}

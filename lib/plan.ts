@@ -134,11 +134,11 @@ export class Planner {
    * bytes read, or undefined if that file is not the one we decided on any more (swapped,
    * replaced, gone): then there is nothing to compare, and nothing is said of what is there.
    */
-  async digest(plan: Plan, offset = plan.reply.offset): Promise<number | undefined> {
+  async digest(plan: Plan): Promise<number | undefined> {
     const mine = await this.#hasher();
     const resume = plan.reply.action === REPLY_RESUME;
     const name = resume ? plan.entry.name + PART_SUFFIX : plan.entry.name;
-    const length = resume ? offset : plan.entry.size;
+    const length = resume ? plan.reply.offset : plan.entry.size;
     let read: number;
     try {
       // Opened inside the folder that was checked for it, never a link or a FIFO, and only the

@@ -611,14 +611,14 @@ class FileFrames {
    */
   async #compare(plan: Plan, theirs: Uint8Array): Promise<boolean> {
     if (this.#compareBudget <= 0) return false;
+    // The bytes we read are the bytes the sender digested: the whole file, or the prefix.
     const read = await this.#planner.digest(plan);
     if (read === undefined) return false;
-    const claimed = plan.reply.action === REPLY_HAVE ? plan.entry.size : plan.reply.offset;
     if (sameDigest(theirs, plan.digest!)) {
-      this.#channel.progress(claimed);
+      this.#channel.progress(read);
       return true;
     }
-    this.#channel.unproven(claimed);
+    this.#channel.unproven(read);
     this.#compareBudget -= read;
     return false;
   }

@@ -289,6 +289,8 @@ class RelayMeeting implements LinkSource {
     while (!this.#queue.closed) {
       try {
         this.#conn = await dialTcp(relay.host, relay.port);
+        // Closed while we dialled: this connection must not wait at the relay for nobody.
+        if (this.#queue.closed) return closeQuietly(this.#conn);
         const link = await pairAtRelay(this.#conn, relay, this.#options);
         this.#conn = undefined;
         this.#queue.push(link);

@@ -18,7 +18,7 @@ import { escapeForTerminal, exitCodeOf, formatError } from "./errors.ts";
 import { writeOut } from "./io.ts";
 import { BarScreen, writeErr } from "./report_bars.ts";
 import { JsonEvents } from "./report_json.ts";
-import { formatHost, type Link } from "./transport.ts";
+import { formatHost, isLoopback, type Link } from "./transport.ts";
 
 /** Options for {@linkcode Reporter}. */
 export interface ReporterOptions {
@@ -203,7 +203,7 @@ export class Reporter {
       : `FERRY_CODE=${generatedCode ?? "<the code>"} `;
     const what = peers === "receiver.ts --connect" ? "" : " FILE...";
     const flags = tell.map((flag) => ` ${flag}`).join("");
-    const here = reachAt?.startsWith("127.") || reachAt === "::1";
+    const here = reachAt !== undefined && isLoopback(reachAt);
     const on = here ? "in another terminal" : "on the other computer";
     this.info(`ferry: ${on}, run: ${code}./${peers}${where}${flags}${what}`);
     const others = waiting.otherAddresses ?? [];

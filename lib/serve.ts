@@ -43,8 +43,6 @@ export interface ServeOptions {
 
 /** What a waiting side's session gets besides its link. */
 export interface PerConnection {
-  /** The code's wrong-guess budget, shared by every way in. */
-  budget: GuessBudget;
   /** The peer proved the code: it no longer counts as unproven for the slots. */
   onAuthenticated: () => void;
 }
@@ -85,7 +83,6 @@ export async function serveConnections(
     perConnection: PerConnection,
   ) => Promise<SessionOutcome<{ exitCode: number }>>,
 ): Promise<number> {
-  const budget = options.budget;
   const waiting = new WaitingRoom();
   const active = new Set<Promise<void>>();
   let result: number = EXIT.OK;
@@ -110,11 +107,11 @@ export async function serveConnections(
     }
     const proven = waiting.enter(conn);
     options.reporter.connected(conn, id);
-    const task: Promise<void> = serve(conn, id, { budget, onAuthenticated: proven }).then(
+    const task: Promise<void> = serve(conn, id, { onAuthenticated: proven }).then(
       (outcome) => {
         active.delete(task);
         proven();
-        if (budget.exhausted) {
+        if (options.budget.exhausted) {
           options.reporter.error(
             `ferry: too many wrong codes; no longer accepting ${options.peers}`,
             EXIT.AUTH,

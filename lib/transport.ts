@@ -57,7 +57,7 @@ export async function outwardAddress(): Promise<string | undefined> {
     socket.on("error", () => done());
     socket.connect(9, "192.0.2.1", () => done(socket.address().address));
   });
-  return outward && outward !== "0.0.0.0" && !outward.startsWith("127.") ? outward : undefined;
+  return outward && outward !== "0.0.0.0" && !isLoopback(outward) ? outward : undefined;
 }
 
 /**
@@ -75,7 +75,7 @@ export async function reachableAddresses(): Promise<string[]> {
   }
   const found = new Set<string>();
   for (const { address } of Deno.networkInterfaces()) {
-    if (address === "::1" || address.startsWith("127.") || /^fe[89ab]/i.test(address)) continue;
+    if (isLoopback(address) || /^fe[89ab]/i.test(address)) continue;
     if (address === "0.0.0.0" || address === "::") continue;
     found.add(address);
   }
@@ -86,6 +86,11 @@ export async function reachableAddresses(): Promise<string[]> {
       ? 2
       : 1;
   return [...found].sort((a, b) => rank(a) - rank(b));
+}
+
+/** True for an address only this machine can reach: `localhost`, 127.x, ::1. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1";
 }
 
 /** `host:port`, with brackets around IPv6. */
